@@ -1,0 +1,26 @@
+"""graft: adapt a pretrained image or text model to a small labelled dataset.
+
+>>> import graft
+>>> model = graft.fit("examples/flowers", strategy="feature-extract")  # doctest: +SKIP
+>>> model.predict(["photo.jpg"])  # doctest: +SKIP
+"""
+
+__version__ = "0.1.0"
+
+from graft.config import FitConfig  # noqa: E402
+from graft.errors import ConfigError, DataError, GraftError, ModelUnavailableError, RunError  # noqa: E402
+from graft.model import GraftClassifier, fit  # noqa: E402
+from graft.persistence import load  # noqa: E402
+
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "FitConfig",
+    "GraftClassifier",
+    "GraftError",
+    "ModelUnavailableError",
+    "RunError",
+    "__version__",
+    "fit",
+    "load",
+]

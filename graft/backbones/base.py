@@ -1,0 +1,96 @@
+"""The backbone protocol: what every pretrained feature extractor answers, whatever its source.
+
+Downstream code (heads, strategies, the feature cache, ranking) speaks only this interface, as
+timm's models all answer ``forward_features``/``group_matcher``: features for a batch, their
+dimension, parameter groups from input to output, and the preprocessing the weights expect.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+Modality = Literal["image", "text"]
+
+
+@dataclass(frozen=True)
+class ImagePreprocessing:
+    """What input an image backbone's weights expect (derived from the weights, never typed)."""
+
+    input_size: tuple[int, int]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    interpolation: str = "bicubic"
+    crop_pct: float = 0.875
+    modality: Modality = "image"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TextPreprocessing:
+    """The tokenizer (a folder or hub id) and the maximum sequence length of a text backbone."""
+
+    tokenizer: str
+    max_length: int
+    modality: Modality = "text"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+Preprocessing = ImagePreprocessing | TextPreprocessing
+
+
+def preprocessing_from_dict(values: dict[str, Any]) -> Preprocessing:
+    """Rebuild a preprocessing record saved with :meth:`to_dict`."""
+    values = dict(values)
+    if values.get("modality") == "text":
+        return TextPreprocessing(**values)
+    for key in ("input_size", "mean", "std"):
+        values[key] = tuple(values[key])
+    return ImagePreprocessing(**values)
+
+
+class Backbone(nn.Module, ABC):
+    """A pretrained network that maps a batch of inputs to one feature vector per input.
+
+    Attributes:
+        spec: the model string that recreates this backbone (``efficientnet_lite0``,
+            ``timm:resnet50``, ``hf:org/name``, a local path).
+        feature_dim: length of the feature vector.
+        preprocessing: what input the weights expect.
+    """
+
+    spec: str
+    feature_dim: int
+    preprocessing: Preprocessing
+
+    @property
+    def modality(self) -> Modality:
+        return self.preprocessing.modality
+
+    @abstractmethod
+    def forward(self, batch: Any) -> torch.Tensor:
+        """Features ``[batch, feature_dim]`` for a batch made by the matching collate."""
+
+    @abstractmethod
+    def parameter_groups(self) -> list[list[nn.Parameter]]:
+        """Trainable parameters grouped from input (stem, embeddings) to output (last block)."""
+
+    def fingerprint(self) -> str:
+        """A digest of the weights and preprocessing: equal fingerprints give equal features."""
+        digest = hashlib.sha256(repr(self.preprocessing.to_dict()).encode())
+        for name, tensor in sorted(self.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy())
+        return digest.hexdigest()
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

@@ -1,0 +1,104 @@
+"""Text backbones from Hugging Face transformers: a hub id or a local model folder.
+
+Features are the attention-masked mean of the last hidden states, the pooling that
+sentence-transformers models such as all-MiniLM-L6-v2 were trained with.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from graft.backbones.base import Backbone, TextPreprocessing
+from graft.errors import ModelUnavailableError
+
+DEFAULT_MAX_LENGTH = 256
+
+
+def _max_length(folder: Path | None, config) -> int:
+    """The sequence length the model was trained for (sentence-transformers config first)."""
+    if folder is not None and (folder / "sentence_bert_config.json").is_file():
+        saved = json.loads((folder / "sentence_bert_config.json").read_text())
+        if saved.get("max_seq_length"):
+            return int(saved["max_seq_length"])
+    return int(min(getattr(config, "max_position_embeddings", DEFAULT_MAX_LENGTH), DEFAULT_MAX_LENGTH))
+
+
+def _layer_list(model: nn.Module) -> nn.ModuleList | None:
+    """The longest ModuleList in the model: its transformer layers, whatever the architecture."""
+    lists = [m for m in model.modules() if isinstance(m, nn.ModuleList)]
+    return max(lists, key=len) if lists else None
+
+
+class HFTextBackbone(Backbone):
+    """A transformers encoder with masked mean pooling; batches are tokenizer outputs."""
+
+    def __init__(self, model: nn.Module, tokenizer_source: str, max_length: int, spec: str):
+        super().__init__()
+        if getattr(model, "pooler", None) is not None:
+            model.pooler = None  # unused by mean pooling; would leave parameters without grads
+        self.model = model
+        self.spec = spec
+        self.feature_dim = int(model.config.hidden_size)
+        self.preprocessing = TextPreprocessing(tokenizer=tokenizer_source, max_length=max_length)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        mask = batch["attention_mask"]
+        hidden = self.model(**batch).last_hidden_state
+        weights = mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+
+    def parameter_groups(self) -> list[list[nn.Parameter]]:
+        layers = _layer_list(self.model)
+        if layers is None:
+            return [[p for p in self.model.parameters()]]
+        layer_ids = {id(p): i for i, layer in enumerate(layers) for p in layer.parameters()}
+        before, after = [], []
+        per_layer: list[list[nn.Parameter]] = [[] for _ in layers]
+        seen_layers = False
+        for param in self.model.parameters():
+            if id(param) in layer_ids:
+                per_layer[layer_ids[id(param)]].append(param)
+                seen_layers = True
+            elif seen_layers:
+                after.append(param)
+            else:
+                before.append(param)
+        groups = [before, *per_layer]
+        if after:
+            groups[-1] = groups[-1] + after
+        return [group for group in groups if group]
+
+    @classmethod
+    def create(cls, source: str, pretrained: bool = True, spec: str | None = None) -> HFTextBackbone:
+        """Load ``source`` (a hub id or a folder) with transformers' AutoModel."""
+        from transformers import AutoConfig, AutoModel
+
+        folder = Path(source) if Path(source).is_dir() else None
+        try:
+            config = AutoConfig.from_pretrained(source)
+            if pretrained:
+                model = AutoModel.from_pretrained(source)
+            else:
+                model = AutoModel.from_config(config)
+        except OSError as error:
+            raise ModelUnavailableError(_download_message(source, error)) from None
+        except ValueError as error:
+            raise ModelUnavailableError(
+                f"transformers cannot build an encoder from {source}: {error}"
+            ) from None
+        return cls(model, source, _max_length(folder, config), spec or f"hf:{source}")
+
+
+def _download_message(source: str, error: Exception) -> str:
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    offline = " (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE") else ""
+    return (
+        f"could not load the Hugging Face model {source}{offline}; is the network reachable? "
+        f"{reason}. To use a model you have on disk, pass its folder (config.json, weights and "
+        "tokenizer files) as --model /path/to/folder. Offline default for text: minilm."
+    )

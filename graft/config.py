@@ -1,0 +1,84 @@
+"""The configuration of a fit: every hyperparameter, validated once, saved with the run."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from graft.errors import ConfigError
+
+DEFAULT_MODELS = {"image": "efficientnet_lite0", "text": "minilm"}
+
+
+@dataclass
+class FitConfig:
+    """Hyperparameters of :func:`graft.fit`; ``None`` means "graft's default for this data".
+
+    Attributes:
+        model: backbone model string; None picks ``efficientnet_lite0`` for images and
+            ``minilm`` for text.
+        strategy: ``"fine-tune"`` (head on frozen features, then the whole network) or
+            ``"feature-extract"`` (head only, on cached features).
+        epochs: epochs of the phase that trains most (the backbone phase of fine-tune, the
+            head of feature-extract); None: 3 for fine-tune, 30 for feature-extract.
+        head_epochs: epochs of fine-tune's first, head-only phase.
+        batch_size: examples per step through the backbone.
+        lr: learning rate of the head.
+        backbone_lr_mult: backbone learning rate as a fraction of ``lr``; None: 0.1 for
+            images, 0.05 for text.
+        seed: seeds the split, the initialisation and the data order.
+        val_fraction: share of each class held out for validation when none is given.
+        label_smoothing, weight_decay: regularisation of the loss and of AdamW.
+        num_workers: data-loading processes; None: none on CPU, up to 8 on a GPU.
+        cache_dir: root of the feature cache; None: ``$GRAFT_CACHE_DIR`` or ``~/.cache/graft``.
+        progress: show Lightning's progress bar.
+    """
+
+    model: str | None = None
+    strategy: str = "fine-tune"
+    epochs: int | None = None
+    head_epochs: int = 30
+    batch_size: int = 32
+    lr: float = 1e-3
+    backbone_lr_mult: float | None = None
+    seed: int = 0
+    val_fraction: float = 0.2
+    label_smoothing: float = 0.1
+    weight_decay: float = 0.01
+    num_workers: int | None = None
+    cache_dir: str | None = None
+    progress: bool = True
+
+    def validate(self) -> FitConfig:
+        """Check every option; raise :class:`ConfigError` naming the first bad one."""
+        from graft.strategies import STRATEGIES
+
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(
+                f"--strategy {self.strategy!r} is not one of {', '.join(STRATEGIES)}"
+            )
+        for name in ("epochs", "head_epochs", "batch_size"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+        for name in ("lr", "backbone_lr_mult"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {value}")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ConfigError(f"--val-fraction must be between 0 and 1, got {self.val_fraction}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.weight_decay < 0:
+            raise ConfigError(f"weight_decay must not be negative, got {self.weight_decay}")
+        if self.num_workers is not None and self.num_workers < 0:
+            raise ConfigError(f"--num-workers must not be negative, got {self.num_workers}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> FitConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})

@@ -1,0 +1,62 @@
+"""Opening image files the way every backbone expects them: RGB, upright, bounded in size."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from PIL import Image, ImageOps
+
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
+)
+#: Pixels above which an image is refused (PIL's decompression-bomb guard, made an error).
+MAX_IMAGE_PIXELS = 89_478_485
+
+
+class UnreadableImage(Exception):
+    """An image file cannot be decoded; the message says why."""
+
+
+def is_image_file(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def open_rgb(path: str | Path) -> Image.Image:
+    """Decode ``path`` fully, apply its EXIF orientation and convert any mode to RGB.
+
+    Raises:
+        UnreadableImage: the file is empty, not an image, truncated, or over the size limit.
+    """
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            raise UnreadableImage("the file is empty")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                if image.width * image.height > MAX_IMAGE_PIXELS:
+                    raise UnreadableImage(
+                        f"{image.width}x{image.height} pixels is over the limit of "
+                        f"{MAX_IMAGE_PIXELS:,}"
+                    )
+                image.load()
+                image = ImageOps.exif_transpose(image)
+                return _to_rgb(image)
+    except UnreadableImage:
+        raise
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning) as error:
+        raise UnreadableImage(str(error) or type(error).__name__) from None
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("P", "PA") or "A" in image.getbands():
+        # Composite transparency over white rather than letting it turn black.
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        image = image.point(lambda value: value * (1 / 256)).convert("L")
+    return image.convert("RGB")

@@ -1,0 +1,373 @@
+"""Reading a user's data: class folders, ``train/val/test`` folders, and CSV, TSV or JSONL tables.
+
+Every problem is reported as a :class:`~graft.errors.DataError` that names the folder, file,
+row or column; files that cannot be read are skipped with a warning and listed in ``skipped``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from graft.data.dataset import DataSplits, LabelledData
+from graft.data.images import UnreadableImage, is_image_file, open_rgb
+from graft.errors import DataError
+
+log = logging.getLogger("graft")
+
+TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".jsonl": None, ".ndjson": None}
+TEXT_SUFFIXES = frozenset({".txt"})
+SPLIT_NAMES = {"train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
+LABEL_COLUMNS = ("label", "labels", "class", "target", "category", "y", "sentiment")
+TEXT_COLUMNS = ("text", "sentence", "review", "content", "body", "document", "comment", "message")
+IMAGE_COLUMNS = ("image", "image_path", "path", "file", "filename", "filepath", "img")
+IGNORED_FILES = frozenset({"thumbs.db", "desktop.ini"})
+
+
+def is_hidden(path: Path) -> bool:
+    return path.name.startswith(".") or path.name.lower() in IGNORED_FILES
+
+
+def load_splits(
+    source: str | Path,
+    *,
+    text_column: str | None = None,
+    image_column: str | None = None,
+    label_column: str | None = None,
+) -> DataSplits:
+    """Load ``source``; a folder with ``train/`` (and ``val/``, ``test/``) gives all three."""
+    path = _existing(source)
+    options = dict(text_column=text_column, image_column=image_column, label_column=label_column)
+    if path.is_dir():
+        found = {key: _split_folder(path, names) for key, names in SPLIT_NAMES.items()}
+        if found["train"] is not None:
+            return DataSplits(
+                train=load_data(found["train"], **options),
+                val=load_data(found["val"], **options) if found["val"] else None,
+                test=load_data(found["test"], **options) if found["test"] else None,
+            )
+    return DataSplits(train=load_data(path, **options))
+
+
+def load_data(
+    source: str | Path,
+    *,
+    text_column: str | None = None,
+    image_column: str | None = None,
+    label_column: str | None = None,
+) -> LabelledData:
+    """Load one labelled dataset: a folder of class folders, or a table."""
+    path = _existing(source)
+    if path.is_dir():
+        return _load_class_folders(path)
+    if path.suffix.lower() in TABLE_SUFFIXES:
+        rows, columns = read_table(path)
+        return _from_rows(path, rows, columns, text_column, image_column, label_column)
+    raise DataError(
+        f"{path}: not a folder of class folders nor a table (.csv, .tsv, .jsonl)"
+    )
+
+
+def _existing(source: str | Path) -> Path:
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder")
+    return path.resolve()
+
+
+def _split_folder(root: Path, names: Iterable[str]) -> Path | None:
+    return next((root / n for n in names if (root / n).is_dir()), None)
+
+
+# Class folders ---------------------------------------------------------------------------------
+
+
+def _class_files(folder: Path) -> list[Path]:
+    """Files under a class folder, hidden files and folders left out, symlink loops refused."""
+    files, seen = [], set()
+    stack = [folder]
+    while stack:
+        current = stack.pop()
+        try:
+            real = current.resolve(strict=True)
+        except (OSError, RuntimeError):
+            continue
+        if real in seen:
+            continue
+        seen.add(real)
+        for entry in sorted(current.iterdir()):
+            if is_hidden(entry):
+                continue
+            if entry.is_dir():
+                stack.append(entry)
+            elif entry.is_file():
+                files.append(entry)
+    return sorted(files)
+
+
+def _load_class_folders(root: Path) -> LabelledData:
+    class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not is_hidden(d))
+    if not class_dirs:
+        raise DataError(
+            f"{root}: no class folders found; expected one sub-folder per class "
+            "(or train/ and val/ folders of that shape)"
+        )
+    files_by_class = {d.name: _class_files(d) for d in class_dirs}
+    all_files = [f for files in files_by_class.values() for f in files]
+    modality = "image" if any(is_image_file(f) for f in all_files) else "text"
+    accept = is_image_file if modality == "image" else (lambda f: f.suffix.lower() in TEXT_SUFFIXES)
+    items, labels, skipped = [], [], []
+    classes = [name for name, files in files_by_class.items() if any(accept(f) for f in files)]
+    empty = [name for name in files_by_class if name not in classes]
+    if empty:
+        log.warning("%s: class folder(s) with no usable file, left out: %s", root, ", ".join(empty))
+    for label, name in enumerate(classes):
+        for file in files_by_class[name]:
+            if accept(file):
+                items.append(str(file))
+                labels.append(label)
+    if modality == "text":
+        items, labels, skipped = _read_text_files(items, labels)
+    else:
+        items, labels, skipped = _check_images(items, labels)
+    data = LabelledData(items, np.asarray(labels, dtype=np.int64), classes, modality, str(root), skipped)
+    _require_classes(data)
+    return data
+
+
+def _read_text_files(paths: list[str], labels: list[int]):
+    texts, kept, skipped = [], [], []
+    for path, label in zip(paths, labels, strict=True):
+        raw = Path(path).read_bytes()
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            text = raw.decode("latin-1")
+            log.warning("%s: not UTF-8, decoded as Latin-1", path)
+        if not text.strip():
+            skipped.append((path, "empty text"))
+            continue
+        texts.append(text.strip())
+        kept.append(label)
+    _warn_skipped(skipped)
+    return texts, kept, skipped
+
+
+def _check_images(paths: list[str], labels: list[int]):
+    """Decode every image once (in threads) and keep those that decode."""
+
+    def problem(path: str) -> str | None:
+        try:
+            open_rgb(path)
+        except UnreadableImage as error:
+            return str(error)
+        return None
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        problems = list(pool.map(problem, paths))
+    kept = [(p, y) for p, y, why in zip(paths, labels, problems, strict=True) if why is None]
+    skipped = [(p, why) for p, why in zip(paths, problems, strict=True) if why is not None]
+    _warn_skipped(skipped)
+    return [p for p, _ in kept], [y for _, y in kept], skipped
+
+
+def _warn_skipped(skipped: list[tuple[str, str]]) -> None:
+    for where, why in skipped:
+        log.warning("skipped %s: %s", where, why)
+
+
+def _require_classes(data: LabelledData) -> None:
+    if len(data) == 0:
+        raise DataError(f"{data.source}: no usable examples found")
+    present = [name for name, count in data.class_counts().items() if count > 0]
+    if len(present) < 2:
+        only = f" (only {present[0]!r})" if present else ""
+        raise DataError(f"{data.source}: classification needs at least 2 classes{only}")
+
+
+# Tables ----------------------------------------------------------------------------------------
+
+
+def read_table(path: Path) -> tuple[list[dict[str, str]], list[str]]:
+    """Rows of a CSV, TSV or JSONL file as dictionaries, and the column names."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = path.read_bytes()[: error.start].count(b"\n") + 1
+        raise DataError(f"{path}, line {line}: not valid UTF-8 ({error.reason})") from None
+    delimiter = TABLE_SUFFIXES[path.suffix.lower()]
+    if delimiter is None:
+        return _read_jsonl(path, text)
+    reader = csv.DictReader(text.splitlines(), delimiter=delimiter)
+    columns = [c.strip() for c in (reader.fieldnames or [])]
+    if not columns:
+        raise DataError(f"{path}: the table is empty (no header row)")
+    rows = []
+    for row in reader:
+        extra = row.pop(None, None)
+        if extra:
+            raise DataError(
+                f"{path}, row {reader.line_num}: {len(columns) + len(extra)} fields where the "
+                f"header has {len(columns)}"
+            )
+        rows.append({k.strip(): (v if v is not None else "") for k, v in row.items()})
+    return rows, columns
+
+
+def _read_jsonl(path: Path, text: str) -> tuple[list[dict[str, str]], list[str]]:
+    rows, columns = [], []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DataError(f"{path}, line {number}: not valid JSON ({error.msg})") from None
+        if not isinstance(record, dict):
+            raise DataError(f"{path}, line {number}: expected a JSON object")
+        for key in record:
+            if key not in columns:
+                columns.append(key)
+        rows.append({k: "" if v is None else str(v) for k, v in record.items()})
+    if not rows:
+        raise DataError(f"{path}: the file holds no records")
+    return rows, columns
+
+
+def _pick_column(
+    path: Path, columns: list[str], given: str | None, candidates: tuple[str, ...], option: str
+) -> str | None:
+    if given is not None:
+        if given not in columns:
+            raise DataError(
+                f"{path}: no column {given!r} (option {option}); columns are {', '.join(columns)}"
+            )
+        return given
+    lowered = {c.lower(): c for c in columns}
+    return next((lowered[name] for name in candidates if name in lowered), None)
+
+
+def _detect_input_column(
+    path: Path, rows: list[dict[str, str]], columns: list[str], label: str,
+    text_column: str | None, image_column: str | None,
+) -> tuple[str, str]:
+    """The column holding the inputs, and its modality."""
+    if text_column and image_column:
+        raise DataError(f"{path}: give --text-column or --image-column, not both")
+    image = _pick_column(path, columns, image_column, IMAGE_COLUMNS, "--image-column")
+    if image is not None and (image_column or _looks_like_paths(rows, image)):
+        return image, "image"
+    text = _pick_column(path, columns, text_column, TEXT_COLUMNS, "--text-column")
+    if text is not None:
+        return text, "text"
+    others = [c for c in columns if c != label]
+    path_columns = [c for c in others if _looks_like_paths(rows, c)]
+    if len(path_columns) == 1:
+        return path_columns[0], "image"
+    if len(others) == 1:
+        return others[0], "text"
+    raise DataError(
+        f"{path}: cannot tell which column holds the inputs among {', '.join(others)}; "
+        "name it with --text-column or --image-column"
+    )
+
+
+def _looks_like_paths(rows: list[dict[str, str]], column: str) -> bool:
+    values = [row.get(column, "") for row in rows[:200] if row.get(column)]
+    return bool(values) and all(is_image_file(Path(v.strip())) for v in values)
+
+
+def _from_rows(
+    path: Path, rows: list[dict[str, str]], columns: list[str],
+    text_column: str | None, image_column: str | None, label_column: str | None,
+) -> LabelledData:
+    label = _pick_column(path, columns, label_column, LABEL_COLUMNS, "--label-column")
+    if label is None:
+        raise DataError(
+            f"{path}: no label column found among {', '.join(columns)}; "
+            "name it with --label-column"
+        )
+    column, modality = _detect_input_column(path, rows, columns, label, text_column, image_column)
+    items, names, skipped = [], [], []
+    for number, row in enumerate(rows, start=2 if path.suffix.lower() != ".jsonl" else 1):
+        where = f"{path}, row {number}"
+        value, name = (row.get(column) or "").strip(), (row.get(label) or "").strip()
+        if not name:
+            skipped.append((where, f"missing label in column {label!r}"))
+            continue
+        if modality == "image":
+            file = (path.parent / value).resolve() if value else None
+            if file is None or not file.is_file():
+                skipped.append((where, f"image {value!r} does not exist"))
+                continue
+            value = str(file)
+        elif not value:
+            skipped.append((where, f"empty text in column {column!r}"))
+            continue
+        items.append(value)
+        names.append(name)
+    classes = _sorted_labels(set(names))
+    position = {name: i for i, name in enumerate(classes)}
+    labels = [position[name] for name in names]
+    _warn_skipped(skipped)
+    if modality == "image":
+        items, labels, unreadable = _check_images(items, labels)
+        skipped += unreadable
+    data = LabelledData(items, np.asarray(labels, dtype=np.int64), classes, modality, str(path), skipped)
+    _require_classes(data)
+    return data
+
+
+def _sorted_labels(names: set[str]) -> list[str]:
+    try:
+        return sorted(names, key=float)
+    except ValueError:
+        return sorted(names)
+
+
+# Unlabelled inputs for prediction ----------------------------------------------------------------
+
+
+def load_inputs(inputs: list[str], modality: str, *, column: str | None = None) -> list[str]:
+    """Items to predict: image files or folders of them, a table's input column, or texts.
+
+    For a text model, an argument that is not an existing file is taken as the text itself.
+    """
+    items: list[str] = []
+    for value in inputs:
+        path = Path(value).expanduser()
+        if path.is_dir():
+            files = [f for f in _class_files(path) if is_image_file(f) or f.suffix == ".txt"]
+            items += [_read_item(f, modality) for f in files]
+        elif path.is_file() and path.suffix.lower() in TABLE_SUFFIXES:
+            rows, columns = read_table(path.resolve())
+            candidates = IMAGE_COLUMNS if modality == "image" else TEXT_COLUMNS
+            name = _pick_column(path, columns, column, candidates, "--column")
+            if name is None:
+                raise DataError(
+                    f"{path}: no {modality} column among {', '.join(columns)}; name it with --column"
+                )
+            for row in rows:
+                value = (row.get(name) or "").strip()
+                items.append(str((path.parent / value).resolve()) if modality == "image" else value)
+        elif path.is_file():
+            items.append(_read_item(path, modality))
+        elif modality == "text":
+            items.append(value)
+        else:
+            raise DataError(f"{value}: no such image file or folder")
+    if not items:
+        raise DataError("nothing to predict: the inputs hold no image or text")
+    return items
+
+
+def _read_item(path: Path, modality: str) -> str:
+    if modality == "image":
+        return str(path.resolve())
+    return path.read_text(encoding="utf-8", errors="replace").strip()

@@ -1,0 +1,79 @@
+"""The run directory: what a fit writes, written atomically, and read back by :func:`graft.load`.
+
+Layout::
+
+    config.json        resolved configuration, data sources, split seed, versions
+    labels.json        class names in label order
+    preprocessing.json what input the backbone expects
+    model.safetensors  the head (and the backbone, when it was trained)
+    metrics.json       validation and test metrics
+    history.json       per-epoch metrics of every phase (CSV logs under logs/)
+    summary.json       counts, skipped inputs, cache hits, timings
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from graft.errors import RunError
+
+FORMAT_VERSION = 1
+
+
+def prepare_run_dir(path: str | Path, overwrite: bool) -> Path:
+    """Create ``path``; refuse a non-empty one unless ``overwrite``."""
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise RunError(f"--out {path}: exists and is not a folder")
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise RunError(
+            f"--out {path}: the folder is not empty; choose another folder or pass --overwrite"
+        )
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _atomic(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        write(Path(temporary))
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+def write_json(path: Path, value: Any) -> None:
+    _atomic(path, lambda t: t.write_text(json.dumps(value, indent=2, default=str) + "\n"))
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise RunError(f"{path.parent}: not a graft run ({path.name} is missing)") from None
+    except json.JSONDecodeError as error:
+        raise RunError(f"{path}: corrupt JSON ({error})") from None
+
+
+def write_weights(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    contiguous = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    _atomic(path, lambda t: save_file(contiguous, t, metadata=metadata))
+
+
+def read_weights(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(path)
+    except FileNotFoundError:
+        raise RunError(f"{path.parent}: not a graft run ({path.name} is missing)") from None
+    except Exception as error:  # safetensors raises its own error type for corrupt files
+        raise RunError(f"{path}: cannot read the weights ({error})") from None
