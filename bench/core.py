@@ -19,8 +19,12 @@ from pathlib import Path
 
 import graft
 
-FLOORS = {("flowers", "feature-extract"): 0.70, ("flowers", "fine-tune"): 0.80,
-          ("sst2", "feature-extract"): 0.75, ("sst2", "fine-tune"): 0.82}
+FLOORS = {
+    ("flowers", "feature-extract"): 0.70,
+    ("flowers", "fine-tune"): 0.80,
+    ("sst2", "feature-extract"): 0.75,
+    ("sst2", "fine-tune"): 0.82,
+}
 
 
 def sst2_subset(datasets: Path, rows: int, folder: Path) -> Path:
@@ -37,7 +41,9 @@ def sst2_subset(datasets: Path, rows: int, folder: Path) -> Path:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", type=Path, default=Path(__file__).parents[1] / ".." / "shared" / "datasets")
+    parser.add_argument(
+        "--datasets", type=Path, default=Path(__file__).parents[1] / ".." / "shared" / "datasets"
+    )
     parser.add_argument("--only", choices=["flowers", "sst2"])
     args = parser.parse_args()
     results = []
@@ -45,8 +51,10 @@ def main() -> int:
         scratch = Path(scratch)
         tasks = {
             "flowers": dict(data=args.datasets / "flowers5_128px", test=None),
-            "sst2": dict(data=sst2_subset(args.datasets, 2000, scratch),
-                         test=args.datasets / "sst2" / "test.csv"),
+            "sst2": dict(
+                data=sst2_subset(args.datasets, 2000, scratch),
+                test=args.datasets / "sst2" / "test.csv",
+            ),
         }
         for name, task in tasks.items():
             if args.only and name != args.only:
@@ -54,16 +62,32 @@ def main() -> int:
             for strategy in ("feature-extract", "fine-tune"):
                 cache = scratch / f"cache-{name}-{strategy}"  # cold cache for each row
                 start = time.perf_counter()
-                model = graft.fit(task["data"], test=task["test"], strategy=strategy,
-                                  cache_dir=str(cache), progress=False)
+                model = graft.fit(
+                    task["data"],
+                    test=task["test"],
+                    strategy=strategy,
+                    cache_dir=str(cache),
+                    progress=False,
+                )
                 seconds = time.perf_counter() - start
                 split = "test" if task["test"] else "val"
                 metrics = model.metrics_[split]
-                results.append((name, strategy, split, metrics["accuracy"], metrics["macro_f1"],
-                                seconds, model.summary_["kept_phase"]["phase"]))
-                print(f"{name:8s} {strategy:16s} {split:5s} acc={metrics['accuracy']:.4f} "
-                      f"f1={metrics['macro_f1']:.4f} {seconds:7.1f}s kept={results[-1][-1]}",
-                      flush=True)
+                results.append(
+                    (
+                        name,
+                        strategy,
+                        split,
+                        metrics["accuracy"],
+                        metrics["macro_f1"],
+                        seconds,
+                        model.summary_["kept_phase"]["phase"],
+                    )
+                )
+                print(
+                    f"{name:8s} {strategy:16s} {split:5s} acc={metrics['accuracy']:.4f} "
+                    f"f1={metrics['macro_f1']:.4f} {seconds:7.1f}s kept={results[-1][-1]}",
+                    flush=True,
+                )
     print("\n| data | strategy | split | accuracy | macro-F1 | wall s | floor | ok |")
     print("|---|---|---|---|---|---|---|---|")
     failed = 0
@@ -71,7 +95,10 @@ def main() -> int:
         floor = FLOORS[(name, strategy)]
         ok = acc >= floor
         failed += not ok
-        print(f"| {name} | {strategy} | {split} | {acc:.4f} | {f1:.4f} | {seconds:.1f} | {floor:.2f} | {'yes' if ok else 'NO'} |")
+        print(
+            f"| {name} | {strategy} | {split} | {acc:.4f} | {f1:.4f} | {seconds:.1f} "
+            f"| {floor:.2f} | {'yes' if ok else 'NO'} |"
+        )
     return 1 if failed else 0
 
 

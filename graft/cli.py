@@ -29,7 +29,8 @@ errors = Console(stderr=True)
 def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     logging.basicConfig(
-        level=logging.INFO, format="%(message)s",
+        level=logging.INFO,
+        format="%(message)s",
         handlers=[RichHandler(console=errors, show_time=False, show_path=False)],
     )
     try:
@@ -45,14 +46,19 @@ def models() -> None:
     from graft.backbones import list_backbones
     from graft.backbones.registry import count_parameters
 
-    table = Table(title="Registered backbones (any timm name, hf:ORG/NAME or a local folder also work)")
+    table = Table(
+        title="Registered backbones (any timm name, hf:ORG/NAME or a local folder also work)"
+    )
     for column in ("name", "modality", "parameters", "offline", "weights"):
         table.add_column(column)
     for entry in list_backbones():
         available = entry.is_available()
         table.add_row(
-            entry.name, entry.modality, f"{count_parameters(entry) / 1e6:.1f}M",
-            "[green]yes[/]" if available else "[red]no[/]", entry.description,
+            entry.name,
+            entry.modality,
+            f"{count_parameters(entry) / 1e6:.1f}M",
+            "[green]yes[/]" if available else "[red]no[/]",
+            entry.description,
         )
     console.print(table)
 
@@ -63,24 +69,54 @@ def _default_run_dir() -> Path:
 
 @app.command()
 def fit(
-    data: Annotated[Path, typer.Argument(help="Class folders, train/val/test folders, or a CSV/TSV/JSONL table.")],
-    val: Annotated[Path | None, typer.Option(help="Validation data (default: val/ beside train/, else a stratified split).")] = None,
+    data: Annotated[
+        Path,
+        typer.Argument(help="Class folders, train/val/test folders, or a CSV/TSV/JSONL table."),
+    ],
+    val: Annotated[
+        Path | None,
+        typer.Option(
+            help="Validation data (default: val/ beside train/, else a stratified split)."
+        ),
+    ] = None,
     test: Annotated[Path | None, typer.Option(help="Test data, evaluated once at the end.")] = None,
-    model: Annotated[str | None, typer.Option(help="Backbone: a name from `graft models`, timm:NAME, hf:ORG/NAME or a folder.")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Backbone: a name from `graft models`, timm:NAME, hf:ORG/NAME or a folder."
+        ),
+    ] = None,
     strategy: Annotated[str, typer.Option(help="fine-tune or feature-extract.")] = "fine-tune",
-    epochs: Annotated[int | None, typer.Option(help="Epochs of the main phase (fine-tune: 3, feature-extract: 30).")] = None,
+    epochs: Annotated[
+        int | None,
+        typer.Option(help="Epochs of the main phase (fine-tune: 3, feature-extract: 30)."),
+    ] = None,
     head_epochs: Annotated[int, typer.Option(help="Epochs of fine-tune's head-only phase.")] = 30,
     batch_size: Annotated[int, typer.Option(help="Examples per step.")] = 32,
-    lr: Annotated[float, typer.Option(help="Learning rate of the head.")] = 1e-3,
-    backbone_lr_mult: Annotated[float | None, typer.Option(help="Backbone learning rate as a fraction of --lr.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the split, initialisation and data order.")] = 0,
-    val_fraction: Annotated[float, typer.Option(help="Share of each class held out when no validation data is given.")] = 0.2,
+    lr: Annotated[float, typer.Option(help="Learning rate of the head.")] = 3e-3,
+    backbone_lr_mult: Annotated[
+        float | None, typer.Option(help="Backbone learning rate as a fraction of --lr.")
+    ] = None,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the split, initialisation and data order.")
+    ] = 0,
+    val_fraction: Annotated[
+        float, typer.Option(help="Share of each class held out when no validation data is given.")
+    ] = 0.2,
     text_column: Annotated[str | None, typer.Option(help="Table column holding the texts.")] = None,
-    image_column: Annotated[str | None, typer.Option(help="Table column holding image paths.")] = None,
-    label_column: Annotated[str | None, typer.Option(help="Table column holding the labels.")] = None,
+    image_column: Annotated[
+        str | None, typer.Option(help="Table column holding image paths.")
+    ] = None,
+    label_column: Annotated[
+        str | None, typer.Option(help="Table column holding the labels.")
+    ] = None,
     num_workers: Annotated[int | None, typer.Option(help="Data-loading processes.")] = None,
-    out: Annotated[Path | None, typer.Option(help="Run directory (default: runs/fit-DATE-TIME).")] = None,
-    overwrite: Annotated[bool, typer.Option(help="Allow writing into a non-empty run directory.")] = False,
+    out: Annotated[
+        Path | None, typer.Option(help="Run directory (default: runs/fit-DATE-TIME).")
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option(help="Allow writing into a non-empty run directory.")
+    ] = False,
     progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
 ) -> None:
     """Train a new head (and, with fine-tune, the backbone) on DATA and write a run directory."""
@@ -88,11 +124,25 @@ def fit(
 
     run_dir = out or _default_run_dir()
     fitted = graft.fit(
-        data, val, test, out=run_dir, overwrite=overwrite, model=model, strategy=strategy,
-        epochs=epochs, head_epochs=head_epochs, batch_size=batch_size, lr=lr,
-        backbone_lr_mult=backbone_lr_mult, seed=seed, val_fraction=val_fraction,
-        num_workers=num_workers, progress=progress, text_column=text_column,
-        image_column=image_column, label_column=label_column,
+        data,
+        val,
+        test,
+        out=run_dir,
+        overwrite=overwrite,
+        model=model,
+        strategy=strategy,
+        epochs=epochs,
+        head_epochs=head_epochs,
+        batch_size=batch_size,
+        lr=lr,
+        backbone_lr_mult=backbone_lr_mult,
+        seed=seed,
+        val_fraction=val_fraction,
+        num_workers=num_workers,
+        progress=progress,
+        text_column=text_column,
+        image_column=image_column,
+        label_column=label_column,
     )
     summary = fitted.summary_
     examples = ", ".join(f"{n} {c}" for n, c in summary["examples"].items())
@@ -101,7 +151,10 @@ def fit(
         f"examples, {len(fitted.classes_)} classes, in {summary['seconds']['total']:.1f}s"
     )
     if summary["skipped_count"]:
-        console.print(f"[yellow]{summary['skipped_count']} unreadable input(s) skipped[/] (listed in summary.json)")
+        console.print(
+            f"[yellow]{summary['skipped_count']} unreadable input(s) skipped[/] "
+            "(listed in summary.json)"
+        )
     cache = summary["feature_cache"]
     console.print(f"feature cache: {cache['hits']} hits, {cache['misses']} computed")
     for split, metrics in fitted.metrics_.items():
@@ -110,14 +163,21 @@ def fit(
 
 
 def _print_metrics(metrics: dict, title: str, classes: list[str]) -> None:
-    table = Table(title=f"{title}: accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f} "
-                        f"({metrics['num_examples']} examples)")
+    table = Table(
+        title=f"{title}: accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f} "
+        f"({metrics['num_examples']} examples)"
+    )
     for column in ("class", "precision", "recall", "F1", "support"):
         table.add_column(column, justify="left" if column == "class" else "right")
     for name in classes:
         row = metrics["per_class"][name]
-        table.add_row(name, f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}",
-                      str(row["support"]))
+        table.add_row(
+            name,
+            f"{row['precision']:.3f}",
+            f"{row['recall']:.3f}",
+            f"{row['f1']:.3f}",
+            str(row["support"]),
+        )
     console.print(table)
 
 
@@ -134,8 +194,9 @@ def evaluate(
     import graft
 
     model = graft.load(run)
-    metrics = model.evaluate(data, text_column=text_column, image_column=image_column,
-                             label_column=label_column)
+    metrics = model.evaluate(
+        data, text_column=text_column, image_column=image_column, label_column=label_column
+    )
     if as_json:
         print(json.dumps(metrics, indent=2))
     else:
@@ -145,7 +206,9 @@ def evaluate(
 @app.command()
 def predict(
     run: Annotated[Path, typer.Argument(help="A run directory written by `graft fit`.")],
-    inputs: Annotated[list[str], typer.Argument(help="Image files or folders, a CSV/TSV/JSONL table, or texts.")],
+    inputs: Annotated[
+        list[str], typer.Argument(help="Image files or folders, a CSV/TSV/JSONL table, or texts.")
+    ],
     top_k: Annotated[int, typer.Option(help="How many labels to show per input.")] = 1,
     column: Annotated[str | None, typer.Option(help="Table column holding the inputs.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
@@ -159,12 +222,23 @@ def predict(
     answers = model.predict_top_k(items, k=min(top_k, len(model.classes_)))
     if as_json:
         for item, pairs in zip(items, answers, strict=True):
-            print(json.dumps({"input": item, "predictions": [{"label": lab, "probability": round(p, 6)} for lab, p in pairs]}))
+            print(
+                json.dumps(
+                    {
+                        "input": item,
+                        "predictions": [
+                            {"label": lab, "probability": round(p, 6)} for lab, p in pairs
+                        ],
+                    }
+                )
+            )
         return
     table = Table()
     table.add_column("input", overflow="fold")
     table.add_column("prediction")
     for item, pairs in zip(items, answers, strict=True):
-        table.add_row(item if len(item) < 120 else item[:117] + "...",
-                      ", ".join(f"{lab} ({p:.3f})" for lab, p in pairs))
+        table.add_row(
+            item if len(item) < 120 else item[:117] + "...",
+            ", ".join(f"{lab} ({p:.3f})" for lab, p in pairs),
+        )
     console.print(table)

@@ -96,7 +96,9 @@ class FeatureCache:
     @staticmethod
     def _save(folder: Path, keys: list[bytes], features: torch.Tensor) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        key_array = torch.from_numpy(np.frombuffer(bytearray(b"".join(keys)), dtype=np.uint8).reshape(-1, 32))
+        key_array = torch.from_numpy(
+            np.frombuffer(bytearray(b"".join(keys)), dtype=np.uint8).reshape(-1, 32)
+        )
         target = folder / f"shard-{uuid.uuid4().hex}.safetensors"
         temporary = target.with_suffix(".tmp")
         save_file({"keys": key_array, "features": features.contiguous()}, temporary)

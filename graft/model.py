@@ -83,7 +83,9 @@ class GraftClassifier:
         from graft.runs import prepare_run_dir
 
         run_dir = prepare_run_dir(out, overwrite) if out is not None else None
-        columns = dict(text_column=text_column, image_column=image_column, label_column=label_column)
+        columns = dict(
+            text_column=text_column, image_column=image_column, label_column=label_column
+        )
         splits = self._resolve_splits(data, val, test, columns)
         config = self.config
         config.model = config.model or DEFAULT_MODELS[splits.train.modality]
@@ -113,8 +115,11 @@ class GraftClassifier:
                 else:
                     train_loader, val_loader = self._feature_loaders(splits, cache, timings)
                 module = TransferModule(
-                    self.head_, phase, backbone if phase.train_backbone else None,
-                    label_smoothing=config.label_smoothing, weight_decay=config.weight_decay,
+                    self.head_,
+                    phase,
+                    backbone if phase.train_backbone else None,
+                    label_smoothing=config.label_smoothing,
+                    weight_decay=config.weight_decay,
                 )
                 rows = run_phase(
                     module, train_loader, val_loader, work_dir, config.seed, config.progress
@@ -138,15 +143,21 @@ class GraftClassifier:
         return self
 
     def _resolve_splits(self, data, val, test, columns) -> DataSplits:
-        splits = load_splits(data, **columns) if not isinstance(data, LabelledData) else DataSplits(data)
+        splits = (
+            load_splits(data, **columns) if not isinstance(data, LabelledData) else DataSplits(data)
+        )
         if val is not None:
             splits.val = _as_data(val, columns)
         if test is not None:
             splits.test = _as_data(test, columns)
         if splits.val is None:
-            train_idx, val_idx = stratified_split(splits.train, self.config.val_fraction, self.config.seed)
+            train_idx, val_idx = stratified_split(
+                splits.train, self.config.val_fraction, self.config.seed
+            )
             self.split_ = {"seed": self.config.seed, "val_fraction": self.config.val_fraction}
-            splits = DataSplits(splits.train.subset(train_idx), splits.train.subset(val_idx), splits.test)
+            splits = DataSplits(
+                splits.train.subset(train_idx), splits.train.subset(val_idx), splits.test
+            )
         else:
             self.split_ = None
         for name in ("val", "test"):
@@ -189,8 +200,13 @@ class GraftClassifier:
         train = InputDataset(splits.train.items, splits.train.labels, preprocessing, train=True)
         val = InputDataset(splits.val.items, splits.val.labels, preprocessing)
         return (
-            DataLoader(train, batch_size=self.config.batch_size, shuffle=True,
-                       generator=generator, **options),
+            DataLoader(
+                train,
+                batch_size=self.config.batch_size,
+                shuffle=True,
+                generator=generator,
+                **options,
+            ),
             DataLoader(val, batch_size=self.config.batch_size * 2, **options),
         )
 
@@ -254,7 +270,10 @@ class GraftClassifier:
             raise ConfigError(f"--top-k must be at least 1, got {k}")
         probabilities = self.predict_proba(inputs)
         order = np.argsort(-probabilities, axis=1)[:, :k]
-        return [[(self.classes_[j], float(row[j])) for j in idx] for row, idx in zip(probabilities, order, strict=True)]
+        return [
+            [(self.classes_[j], float(row[j])) for j in idx]
+            for row, idx in zip(probabilities, order, strict=True)
+        ]
 
     def _metrics(self, data: LabelledData, cache: FeatureCache | None = None) -> dict:
         data = data.relabel(self.classes_)
@@ -295,7 +314,7 @@ class _BestPhase:
         self.last_was_best = True
 
     def update(self, name: str, rows: list[dict]) -> None:
-        accuracy = max((row.get("val_acc", -1.0) for row in rows), default=-1.0)
+        accuracy = next((row["val_acc"] for row in rows if row.get("kept")), -1.0)
         self.last_was_best = accuracy >= self.accuracy
         if self.last_was_best:
             self.accuracy, self.name = accuracy, name
@@ -311,7 +330,8 @@ class _BestPhase:
                 net.load_state_dict(self.state[key])
             log.info(
                 "kept the %s phase (validation accuracy %.4f): later phases did not improve it",
-                self.name, self.accuracy,
+                self.name,
+                self.accuracy,
             )
         return {"phase": self.name, "val_acc": round(self.accuracy, 6)}
 
@@ -324,8 +344,15 @@ def _as_data(value: DataLike, columns: dict) -> LabelledData:
     return load_data(value, **{k: v for k, v in columns.items() if v is not None})
 
 
-def fit(data: DataLike, val: DataLike | None = None, test: DataLike | None = None, *,
-        out=None, overwrite: bool = False, **params: Any) -> GraftClassifier:
+def fit(
+    data: DataLike,
+    val: DataLike | None = None,
+    test: DataLike | None = None,
+    *,
+    out=None,
+    overwrite: bool = False,
+    **params: Any,
+) -> GraftClassifier:
     """Shortcut for ``GraftClassifier(**params).fit(data, val, test, out=out)``."""
     column_names = ("text_column", "image_column", "label_column")
     columns = {k: params.pop(k) for k in column_names if k in params}

@@ -66,7 +66,8 @@ def save_model(model, path: Path, overwrite: bool) -> Path:
         if hasattr(model, f"{name}_"):
             write_json(path / f"{name}.json", getattr(model, f"{name}_"))
     write_weights(
-        path / "model.safetensors", tensors,
+        path / "model.safetensors",
+        tensors,
         {"graft_version": __version__, "format_version": str(FORMAT_VERSION)},
     )
     return path
@@ -100,13 +101,17 @@ def load(path: str | Path):
                 "run was trained on, so its head would give different answers"
             )
     else:
-        state = {k.removeprefix("backbone."): v for k, v in weights.items() if k.startswith("backbone.")}
+        state = {
+            k.removeprefix("backbone."): v for k, v in weights.items() if k.startswith("backbone.")
+        }
         backbone.load_state_dict(state, strict=True)
     saved_preprocessing = preprocessing_from_dict(read_json(path / "preprocessing.json"))
     if saved_preprocessing.modality == "image":
         backbone.preprocessing = saved_preprocessing
     head = ClassificationHead(config["feature_dim"], len(model.classes_), config["head"]["dropout"])
-    head.load_state_dict({k.removeprefix("head."): v for k, v in weights.items() if k.startswith("head.")})
+    head.load_state_dict(
+        {k.removeprefix("head."): v for k, v in weights.items() if k.startswith("head.")}
+    )
     model.backbone_, model.head_, model.strategy_ = backbone.eval(), head.eval(), strategy
     for name in ("metrics", "history", "summary"):
         if (path / f"{name}.json").is_file():

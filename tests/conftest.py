@@ -42,9 +42,9 @@ def copy_flowers(target: Path, per_class: dict[str, int]) -> Path:
 
 
 @pytest.fixture(scope="session")
-def flowers(tmp_path_factory) -> Path:
-    """30 training and 20 validation photos per class of the five flower species."""
-    return copy_flowers(tmp_path_factory.mktemp("flowers"), {"train": 30, "val": 20})
+def flowers() -> Path:
+    """The repository's example photos: 50 training and 20 validation photos per class."""
+    return EXAMPLES
 
 
 @pytest.fixture(scope="session")

@@ -75,8 +75,11 @@ def test_local_hf_folder_gives_the_same_features_as_the_registered_name():
 
     named = create_backbone("minilm")
     folder = create_backbone(named.preprocessing.tokenizer)
-    tokens = dict(AutoTokenizer.from_pretrained(named.preprocessing.tokenizer)(
-        ["a grand film", "dull"], padding=True, return_tensors="pt"))
+    tokens = dict(
+        AutoTokenizer.from_pretrained(named.preprocessing.tokenizer)(
+            ["a grand film", "dull"], padding=True, return_tensors="pt"
+        )
+    )
     with torch.no_grad():
         assert torch.equal(named(tokens), folder(tokens))
 
@@ -127,7 +130,9 @@ def test_hub_download_without_network_says_how_to_use_a_local_path(spec, monkeyp
 
 def test_every_registered_backbone_is_available_offline_and_counted():
     entries = {entry.name: entry for entry in list_backbones()}
-    assert {"efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "minilm"} <= set(entries)
+    assert {"efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "minilm"} <= set(
+        entries
+    )
     for entry in entries.values():
         assert entry.is_available()
     assert 3e6 < count_parameters(entries["efficientnet_lite0"]) < 4e6

@@ -69,9 +69,7 @@ def is_available(variant: int) -> bool:
         return False
 
 
-def map_state_dict(
-    reference: dict[str, torch.Tensor], model: nn.Module
-) -> dict[str, torch.Tensor]:
+def map_state_dict(reference: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
     """Rename an ``efficientnet-lite-pytorch`` state dict to the keys of timm's ``model``."""
     flat_blocks = [(s, j) for s, stage in enumerate(model.blocks) for j in range(len(stage))]
     mapped = {}

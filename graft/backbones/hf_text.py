@@ -25,7 +25,9 @@ def _max_length(folder: Path | None, config) -> int:
         saved = json.loads((folder / "sentence_bert_config.json").read_text())
         if saved.get("max_seq_length"):
             return int(saved["max_seq_length"])
-    return int(min(getattr(config, "max_position_embeddings", DEFAULT_MAX_LENGTH), DEFAULT_MAX_LENGTH))
+    return int(
+        min(getattr(config, "max_position_embeddings", DEFAULT_MAX_LENGTH), DEFAULT_MAX_LENGTH)
+    )
 
 
 def _layer_list(model: nn.Module) -> nn.ModuleList | None:
@@ -74,10 +76,14 @@ class HFTextBackbone(Backbone):
         return [group for group in groups if group]
 
     @classmethod
-    def create(cls, source: str, pretrained: bool = True, spec: str | None = None) -> HFTextBackbone:
+    def create(
+        cls, source: str, pretrained: bool = True, spec: str | None = None
+    ) -> HFTextBackbone:
         """Load ``source`` (a hub id or a folder) with transformers' AutoModel."""
         from transformers import AutoConfig, AutoModel
+        from transformers.utils import logging as transformers_logging
 
+        transformers_logging.disable_progress_bar()
         folder = Path(source) if Path(source).is_dir() else None
         try:
             config = AutoConfig.from_pretrained(source)

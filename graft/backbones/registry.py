@@ -124,7 +124,11 @@ def _from_folder(folder: Path, spec: str, pretrained: bool) -> Backbone:
         raise ModelUnavailableError(f"{config_file} is not valid JSON: {error}") from None
     if "architecture" in config:  # timm's hub layout
         weights = next(
-            (folder / n for n in ("model.safetensors", "pytorch_model.bin") if (folder / n).is_file()),
+            (
+                folder / n
+                for n in ("model.safetensors", "pytorch_model.bin")
+                if (folder / n).is_file()
+            ),
             None,
         )
         if pretrained and weights is None:

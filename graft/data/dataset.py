@@ -74,12 +74,14 @@ class LabelledData:
                 f"the model, which knows {', '.join(map(repr, classes))}"
             )
         labels = np.array([position[self.classes[i]] for i in self.labels], dtype=np.int64)
-        return LabelledData(self.items, labels, list(classes), self.modality, self.source, self.skipped)
+        return LabelledData(
+            self.items, labels, list(classes), self.modality, self.source, self.skipped
+        )
 
 
 @dataclass
 class DataSplits:
-    """Train data with optional validation and test data, as found in a ``train/val/test`` folder."""
+    """Train data with optional validation and test data (a ``train/val/test`` folder's)."""
 
     train: LabelledData
     val: LabelledData | None = None

@@ -69,9 +69,7 @@ def load_data(
     if path.suffix.lower() in TABLE_SUFFIXES:
         rows, columns = read_table(path)
         return _from_rows(path, rows, columns, text_column, image_column, label_column)
-    raise DataError(
-        f"{path}: not a folder of class folders nor a table (.csv, .tsv, .jsonl)"
-    )
+    raise DataError(f"{path}: not a folder of class folders nor a table (.csv, .tsv, .jsonl)")
 
 
 def _existing(source: str | Path) -> Path:
@@ -136,7 +134,9 @@ def _load_class_folders(root: Path) -> LabelledData:
         items, labels, skipped = _read_text_files(items, labels)
     else:
         items, labels, skipped = _check_images(items, labels)
-    data = LabelledData(items, np.asarray(labels, dtype=np.int64), classes, modality, str(root), skipped)
+    data = LabelledData(
+        items, np.asarray(labels, dtype=np.int64), classes, modality, str(root), skipped
+    )
     _require_classes(data)
     return data
 
@@ -254,8 +254,12 @@ def _pick_column(
 
 
 def _detect_input_column(
-    path: Path, rows: list[dict[str, str]], columns: list[str], label: str,
-    text_column: str | None, image_column: str | None,
+    path: Path,
+    rows: list[dict[str, str]],
+    columns: list[str],
+    label: str,
+    text_column: str | None,
+    image_column: str | None,
 ) -> tuple[str, str]:
     """The column holding the inputs, and its modality."""
     if text_column and image_column:
@@ -284,14 +288,17 @@ def _looks_like_paths(rows: list[dict[str, str]], column: str) -> bool:
 
 
 def _from_rows(
-    path: Path, rows: list[dict[str, str]], columns: list[str],
-    text_column: str | None, image_column: str | None, label_column: str | None,
+    path: Path,
+    rows: list[dict[str, str]],
+    columns: list[str],
+    text_column: str | None,
+    image_column: str | None,
+    label_column: str | None,
 ) -> LabelledData:
     label = _pick_column(path, columns, label_column, LABEL_COLUMNS, "--label-column")
     if label is None:
         raise DataError(
-            f"{path}: no label column found among {', '.join(columns)}; "
-            "name it with --label-column"
+            f"{path}: no label column found among {', '.join(columns)}; name it with --label-column"
         )
     column, modality = _detect_input_column(path, rows, columns, label, text_column, image_column)
     items, names, skipped = [], [], []
@@ -319,7 +326,9 @@ def _from_rows(
     if modality == "image":
         items, labels, unreadable = _check_images(items, labels)
         skipped += unreadable
-    data = LabelledData(items, np.asarray(labels, dtype=np.int64), classes, modality, str(path), skipped)
+    data = LabelledData(
+        items, np.asarray(labels, dtype=np.int64), classes, modality, str(path), skipped
+    )
     _require_classes(data)
     return data
 
@@ -351,7 +360,8 @@ def load_inputs(inputs: list[str], modality: str, *, column: str | None = None) 
             name = _pick_column(path, columns, column, candidates, "--column")
             if name is None:
                 raise DataError(
-                    f"{path}: no {modality} column among {', '.join(columns)}; name it with --column"
+                    f"{path}: no {modality} column among {', '.join(columns)}; "
+                    "name it with --column"
                 )
             for row in rows:
                 value = (row.get(name) or "").strip()

@@ -12,9 +12,7 @@ from torchmetrics.functional.classification import (
 )
 
 
-def classification_metrics(
-    logits: torch.Tensor, labels: torch.Tensor, classes: list[str]
-) -> dict:
+def classification_metrics(logits: torch.Tensor, labels: torch.Tensor, classes: list[str]) -> dict:
     """Accuracy, macro-F1, per-class precision, recall and F1, and the confusion matrix.
 
     The confusion matrix has true classes as rows and predicted classes as columns.

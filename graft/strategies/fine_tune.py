@@ -3,9 +3,10 @@
 Training the head first keeps the large gradients of a random head from wrecking the pretrained
 features (Kumar et al. 2022, "Fine-Tuning can Distort Pretrained Features": linear probing then
 fine-tuning, LP-FT). The first phase runs on cached features, so it costs no backbone pass
-beyond the one extraction. The second unfreezes the backbone with a learning rate lower than the
-head's (``lr * backbone_lr_mult``), a linear warm-up and a cosine decay; BatchNorm statistics stay
-frozen, and the best epoch by validation accuracy is kept.
+beyond the one extraction. The second unfreezes the backbone at ``lr * backbone_lr_mult`` (the
+already-trained head at ten times that), with a linear warm-up and a cosine decay; BatchNorm
+statistics stay frozen. The head phase keeps its epoch of lowest validation loss (smooth over
+many cheap epochs); the fine-tuning phase its epoch of best validation accuracy.
 """
 
 from __future__ import annotations
@@ -35,9 +36,10 @@ class FineTune(Strategy):
                 name="finetune",
                 epochs=config.epochs or DEFAULT_EPOCHS,
                 train_backbone=True,
-                head_lr=config.lr,
+                head_lr=backbone_lr(config, backbone) * 10,
                 backbone_lr=backbone_lr(config, backbone),
                 patience=2,
                 warmup_fraction=0.1,
+                monitor="val_acc",
             ),
         ]

@@ -38,8 +38,12 @@ class EpochHistory(L.Callback):
     def on_train_epoch_end(self, trainer, module) -> None:
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
         self.rows.append(
-            {"phase": self.phase, "epoch": trainer.current_epoch + 1,
-             "seconds": round(time.perf_counter() - self._start, 3), **metrics}
+            {
+                "phase": self.phase,
+                "epoch": trainer.current_epoch + 1,
+                "seconds": round(time.perf_counter() - self._start, 3),
+                **metrics,
+            }
         )
 
 
@@ -51,7 +55,7 @@ def run_phase(
     seed: int,
     progress: bool = True,
 ) -> list[dict]:
-    """Train ``module`` for its phase, keep the best epoch by validation accuracy, return history.
+    """Train ``module`` for its phase, keep its best epoch (``phase.monitor``), return history.
 
     Checkpoints go to ``work_dir/checkpoints/<phase>`` and the per-epoch CSV log to
     ``work_dir/logs/<phase>``; the module ends holding the weights of its best epoch.
@@ -62,8 +66,8 @@ def run_phase(
     checkpoint = ModelCheckpoint(
         dirpath=work_dir / "checkpoints" / phase.name,
         filename="best",
-        monitor="val_acc",
-        mode="max",
+        monitor=phase.monitor,
+        mode="min" if phase.monitor.endswith("loss") else "max",
         save_top_k=1,
         save_weights_only=True,
         enable_version_counter=False,
@@ -76,7 +80,7 @@ def run_phase(
         callbacks=[
             history,
             checkpoint,
-            EarlyStopping(monitor="val_acc", mode="max", patience=phase.patience),
+            EarlyStopping(monitor=phase.monitor, mode=checkpoint.mode, patience=phase.patience),
         ],
         enable_progress_bar=progress,
         enable_model_summary=False,
@@ -85,8 +89,19 @@ def run_phase(
         deterministic=False,
     )
     trainer.fit(module, train_loader, val_loader)
+    _mark_kept_epoch(history.rows, phase.monitor, checkpoint.mode)
     if checkpoint.best_model_path:
         state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
         module.load_state_dict(state["state_dict"])
     module.cpu().eval()
     return history.rows
+
+
+def _mark_kept_epoch(rows: list[dict], monitor: str, mode: str) -> None:
+    """Flag the epoch whose weights the checkpoint kept (the first best one, as Lightning does)."""
+    scored = [row for row in rows if monitor in row]
+    if scored:
+        pick = min if mode == "min" else max
+        best = pick(scored, key=lambda row: row[monitor])
+        for row in rows:
+            row["kept"] = row is best

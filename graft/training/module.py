@@ -31,6 +31,8 @@ class Phase:
         backbone_lr: learning rate of the backbone (used when ``train_backbone``).
         patience: epochs without a better validation accuracy before stopping.
         warmup_fraction: share of the steps with a linear warm-up before the cosine decay.
+        monitor: the validation metric that picks the best epoch and stops early
+            (``val_loss``, smooth even on a small validation set, or ``val_acc``).
     """
 
     name: str
@@ -40,6 +42,7 @@ class Phase:
     backbone_lr: float = 0.0
     patience: int = 5
     warmup_fraction: float = 0.0
+    monitor: str = "val_loss"
 
 
 class TransferModule(L.LightningModule):
@@ -70,16 +73,18 @@ class TransferModule(L.LightningModule):
     def training_step(self, batch, batch_index: int) -> torch.Tensor:
         inputs, targets = batch
         loss = F.cross_entropy(self(inputs), targets, label_smoothing=self.label_smoothing)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True,
-                 batch_size=len(targets))
+        self.log(
+            "train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(targets)
+        )
         return loss
 
     def validation_step(self, batch, batch_index: int) -> None:
         inputs, targets = batch
         logits = self(inputs)
         self.val_accuracy(logits, targets)
-        self.log("val_loss", F.cross_entropy(logits, targets), prog_bar=True,
-                 batch_size=len(targets))
+        self.log(
+            "val_loss", F.cross_entropy(logits, targets), prog_bar=True, batch_size=len(targets)
+        )
         self.log("val_acc", self.val_accuracy, prog_bar=True, batch_size=len(targets))
 
     def train(self, mode: bool = True):
@@ -106,4 +111,7 @@ class TransferModule(L.LightningModule):
             return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }

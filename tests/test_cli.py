@@ -1,0 +1,86 @@
+"""The command line, end to end on real data: fit, evaluate, predict, models, and its errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from graft.cli import app, main
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def cli_run(tiny_flowers, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "run"
+    result = runner.invoke(
+        app,
+        [
+            "fit",
+            str(tiny_flowers),
+            "--strategy",
+            "feature-extract",
+            "--out",
+            str(out),
+            "--no-progress",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+def test_fit_prints_the_evaluation_and_writes_the_run(cli_run):
+    out, output = cli_run
+    assert "val metrics: accuracy" in output and "macro-F1" in output
+    assert "feature cache:" in output and str(out) in output.replace("\n", "")
+    assert (out / "model.safetensors").is_file()
+
+
+def test_evaluate_json(cli_run, tiny_flowers):
+    out, _ = cli_run
+    result = runner.invoke(app, ["evaluate", str(out), str(tiny_flowers / "val"), "--json"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.output)
+    assert metrics["num_examples"] == 20 and 0.0 <= metrics["accuracy"] <= 1.0
+    assert len(metrics["confusion_matrix"]) == 5
+
+
+def test_predict_json_top_k(cli_run, tiny_flowers):
+    out, _ = cli_run
+    photo = next((tiny_flowers / "val" / "sunflowers").iterdir())
+    result = runner.invoke(app, ["predict", str(out), str(photo), "--top-k", "3", "--json"])
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.output.strip().splitlines()[0])
+    assert answer["input"] == str(photo)
+    probabilities = [p["probability"] for p in answer["predictions"]]
+    assert len(probabilities) == 3 and probabilities == sorted(probabilities, reverse=True)
+
+
+def test_models_lists_the_offline_backbones():
+    result = runner.invoke(app, ["models"])
+    assert result.exit_code == 0
+    for name in ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "minilm"):
+        assert name in result.output
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["fit", "/no/such/folder"], "no such file or folder"),
+        (["fit", "{data}", "--model", "resnet5O"], "unknown model"),
+        (["fit", "{data}", "--lr", "-1"], "--lr must be positive"),
+        (["evaluate", "/no/such/run", "{data}"], "no such run directory"),
+    ],
+)
+def test_errors_are_one_clear_line_and_exit_code_2(
+    arguments, message, tiny_flowers, capsys, monkeypatch
+):
+    arguments = [a.replace("{data}", str(tiny_flowers)) for a in arguments]
+    monkeypatch.setattr("sys.argv", ["graft", *arguments])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert message in " ".join(error.split()) and "Traceback" not in error

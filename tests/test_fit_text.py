@@ -1,0 +1,46 @@
+"""Both strategies on real SST-2 sentences with the real all-MiniLM-L6-v2."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import graft
+
+
+@pytest.fixture(scope="module")
+def text_runs(sst2, tmp_path_factory):
+    runs = {}
+    for strategy in ("feature-extract", "fine-tune"):
+        out = tmp_path_factory.mktemp("text-runs") / strategy
+        model = graft.fit(
+            sst2["train"],
+            test=sst2["test"],
+            strategy=strategy,
+            epochs=None if strategy == "feature-extract" else 2,
+            out=out,
+            progress=False,
+        )
+        runs[strategy] = (model, out)
+    return runs
+
+
+def test_feature_extract_accuracy_floor(text_runs):
+    model, _ = text_runs["feature-extract"]
+    assert model.config.model == "minilm"  # the default text backbone
+    assert model.metrics_["test"]["accuracy"] >= 0.70
+    assert model.summary_["examples"] == {"train": 320, "val": 80, "test": 300}
+
+
+def test_fine_tune_accuracy_floor(text_runs):
+    model, _ = text_runs["fine-tune"]
+    assert model.metrics_["test"]["accuracy"] >= 0.75
+
+
+@pytest.mark.parametrize("strategy", ["feature-extract", "fine-tune"])
+def test_text_save_and_load_give_identical_predictions(text_runs, strategy):
+    model, out = text_runs[strategy]
+    restored = graft.load(out)
+    texts = ["a gripping, beautifully acted story", "tedious and far too long", "meh"]
+    assert np.array_equal(model.predict_proba(texts), restored.predict_proba(texts))
+    assert restored.predict(["an absolute delight from start to finish"]) == ["1"]
