@@ -121,13 +121,13 @@ def extract_features(
     )
     chunks = []
     for inputs, _ in loader:
-        inputs = _to_device(inputs, device)
+        inputs = to_device(inputs, device)
         chunks.append(backbone(inputs).float().cpu())
     backbone.train(was_training)
     return torch.cat(chunks)
 
 
-def _to_device(inputs, device: torch.device):
+def to_device(inputs, device: torch.device):
     if isinstance(inputs, dict):
         return {name: tensor.to(device) for name, tensor in inputs.items()}
     return inputs.to(device)

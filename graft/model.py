@@ -24,7 +24,7 @@ from graft.data import DataSplits, LabelledData, load_inputs, load_splits, strat
 from graft.data.transforms import Collate, InputDataset
 from graft.errors import ConfigError, DataError, GraftError
 from graft.evaluation import classification_metrics
-from graft.features import CacheStats, FeatureCache, _to_device
+from graft.features import CacheStats, FeatureCache, to_device
 from graft.heads import ClassificationHead
 from graft.strategies import STRATEGIES
 from graft.training import TransferModule, run_phase
@@ -244,7 +244,7 @@ class GraftClassifier:
             collate_fn=Collate(preprocessing),
             num_workers=self._num_workers(),
         )
-        chunks = [head(backbone(_to_device(x, device))).float().cpu() for x, _ in loader]
+        chunks = [head(backbone(to_device(x, device))).float().cpu() for x, _ in loader]
         backbone.cpu(), head.cpu()
         return torch.cat(chunks)
 

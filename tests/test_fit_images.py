@@ -98,3 +98,19 @@ def test_text_backbone_on_image_data_is_refused(tiny_flowers):
 def test_bad_options_are_refused_before_any_work(option):
     with pytest.raises(ConfigError):
         graft.GraftClassifier(**option)
+
+
+def test_python_save_of_a_model_fitted_without_a_run_directory(tiny_flowers, tmp_path):
+    model = graft.GraftClassifier(strategy="feature-extract", epochs=3).fit(tiny_flowers)
+    assert model.score(tiny_flowers / "val") == pytest.approx(model.metrics_["val"]["accuracy"])
+    model.save(tmp_path / "saved")
+    restored = graft.load(tmp_path / "saved")
+    photos = sorted(str(p) for p in (tiny_flowers / "val" / "daisy").iterdir())
+    assert restored.predict(photos) == model.predict(photos)
+    with pytest.raises(RunError, match="not empty"):
+        model.save(tmp_path / "saved")
+
+
+def test_an_unfitted_model_says_so():
+    with pytest.raises(graft.GraftError, match="not fitted"):
+        graft.GraftClassifier().predict(["a.jpg"])

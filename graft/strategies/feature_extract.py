@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from graft.backbones.base import Backbone
 from graft.config import FitConfig
-from graft.strategies.base import Strategy
+from graft.strategies.base import Strategy, head_phase
 from graft.training.module import Phase
 
 DEFAULT_EPOCHS = 30
@@ -20,12 +20,4 @@ class FeatureExtract(Strategy):
     frozen_backbone = True
 
     def phases(self, config: FitConfig, backbone: Backbone) -> list[Phase]:
-        return [
-            Phase(
-                name="head",
-                epochs=config.epochs or DEFAULT_EPOCHS,
-                train_backbone=False,
-                head_lr=config.lr,
-                patience=8,
-            )
-        ]
+        return [head_phase(config, config.epochs or DEFAULT_EPOCHS)]

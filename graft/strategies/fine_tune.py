@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from graft.backbones.base import Backbone
 from graft.config import FitConfig
-from graft.strategies.base import Strategy, backbone_lr
+from graft.strategies.base import Strategy, backbone_lr, head_phase
 from graft.training.module import Phase
 
 DEFAULT_EPOCHS = 3
@@ -25,13 +25,7 @@ class FineTune(Strategy):
 
     def phases(self, config: FitConfig, backbone: Backbone) -> list[Phase]:
         return [
-            Phase(
-                name="head",
-                epochs=config.head_epochs,
-                train_backbone=False,
-                head_lr=config.lr,
-                patience=8,
-            ),
+            head_phase(config, config.head_epochs),
             Phase(
                 name="finetune",
                 epochs=config.epochs or DEFAULT_EPOCHS,
