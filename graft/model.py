@@ -82,6 +82,7 @@ class GraftClassifier:
         """
         from graft.runs import prepare_run_dir
 
+        started = time.perf_counter()
         run_dir = prepare_run_dir(out, overwrite) if out is not None else None
         columns = dict(
             text_column=text_column, image_column=image_column, label_column=label_column
@@ -89,7 +90,6 @@ class GraftClassifier:
         splits = self._resolve_splits(data, val, test, columns)
         config = self.config
         config.model = config.model or DEFAULT_MODELS[splits.train.modality]
-        started = time.perf_counter()
         backbone = create_backbone(config.model)
         if backbone.modality != splits.train.modality:
             raise ConfigError(
@@ -104,31 +104,10 @@ class GraftClassifier:
         self.strategy_ = strategy
         cache = FeatureCache(Path(config.cache_dir) / "features" if config.cache_dir else None)
         timings: dict[str, float] = {}
-        history: list[dict] = []
         best = _BestPhase(backbone, self.head_)
         with tempfile.TemporaryDirectory(prefix="graft-") as scratch:
-            work_dir = run_dir or Path(scratch)
-            for phase in strategy.phases(config, backbone):
-                phase_start = time.perf_counter()
-                if phase.train_backbone:
-                    train_loader, val_loader = self._input_loaders(splits)
-                else:
-                    train_loader, val_loader = self._feature_loaders(splits, cache, timings)
-                module = TransferModule(
-                    self.head_,
-                    phase,
-                    backbone if phase.train_backbone else None,
-                    label_smoothing=config.label_smoothing,
-                    weight_decay=config.weight_decay,
-                )
-                rows = run_phase(
-                    module, train_loader, val_loader, work_dir, config.seed, config.progress
-                )
-                history += rows
-                best.update(phase.name, rows)
-                timings[f"phase_{phase.name}"] = time.perf_counter() - phase_start
+            self.history_ = self._train(splits, cache, best, run_dir or Path(scratch), timings)
         self.kept_phase_ = best.restore()
-        self.history_ = history
         self.metrics_ = {
             name: self._metrics(part, cache if strategy.frozen_backbone else None)
             for name, part in (("val", splits.val), ("test", splits.test))
@@ -141,6 +120,37 @@ class GraftClassifier:
         if run_dir is not None:
             self.save(run_dir, overwrite=True)
         return self
+
+    def _train(
+        self,
+        splits: DataSplits,
+        cache: FeatureCache,
+        best: _BestPhase,
+        work_dir: Path,
+        timings: dict[str, float],
+    ) -> list[dict]:
+        """Run the strategy's phases through the engine; return the per-epoch history."""
+        config, history = self.config, []
+        for phase in self.strategy_.phases(config, self.backbone_):
+            phase_start = time.perf_counter()
+            if phase.train_backbone:
+                train_loader, val_loader = self._input_loaders(splits)
+            else:
+                train_loader, val_loader = self._feature_loaders(splits, cache, timings)
+            module = TransferModule(
+                self.head_,
+                phase,
+                self.backbone_ if phase.train_backbone else None,
+                label_smoothing=config.label_smoothing,
+                weight_decay=config.weight_decay,
+            )
+            rows = run_phase(
+                module, train_loader, val_loader, work_dir, config.seed, config.progress
+            )
+            history += rows
+            best.update(phase.name, rows)
+            timings[f"phase_{phase.name}"] = time.perf_counter() - phase_start
+        return history
 
     def _resolve_splits(self, data, val, test, columns) -> DataSplits:
         splits = (

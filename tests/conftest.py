@@ -69,9 +69,9 @@ def write_sst2(source: str, rows: int, target: Path, seed: int = 0) -> Path:
 
 @pytest.fixture(scope="session")
 def sst2(tmp_path_factory) -> dict[str, Path]:
-    """400 SST-2 training sentences and 300 of its labelled test sentences, as CSV files."""
+    """1,000 SST-2 training sentences and 300 of its labelled test sentences, as CSV files."""
     folder = tmp_path_factory.mktemp("sst2")
     return {
-        "train": write_sst2("train.csv", 400, folder / "train.csv"),
+        "train": write_sst2("train.csv", 1000, folder / "train.csv"),
         "test": write_sst2("test.csv", 300, folder / "test.csv"),
     }
