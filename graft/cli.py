@@ -86,7 +86,9 @@ def fit(
             help="Backbone: a name from `graft models`, timm:NAME, hf:ORG/NAME or a folder."
         ),
     ] = None,
-    strategy: Annotated[str, typer.Option(help="fine-tune or feature-extract.")] = "fine-tune",
+    strategy: Annotated[
+        str, typer.Option(help="fine-tune, feature-extract, full, partial or gradual.")
+    ] = "fine-tune",
     epochs: Annotated[
         int | None,
         typer.Option(help="Epochs of the main phase (fine-tune: 3, feature-extract: 30)."),
@@ -97,6 +99,18 @@ def fit(
     backbone_lr_mult: Annotated[
         float | None, typer.Option(help="Backbone learning rate as a fraction of --lr.")
     ] = None,
+    layer_decay: Annotated[
+        float,
+        typer.Option(
+            help="Each backbone group down from the top trains at this times the rate above."
+        ),
+    ] = 1.0,
+    unfreeze: Annotated[
+        int, typer.Option(help="Backbone groups trained by --strategy partial.")
+    ] = 2,
+    unfreeze_every: Annotated[
+        int, typer.Option(help="Epochs between unfreezing steps of --strategy gradual.")
+    ] = 1,
     seed: Annotated[
         int, typer.Option(help="Seed of the split, initialisation and data order.")
     ] = 0,
@@ -136,6 +150,9 @@ def fit(
         batch_size=batch_size,
         lr=lr,
         backbone_lr_mult=backbone_lr_mult,
+        layer_decay=layer_decay,
+        unfreeze=unfreeze,
+        unfreeze_every=unfreeze_every,
         seed=seed,
         val_fraction=val_fraction,
         num_workers=num_workers,

@@ -17,8 +17,10 @@ class FitConfig:
     Attributes:
         model: backbone model string; None picks ``efficientnet_lite0`` for images and
             ``minilm`` for text.
-        strategy: ``"fine-tune"`` (head on frozen features, then the whole network) or
-            ``"feature-extract"`` (head only, on cached features).
+        strategy: ``"fine-tune"`` (head on frozen features, then the whole network),
+            ``"feature-extract"`` (head only, on cached features), ``"full"`` (everything from
+            the first step), ``"partial"`` (head, then the top ``unfreeze`` groups) or
+            ``"gradual"`` (head, then one more group every ``unfreeze_every`` epochs).
         epochs: epochs of the phase that trains most (the backbone phase of fine-tune, the
             head of feature-extract); None: 3 for fine-tune, 30 for feature-extract.
         head_epochs: epochs of fine-tune's first, head-only phase.
@@ -26,6 +28,10 @@ class FitConfig:
         lr: learning rate of the head.
         backbone_lr_mult: backbone learning rate as a fraction of ``lr``; None: 0.1 for
             images, 0.02 for text.
+        layer_decay: layer-wise learning-rate decay: each backbone group down from the top
+            trains at this factor times the rate of the one above (1.0: no decay).
+        unfreeze: backbone groups that train with ``partial``, counted from the top.
+        unfreeze_every: epochs between two unfreezing steps of ``gradual``.
         seed: seeds the split, the initialisation and the data order.
         val_fraction: share of each class held out for validation when none is given.
         label_smoothing, weight_decay: regularisation of the loss and of AdamW.
@@ -41,6 +47,9 @@ class FitConfig:
     batch_size: int = 32
     lr: float = 3e-3
     backbone_lr_mult: float | None = None
+    layer_decay: float = 1.0
+    unfreeze: int = 2
+    unfreeze_every: int = 1
     seed: int = 0
     val_fraction: float = 0.2
     label_smoothing: float = 0.1
@@ -55,7 +64,7 @@ class FitConfig:
 
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"--strategy {self.strategy!r} is not one of {', '.join(STRATEGIES)}")
-        for name in ("epochs", "head_epochs", "batch_size"):
+        for name in ("epochs", "head_epochs", "batch_size", "unfreeze", "unfreeze_every"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ConfigError(
@@ -65,6 +74,12 @@ class FitConfig:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {value}")
+        if not 0.0 < self.layer_decay <= 1.0:
+            raise ConfigError(f"--layer-decay must be in (0, 1], got {self.layer_decay}")
+        if self.strategy == "feature-extract" and self.layer_decay != 1.0:
+            raise ConfigError(
+                "--layer-decay needs a strategy that trains the backbone, not feature-extract"
+            )
         if not 0.0 < self.val_fraction < 1.0:
             raise ConfigError(f"--val-fraction must be between 0 and 1, got {self.val_fraction}")
         if not 0.0 <= self.label_smoothing < 1.0:

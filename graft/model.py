@@ -144,9 +144,13 @@ class GraftClassifier:
                 label_smoothing=config.label_smoothing,
                 weight_decay=config.weight_decay,
             )
+            trained = module.trained_parameters()
+            log.info("phase %s: training %s parameters", phase.name, f"{trained:,}")
             rows = run_phase(
                 module, train_loader, val_loader, work_dir, config.seed, config.progress
             )
+            for row in rows:
+                row["trained_parameters"] = trained
             history += rows
             best.update(phase.name, rows)
             timings[f"phase_{phase.name}"] = time.perf_counter() - phase_start

@@ -3,10 +3,12 @@
 from graft.strategies.base import Strategy
 from graft.strategies.feature_extract import FeatureExtract
 from graft.strategies.fine_tune import FineTune
+from graft.strategies.full import Full
+from graft.strategies.gradual import Gradual
+from graft.strategies.partial import Partial
 
 STRATEGIES: dict[str, type[Strategy]] = {
-    FeatureExtract.name: FeatureExtract,
-    FineTune.name: FineTune,
+    strategy.name: strategy for strategy in (FeatureExtract, FineTune, Full, Partial, Gradual)
 }
 
-__all__ = ["STRATEGIES", "FeatureExtract", "FineTune", "Strategy"]
+__all__ = ["STRATEGIES", "FeatureExtract", "FineTune", "Full", "Gradual", "Partial", "Strategy"]

@@ -28,9 +28,40 @@ class Strategy(ABC):
 
 def head_phase(config: FitConfig, epochs: int) -> Phase:
     """Training the new head alone on cached features (lowest validation loss kept)."""
-    return Phase(name="head", epochs=epochs, train_backbone=False, head_lr=config.lr, patience=8)
+    return Phase(name="head", epochs=epochs, backbone_groups=0, head_lr=config.lr, patience=8)
 
 
 def backbone_lr(config: FitConfig, backbone: Backbone) -> float:
     mult = config.backbone_lr_mult or BACKBONE_LR_MULT[backbone.modality]
     return config.lr * mult
+
+
+def backbone_phase(
+    config: FitConfig,
+    backbone: Backbone,
+    name: str,
+    epochs: int,
+    groups: int | None = None,
+    head_lr: float | None = None,
+) -> Phase:
+    """A phase that trains the top ``groups`` groups of the backbone (None: all) and the head.
+
+    The backbone trains at ``lr * backbone_lr_mult`` with the configured layer decay; the head
+    at ``head_lr``, by default ten times the backbone's rate (it was trained already).
+    """
+    rate = backbone_lr(config, backbone)
+    return Phase(
+        name=name,
+        epochs=epochs,
+        backbone_groups=groups,
+        head_lr=head_lr if head_lr is not None else rate * 10,
+        backbone_lr=rate,
+        layer_decay=config.layer_decay,
+        patience=2,
+        warmup_fraction=0.1,
+        monitor="val_acc",
+    )
+
+
+def group_count(backbone: Backbone) -> int:
+    return len(backbone.parameter_groups())

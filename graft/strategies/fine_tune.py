@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from graft.backbones.base import Backbone
 from graft.config import FitConfig
-from graft.strategies.base import Strategy, backbone_lr, head_phase
+from graft.strategies.base import Strategy, backbone_phase, head_phase
 from graft.training.module import Phase
 
 DEFAULT_EPOCHS = 3
@@ -26,14 +26,5 @@ class FineTune(Strategy):
     def phases(self, config: FitConfig, backbone: Backbone) -> list[Phase]:
         return [
             head_phase(config, config.head_epochs),
-            Phase(
-                name="finetune",
-                epochs=config.epochs or DEFAULT_EPOCHS,
-                train_backbone=True,
-                head_lr=backbone_lr(config, backbone) * 10,
-                backbone_lr=backbone_lr(config, backbone),
-                patience=2,
-                warmup_fraction=0.1,
-                monitor="val_acc",
-            ),
+            backbone_phase(config, backbone, "finetune", config.epochs or DEFAULT_EPOCHS),
         ]

@@ -26,9 +26,12 @@ class Phase:
     Attributes:
         name: ``"head"`` or ``"finetune"``; names the phase's logs and checkpoints.
         epochs: the most epochs (early stopping may end it sooner).
-        train_backbone: False trains the head alone, on cached features.
+        backbone_groups: how many of the backbone's parameter groups train, counted from the
+            top (output side); 0 trains the head alone, on cached features; None trains all.
         head_lr: learning rate of the head.
-        backbone_lr: learning rate of the backbone (used when ``train_backbone``).
+        backbone_lr: learning rate of the top trained group of the backbone.
+        layer_decay: each group further down gets this factor times the rate of the one above
+            (1.0: every group at ``backbone_lr``).
         patience: epochs without a better validation accuracy before stopping.
         warmup_fraction: share of the steps with a linear warm-up before the cosine decay.
         monitor: the validation metric that picks the best epoch and stops early
@@ -37,12 +40,17 @@ class Phase:
 
     name: str
     epochs: int
-    train_backbone: bool
+    backbone_groups: int | None
     head_lr: float
     backbone_lr: float = 0.0
+    layer_decay: float = 1.0
     patience: int = 5
     warmup_fraction: float = 0.0
     monitor: str = "val_loss"
+
+    @property
+    def train_backbone(self) -> bool:
+        return self.backbone_groups != 0
 
 
 class TransferModule(L.LightningModule):
@@ -63,8 +71,20 @@ class TransferModule(L.LightningModule):
         self.label_smoothing = label_smoothing
         self.weight_decay = weight_decay
         self.val_accuracy = MulticlassAccuracy(num_classes=head.num_classes, average="micro")
+        self.trained_groups: list[list[nn.Parameter]] = []
         if backbone is not None:
-            backbone.requires_grad_(phase.train_backbone)
+            groups = backbone.parameter_groups()
+            count = len(groups) if phase.backbone_groups is None else phase.backbone_groups
+            self.trained_groups = groups[len(groups) - count :] if count else []
+            backbone.requires_grad_(False)
+            for group in self.trained_groups:
+                for param in group:
+                    param.requires_grad_(True)
+
+    def trained_parameters(self) -> int:
+        """How many parameters this phase trains (head included)."""
+        trained = sum(p.numel() for group in self.trained_groups for p in group)
+        return trained + sum(p.numel() for p in self.head.parameters())
 
     def forward(self, inputs) -> torch.Tensor:
         features = self.backbone(inputs) if self.backbone is not None else inputs
@@ -95,12 +115,17 @@ class TransferModule(L.LightningModule):
                     module.eval()  # small batches of a new domain would corrupt the statistics
         return self
 
-    def configure_optimizers(self):
+    def optimizer_groups(self) -> list[dict]:
+        """The head at ``head_lr``; each trained backbone group at ``backbone_lr`` decayed by
+        ``layer_decay`` per group below the top one."""
         groups = [{"params": list(self.head.parameters()), "lr": self.phase.head_lr}]
-        if self.backbone is not None and self.phase.train_backbone:
-            trainable = [p for p in self.backbone.parameters() if p.requires_grad]
-            groups.append({"params": trainable, "lr": self.phase.backbone_lr})
-        optimizer = torch.optim.AdamW(groups, weight_decay=self.weight_decay)
+        for depth, group in enumerate(reversed(self.trained_groups)):
+            lr = self.phase.backbone_lr * self.phase.layer_decay**depth
+            groups.append({"params": group, "lr": lr})
+        return groups
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.AdamW(self.optimizer_groups(), weight_decay=self.weight_decay)
         total = max(1, int(self.trainer.estimated_stepping_batches))
         warmup = int(total * self.phase.warmup_fraction)
 

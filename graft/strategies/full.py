@@ -1,0 +1,25 @@
+"""Full fine-tuning: every layer trains from the first step, the new head included.
+
+The plain recipe most tutorials use. The random head trains at ``lr`` and the backbone at the
+lower ``lr * backbone_lr_mult`` (with ``--layer-decay``, lower still towards the input), so the
+pretrained features are not destroyed while the head is still random. There is no head-only
+phase, hence no feature cache: each epoch runs the backbone forward and backward.
+"""
+
+from __future__ import annotations
+
+from graft.backbones.base import Backbone
+from graft.config import FitConfig
+from graft.strategies.base import Strategy, backbone_phase
+from graft.training.module import Phase
+
+DEFAULT_EPOCHS = 3
+
+
+class Full(Strategy):
+    name = "full"
+    frozen_backbone = False
+
+    def phases(self, config: FitConfig, backbone: Backbone) -> list[Phase]:
+        epochs = config.epochs or DEFAULT_EPOCHS
+        return [backbone_phase(config, backbone, "full", epochs, head_lr=config.lr)]
