@@ -111,6 +111,15 @@ def fit(
     unfreeze_every: Annotated[
         int, typer.Option(help="Epochs between unfreezing steps of --strategy gradual.")
     ] = 1,
+    label_smoothing: Annotated[float, typer.Option(help="Label smoothing of the loss.")] = 0.1,
+    weight_decay: Annotated[float, typer.Option(help="AdamW weight decay.")] = 0.01,
+    grad_clip: Annotated[float | None, typer.Option(help="Clip the gradient norm.")] = None,
+    class_weights: Annotated[
+        str | None, typer.Option(help="auto: weigh the loss by inverse class frequency.")
+    ] = None,
+    sampler: Annotated[
+        str | None, typer.Option(help="balanced: draw every class equally often.")
+    ] = None,
     seed: Annotated[
         int, typer.Option(help="Seed of the split, initialisation and data order.")
     ] = 0,
@@ -151,6 +160,11 @@ def fit(
         lr=lr,
         backbone_lr_mult=backbone_lr_mult,
         layer_decay=layer_decay,
+        label_smoothing=label_smoothing,
+        weight_decay=weight_decay,
+        grad_clip=grad_clip,
+        class_weights=class_weights,
+        sampler=sampler,
         unfreeze=unfreeze,
         unfreeze_every=unfreeze_every,
         seed=seed,
@@ -172,6 +186,10 @@ def fit(
             f"[yellow]{summary['skipped_count']} unreadable input(s) skipped[/] "
             "(listed in summary.json)"
         )
+    settings = {k: v for k, v in fitted.config.to_dict().items() if k not in ("progress",)}
+    console.print(
+        "settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()), highlight=False
+    )
     cache = summary["feature_cache"]
     console.print(f"feature cache: {cache['hits']} hits, {cache['misses']} computed")
     for split, metrics in fitted.metrics_.items():

@@ -35,6 +35,9 @@ class FitConfig:
         seed: seeds the split, the initialisation and the data order.
         val_fraction: share of each class held out for validation when none is given.
         label_smoothing, weight_decay: regularisation of the loss and of AdamW.
+        grad_clip: clip the gradient norm to this value (None: no clipping).
+        class_weights: ``"auto"`` weighs the loss by inverse class frequency.
+        sampler: ``"balanced"`` draws every class equally often.
         num_workers: data-loading processes; None: none on CPU, up to 8 on a GPU.
         cache_dir: root of the feature cache; None: ``$GRAFT_CACHE_DIR`` or ``~/.cache/graft``.
         progress: show Lightning's progress bar.
@@ -54,6 +57,9 @@ class FitConfig:
     val_fraction: float = 0.2
     label_smoothing: float = 0.1
     weight_decay: float = 0.01
+    grad_clip: float | None = None
+    class_weights: str | None = None
+    sampler: str | None = None
     num_workers: int | None = None
     cache_dir: str | None = None
     progress: bool = True
@@ -86,6 +92,12 @@ class FitConfig:
             raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.weight_decay < 0:
             raise ConfigError(f"weight_decay must not be negative, got {self.weight_decay}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ConfigError(f"--grad-clip must be positive, got {self.grad_clip}")
+        if self.class_weights not in (None, "none", "auto"):
+            raise ConfigError(f"--class-weights must be auto or none, got {self.class_weights!r}")
+        if self.sampler not in (None, "none", "balanced"):
+            raise ConfigError(f"--sampler must be balanced or none, got {self.sampler!r}")
         if self.num_workers is not None and self.num_workers < 0:
             raise ConfigError(f"--num-workers must not be negative, got {self.num_workers}")
         return self

@@ -28,6 +28,7 @@ from graft.features import CacheStats, FeatureCache, to_device
 from graft.heads import ClassificationHead
 from graft.strategies import STRATEGIES
 from graft.training import TransferModule, run_phase
+from graft.training.imbalance import balanced_class_weights, balanced_sampler
 
 log = logging.getLogger("graft")
 
@@ -143,11 +144,18 @@ class GraftClassifier:
                 self.backbone_ if phase.train_backbone else None,
                 label_smoothing=config.label_smoothing,
                 weight_decay=config.weight_decay,
+                class_weights=self._class_weights(splits),
             )
             trained = module.trained_parameters()
             log.info("phase %s: training %s parameters", phase.name, f"{trained:,}")
             rows = run_phase(
-                module, train_loader, val_loader, work_dir, config.seed, config.progress
+                module,
+                train_loader,
+                val_loader,
+                work_dir,
+                config.seed,
+                config.progress,
+                grad_clip=config.grad_clip,
             )
             for row in rows:
                 row["trained_parameters"] = trained
@@ -191,17 +199,28 @@ class GraftClassifier:
             return self.config.num_workers
         return min(8, os.cpu_count() or 1) if torch.cuda.is_available() else 0
 
+    def _class_weights(self, splits: DataSplits) -> torch.Tensor | None:
+        if self.config.class_weights != "auto":
+            return None
+        return balanced_class_weights(splits.train.labels, len(self.classes_))
+
+    def _train_order(self, labels: np.ndarray) -> dict:
+        """DataLoader options for the training order: seeded shuffle, or class-balanced draws."""
+        generator = torch.Generator().manual_seed(self.config.seed)
+        if self.config.sampler == "balanced":
+            return {"sampler": balanced_sampler(labels, generator)}
+        return {"shuffle": True, "generator": generator}
+
     def _feature_loaders(self, splits: DataSplits, cache: FeatureCache, timings: dict):
         start = time.perf_counter()
         batch, workers = self.config.batch_size, self._num_workers()
         train_x = cache.features(self.backbone_, splits.train, batch, workers)
         val_x = cache.features(self.backbone_, splits.val, batch, workers)
         timings["features"] = timings.get("features", 0.0) + time.perf_counter() - start
-        generator = torch.Generator().manual_seed(self.config.seed)
         train = TensorDataset(train_x, torch.as_tensor(splits.train.labels))
         val = TensorDataset(val_x, torch.as_tensor(splits.val.labels))
         return (
-            DataLoader(train, batch_size=batch, shuffle=True, generator=generator),
+            DataLoader(train, batch_size=batch, **self._train_order(splits.train.labels)),
             DataLoader(val, batch_size=512),
         )
 
@@ -209,7 +228,6 @@ class GraftClassifier:
         preprocessing = self.backbone_.preprocessing
         collate = Collate(preprocessing)
         workers = self._num_workers()
-        generator = torch.Generator().manual_seed(self.config.seed)
         options = dict(collate_fn=collate, num_workers=workers, persistent_workers=workers > 0)
         train = InputDataset(splits.train.items, splits.train.labels, preprocessing, train=True)
         val = InputDataset(splits.val.items, splits.val.labels, preprocessing)
@@ -217,8 +235,7 @@ class GraftClassifier:
             DataLoader(
                 train,
                 batch_size=self.config.batch_size,
-                shuffle=True,
-                generator=generator,
+                **self._train_order(splits.train.labels),
                 **options,
             ),
             DataLoader(val, batch_size=self.config.batch_size * 2, **options),

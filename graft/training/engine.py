@@ -54,6 +54,7 @@ def run_phase(
     work_dir: Path,
     seed: int,
     progress: bool = True,
+    grad_clip: float | None = None,
 ) -> list[dict]:
     """Train ``module`` for its phase, keep its best epoch (``phase.monitor``), return history.
 
@@ -85,6 +86,7 @@ def run_phase(
         enable_progress_bar=progress,
         enable_model_summary=False,
         num_sanity_val_steps=0,
+        gradient_clip_val=grad_clip,
         log_every_n_steps=1,
         deterministic=False,
     )

@@ -63,8 +63,10 @@ class TransferModule(L.LightningModule):
         backbone: Backbone | None = None,
         label_smoothing: float = 0.1,
         weight_decay: float = 0.01,
+        class_weights: torch.Tensor | None = None,
     ):
         super().__init__()
+        self.register_buffer("class_weights", class_weights, persistent=False)
         self.head = head
         self.backbone = backbone
         self.phase = phase
@@ -92,7 +94,9 @@ class TransferModule(L.LightningModule):
 
     def training_step(self, batch, batch_index: int) -> torch.Tensor:
         inputs, targets = batch
-        loss = F.cross_entropy(self(inputs), targets, label_smoothing=self.label_smoothing)
+        loss = F.cross_entropy(
+            self(inputs), targets, weight=self.class_weights, label_smoothing=self.label_smoothing
+        )
         self.log(
             "train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(targets)
         )
