@@ -13,6 +13,10 @@ from graft.training.module import Phase
 #: reached 0.817 after 3 epochs where 9e-5 reached 0.804 (bench/RESULTS.md).
 BACKBONE_LR_MULT = {"image": 0.1, "text": 0.02}
 
+#: Epochs that train the backbone when ``--epochs`` is not given: each costs a forward and a
+#: backward pass over the data, the dearest part of a fit.
+DEFAULT_BACKBONE_EPOCHS = 3
+
 
 class Strategy(ABC):
     """A named recipe: the phases to train, in order. Strategies never own a training loop."""

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 from graft.backbones.base import Backbone
 from graft.config import FitConfig
-from graft.strategies.base import Strategy, backbone_phase, head_phase
+from graft.strategies.base import DEFAULT_BACKBONE_EPOCHS, Strategy, backbone_phase, head_phase
 from graft.training.module import Phase
-
-DEFAULT_EPOCHS = 3
 
 
 class FineTune(Strategy):
@@ -26,5 +24,5 @@ class FineTune(Strategy):
     def phases(self, config: FitConfig, backbone: Backbone) -> list[Phase]:
         return [
             head_phase(config, config.head_epochs),
-            backbone_phase(config, backbone, "finetune", config.epochs or DEFAULT_EPOCHS),
+            backbone_phase(config, backbone, "finetune", config.epochs or DEFAULT_BACKBONE_EPOCHS),
         ]

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 from graft.backbones.base import Backbone
 from graft.config import FitConfig
-from graft.strategies.base import Strategy, backbone_phase
+from graft.strategies.base import DEFAULT_BACKBONE_EPOCHS, Strategy, backbone_phase
 from graft.training.module import Phase
-
-DEFAULT_EPOCHS = 3
 
 
 class Full(Strategy):
@@ -21,5 +19,5 @@ class Full(Strategy):
     frozen_backbone = False
 
     def phases(self, config: FitConfig, backbone: Backbone) -> list[Phase]:
-        epochs = config.epochs or DEFAULT_EPOCHS
+        epochs = config.epochs or DEFAULT_BACKBONE_EPOCHS
         return [backbone_phase(config, backbone, "full", epochs, head_lr=config.lr)]

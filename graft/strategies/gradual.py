@@ -13,10 +13,14 @@ import math
 
 from graft.backbones.base import Backbone
 from graft.config import FitConfig
-from graft.strategies.base import Strategy, backbone_phase, group_count, head_phase
+from graft.strategies.base import (
+    DEFAULT_BACKBONE_EPOCHS,
+    Strategy,
+    backbone_phase,
+    group_count,
+    head_phase,
+)
 from graft.training.module import Phase
-
-DEFAULT_EPOCHS = 3
 
 
 class Gradual(Strategy):
@@ -24,7 +28,7 @@ class Gradual(Strategy):
     frozen_backbone = False
 
     def phases(self, config: FitConfig, backbone: Backbone) -> list[Phase]:
-        total = config.epochs or DEFAULT_EPOCHS
+        total = config.epochs or DEFAULT_BACKBONE_EPOCHS
         every = config.unfreeze_every
         phases = [head_phase(config, config.head_epochs)]
         for step in range(math.ceil(total / every)):

@@ -14,10 +14,14 @@ from __future__ import annotations
 from graft.backbones.base import Backbone
 from graft.config import FitConfig
 from graft.errors import ConfigError
-from graft.strategies.base import Strategy, backbone_phase, group_count, head_phase
+from graft.strategies.base import (
+    DEFAULT_BACKBONE_EPOCHS,
+    Strategy,
+    backbone_phase,
+    group_count,
+    head_phase,
+)
 from graft.training.module import Phase
-
-DEFAULT_EPOCHS = 3
 
 
 class Partial(Strategy):
@@ -31,7 +35,7 @@ class Partial(Strategy):
                 f"--unfreeze {config.unfreeze} is more than the {available} parameter groups of "
                 f"{backbone.spec}; use at most {available} (or --strategy fine-tune for all)"
             )
-        epochs = config.epochs or DEFAULT_EPOCHS
+        epochs = config.epochs or DEFAULT_BACKBONE_EPOCHS
         return [
             head_phase(config, config.head_epochs),
             backbone_phase(config, backbone, f"top{config.unfreeze}", epochs, config.unfreeze),
