@@ -120,6 +120,13 @@ def fit(
     sampler: Annotated[
         str | None, typer.Option(help="balanced: draw every class equally often.")
     ] = None,
+    augment: Annotated[
+        str, typer.Option(help="Image augmentation while the backbone trains: none, light, strong.")
+    ] = "light",
+    views: Annotated[
+        int,
+        typer.Option(help="Cached views per training image for the head (1 plain + augmented)."),
+    ] = 1,
     seed: Annotated[
         int, typer.Option(help="Seed of the split, initialisation and data order.")
     ] = 0,
@@ -165,6 +172,8 @@ def fit(
         grad_clip=grad_clip,
         class_weights=class_weights,
         sampler=sampler,
+        augment=augment,
+        views=views,
         unfreeze=unfreeze,
         unfreeze_every=unfreeze_every,
         seed=seed,

@@ -38,6 +38,11 @@ class FitConfig:
         grad_clip: clip the gradient norm to this value (None: no clipping).
         class_weights: ``"auto"`` weighs the loss by inverse class frequency.
         sampler: ``"balanced"`` draws every class equally often.
+        augment: image augmentation preset while the backbone trains: ``none``, ``light``
+            (crop and flip) or ``strong`` (RandAugment, random erasing, mixup and cutmix).
+        views: with ``feature-extract`` (and the head phase of the others), cache this many
+            views of each training image: the plain one and ``views - 1`` augmented ones, so
+            the backbone still runs once per view, never once per epoch.
         num_workers: data-loading processes; None: none on CPU, up to 8 on a GPU.
         cache_dir: root of the feature cache; None: ``$GRAFT_CACHE_DIR`` or ``~/.cache/graft``.
         progress: show Lightning's progress bar.
@@ -60,6 +65,8 @@ class FitConfig:
     grad_clip: float | None = None
     class_weights: str | None = None
     sampler: str | None = None
+    augment: str = "light"
+    views: int = 1
     num_workers: int | None = None
     cache_dir: str | None = None
     progress: bool = True
@@ -70,7 +77,7 @@ class FitConfig:
 
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"--strategy {self.strategy!r} is not one of {', '.join(STRATEGIES)}")
-        for name in ("epochs", "head_epochs", "batch_size", "unfreeze", "unfreeze_every"):
+        for name in ("epochs", "head_epochs", "batch_size", "unfreeze", "unfreeze_every", "views"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ConfigError(
@@ -98,6 +105,14 @@ class FitConfig:
             raise ConfigError(f"--class-weights must be auto or none, got {self.class_weights!r}")
         if self.sampler not in (None, "none", "balanced"):
             raise ConfigError(f"--sampler must be balanced or none, got {self.sampler!r}")
+        from graft.data.transforms import AUGMENT_PRESETS
+
+        if self.augment not in AUGMENT_PRESETS:
+            raise ConfigError(
+                f"--augment must be one of {', '.join(AUGMENT_PRESETS)}, got {self.augment!r}"
+            )
+        if self.views > 1 and self.augment == "none":
+            raise ConfigError("--views above 1 needs augmented views: --augment light or strong")
         if self.num_workers is not None and self.num_workers < 0:
             raise ConfigError(f"--num-workers must not be negative, got {self.num_workers}")
         return self

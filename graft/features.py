@@ -12,6 +12,7 @@ Layout: ``<root>/<fingerprint[:24]>/shard-*.safetensors``, each shard holding ``
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import uuid
@@ -59,11 +60,24 @@ class FeatureCache:
         self.stats = CacheStats()
 
     def features(
-        self, backbone: Backbone, data: LabelledData, batch_size: int = 64, num_workers: int = 0
+        self,
+        backbone: Backbone,
+        data: LabelledData,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        view: int = 0,
+        augment: str = "none",
     ) -> torch.Tensor:
-        """``float32[len(data), feature_dim]`` for ``data``, from the cache where possible."""
+        """``float32[len(data), feature_dim]`` for ``data``, from the cache where possible.
+
+        ``view`` 0 is the evaluation preprocessing; ``view`` k > 0 a fixed augmented view
+        under the ``augment`` preset, cached under its own key.
+        """
         folder = self.root / backbone.fingerprint()[:24]
         keys = data.content_keys()
+        if view > 0:
+            suffix = f"{augment}#{view}".encode()
+            keys = [hashlib.sha256(key + suffix).digest() for key in keys]
         stored = self._load(folder)
         missing = [i for i, key in enumerate(keys) if key not in stored]
         first_of_key: dict[bytes, int] = {}
@@ -72,7 +86,7 @@ class FeatureCache:
         unique_missing = list(first_of_key.values())
         if unique_missing:
             computed = extract_features(
-                backbone, data.subset(unique_missing), batch_size, num_workers
+                backbone, data.subset(unique_missing), batch_size, num_workers, view, augment
             )
             new_keys = [keys[i] for i in unique_missing]
             stored.update(zip(new_keys, computed, strict=True))
@@ -107,14 +121,20 @@ class FeatureCache:
 
 @torch.inference_mode()
 def extract_features(
-    backbone: Backbone, data: LabelledData, batch_size: int = 64, num_workers: int = 0
+    backbone: Backbone,
+    data: LabelledData,
+    batch_size: int = 64,
+    num_workers: int = 0,
+    view: int = 0,
+    augment: str = "none",
 ) -> torch.Tensor:
-    """One forward pass of the frozen backbone over ``data`` (evaluation preprocessing)."""
+    """One forward pass of the frozen backbone over ``data`` (evaluation preprocessing, or
+    the fixed augmented ``view``)."""
     was_training = backbone.training
     backbone.eval()
     device = next(backbone.parameters()).device
     loader = DataLoader(
-        InputDataset(data.items, data.labels, backbone.preprocessing),
+        InputDataset(data.items, data.labels, backbone.preprocessing, augment=augment, view=view),
         batch_size=batch_size,
         collate_fn=Collate(backbone.preprocessing),
         num_workers=num_workers,

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from graft.backbones import Backbone, create_backbone
 from graft.config import DEFAULT_MODELS, FitConfig
 from graft.data import DataSplits, LabelledData, load_inputs, load_splits, stratified_split
-from graft.data.transforms import Collate, InputDataset
+from graft.data.transforms import Collate, InputDataset, mixup_for
 from graft.errors import ConfigError, DataError, GraftError
 from graft.evaluation import classification_metrics
 from graft.features import CacheStats, FeatureCache, to_device
@@ -97,6 +97,8 @@ class GraftClassifier:
                 f"--model {config.model} is a {backbone.modality} backbone, but "
                 f"{splits.train.source} holds {splits.train.modality} data"
             )
+        if config.views > 1 and backbone.modality != "image":
+            raise ConfigError("--views caches augmented views of images; this data is text")
         strategy = STRATEGIES[config.strategy]()
         torch.manual_seed(config.seed)  # the head's initialisation
         self.classes_ = list(splits.train.classes)
@@ -145,6 +147,7 @@ class GraftClassifier:
                 label_smoothing=config.label_smoothing,
                 weight_decay=config.weight_decay,
                 class_weights=self._class_weights(splits),
+                mixup=self._mixup() if phase.train_backbone else None,
             )
             trained = module.trained_parameters()
             log.info("phase %s: training %s parameters", phase.name, f"{trained:,}")
@@ -204,6 +207,11 @@ class GraftClassifier:
             return None
         return balanced_class_weights(splits.train.labels, len(self.classes_))
 
+    def _mixup(self):
+        if self.backbone_.modality != "image":
+            return None
+        return mixup_for(self.config.augment, len(self.classes_), self.config.label_smoothing)
+
     def _train_order(self, labels: np.ndarray) -> dict:
         """DataLoader options for the training order: seeded shuffle, or class-balanced draws."""
         generator = torch.Generator().manual_seed(self.config.seed)
@@ -214,13 +222,20 @@ class GraftClassifier:
     def _feature_loaders(self, splits: DataSplits, cache: FeatureCache, timings: dict):
         start = time.perf_counter()
         batch, workers = self.config.batch_size, self._num_workers()
-        train_x = cache.features(self.backbone_, splits.train, batch, workers)
+        views = self.config.views if self.backbone_.modality == "image" else 1
+        train_x = torch.cat(
+            [
+                cache.features(self.backbone_, splits.train, batch, workers, v, self.config.augment)
+                for v in range(views)
+            ]
+        )
         val_x = cache.features(self.backbone_, splits.val, batch, workers)
         timings["features"] = timings.get("features", 0.0) + time.perf_counter() - start
-        train = TensorDataset(train_x, torch.as_tensor(splits.train.labels))
+        train_labels = np.tile(splits.train.labels, views)
+        train = TensorDataset(train_x, torch.as_tensor(train_labels))
         val = TensorDataset(val_x, torch.as_tensor(splits.val.labels))
         return (
-            DataLoader(train, batch_size=batch, **self._train_order(splits.train.labels)),
+            DataLoader(train, batch_size=batch, **self._train_order(train_labels)),
             DataLoader(val, batch_size=512),
         )
 
@@ -229,7 +244,13 @@ class GraftClassifier:
         collate = Collate(preprocessing)
         workers = self._num_workers()
         options = dict(collate_fn=collate, num_workers=workers, persistent_workers=workers > 0)
-        train = InputDataset(splits.train.items, splits.train.labels, preprocessing, train=True)
+        train = InputDataset(
+            splits.train.items,
+            splits.train.labels,
+            preprocessing,
+            train=True,
+            augment=self.config.augment,
+        )
         val = InputDataset(splits.val.items, splits.val.labels, preprocessing)
         return (
             DataLoader(

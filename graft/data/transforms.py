@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -12,9 +14,17 @@ from torch.utils.data import Dataset
 from graft.backbones.base import ImagePreprocessing, Preprocessing, TextPreprocessing
 from graft.data.images import open_rgb
 
+#: Image augmentation presets, built on timm's transforms (``--augment``):
+#: none: the evaluation transform; light: random-resized crop (35-100% of the area) and
+#: horizontal flip; strong: random-resized crop (8-100%), flip, RandAugment (m9) and random
+#: erasing, plus mixup and cutmix in the training step (:func:`mixup_for`).
+AUGMENT_PRESETS = ("none", "light", "strong")
 
-def image_transform(preprocessing: ImagePreprocessing, train: bool) -> Callable:
-    """timm's eval transform (resize, centre crop, normalise), or a light training augmentation."""
+
+def image_transform(
+    preprocessing: ImagePreprocessing, train: bool, augment: str = "light"
+) -> Callable:
+    """timm's eval transform (resize, centre crop, normalise), or an augmentation preset."""
     from timm.data import create_transform
 
     options: dict[str, Any] = dict(
@@ -24,15 +34,40 @@ def image_transform(preprocessing: ImagePreprocessing, train: bool) -> Callable:
         std=preprocessing.std,
         crop_pct=preprocessing.crop_pct,
     )
-    if train:
+    if not train or augment == "none":
+        return create_transform(**options, is_training=False)
+    if augment == "light":
         return create_transform(
             **options, is_training=True, scale=(0.35, 1.0), hflip=0.5, color_jitter=None
         )
-    return create_transform(**options, is_training=False)
+    return create_transform(
+        **options,
+        is_training=True,
+        scale=(0.08, 1.0),
+        hflip=0.5,
+        color_jitter=None,
+        auto_augment="rand-m9-mstd0.5-inc1",
+        re_prob=0.25,
+    )
+
+
+def mixup_for(augment: str, num_classes: int, label_smoothing: float):
+    """timm's mixup/cutmix for the ``strong`` preset (None for the others)."""
+    if augment != "strong":
+        return None
+    from timm.data import Mixup
+
+    return Mixup(
+        mixup_alpha=0.2, cutmix_alpha=1.0, label_smoothing=label_smoothing, num_classes=num_classes
+    )
 
 
 class InputDataset(Dataset):
-    """Items (and labels, when known) turned into backbone input one at a time."""
+    """Items (and labels, when known) turned into backbone input one at a time.
+
+    ``view`` > 0 gives a fixed augmented view of each image (the ``augment`` preset under a
+    seed derived from the item and the view), so that cached views can be recomputed alike.
+    """
 
     def __init__(
         self,
@@ -40,11 +75,14 @@ class InputDataset(Dataset):
         labels: np.ndarray | None,
         preprocessing: Preprocessing,
         train: bool = False,
+        augment: str = "light",
+        view: int = 0,
     ):
         self.items = items
         self.labels = labels
+        self.view = view
         self.transform = (
-            image_transform(preprocessing, train)
+            image_transform(preprocessing, train or view > 0, augment)
             if isinstance(preprocessing, ImagePreprocessing)
             else None
         )
@@ -54,9 +92,24 @@ class InputDataset(Dataset):
 
     def __getitem__(self, index: int):
         item = self.items[index]
-        value = self.transform(open_rgb(item)) if self.transform is not None else item
+        if self.transform is None:
+            value = item
+        elif self.view > 0:
+            value = self._fixed_view(item)
+        else:
+            value = self.transform(open_rgb(item))
         label = -1 if self.labels is None else int(self.labels[index])
         return value, label
+
+    def _fixed_view(self, item: str):
+        seed = zlib.crc32(f"{item}#{self.view}".encode())
+        python_state = random.getstate()
+        with torch.random.fork_rng(devices=[]):
+            random.seed(seed)
+            torch.manual_seed(seed)
+            value = self.transform(open_rgb(item))
+        random.setstate(python_state)
+        return value
 
 
 class Collate:

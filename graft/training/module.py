@@ -8,6 +8,7 @@ groups in place, which breaks resuming), and frozen BatchNorm layers stay in eva
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import lightning as L
@@ -64,8 +65,10 @@ class TransferModule(L.LightningModule):
         label_smoothing: float = 0.1,
         weight_decay: float = 0.01,
         class_weights: torch.Tensor | None = None,
+        mixup: Callable | None = None,
     ):
         super().__init__()
+        self.mixup = mixup
         self.register_buffer("class_weights", class_weights, persistent=False)
         self.head = head
         self.backbone = backbone
@@ -94,9 +97,19 @@ class TransferModule(L.LightningModule):
 
     def training_step(self, batch, batch_index: int) -> torch.Tensor:
         inputs, targets = batch
-        loss = F.cross_entropy(
-            self(inputs), targets, weight=self.class_weights, label_smoothing=self.label_smoothing
-        )
+        if self.mixup is not None and len(targets) % 2 == 0:  # timm's mixup pairs the batch
+            inputs, soft_targets = self.mixup(inputs, targets)
+            log_probabilities = F.log_softmax(self(inputs), dim=-1)
+            if self.class_weights is not None:  # normalised as cross_entropy's weight is
+                soft_targets = soft_targets * self.class_weights
+            loss = -(soft_targets * log_probabilities).sum() / soft_targets.sum()
+        else:
+            loss = F.cross_entropy(
+                self(inputs),
+                targets,
+                weight=self.class_weights,
+                label_smoothing=self.label_smoothing,
+            )
         self.log(
             "train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(targets)
         )
