@@ -102,14 +102,20 @@ class InputDataset(Dataset):
         return value, label
 
     def _fixed_view(self, item: str):
+        """The view under a seed of its own; timm's transforms draw from Python's, NumPy's
+        (RandAugment's choice of ops) and torch's generators, so all three are seeded, then
+        restored."""
         seed = zlib.crc32(f"{item}#{self.view}".encode())
-        python_state = random.getstate()
-        with torch.random.fork_rng(devices=[]):
-            random.seed(seed)
-            torch.manual_seed(seed)
-            value = self.transform(open_rgb(item))
-        random.setstate(python_state)
-        return value
+        python_state, numpy_state = random.getstate(), np.random.get_state()
+        try:
+            with torch.random.fork_rng(devices=[]):
+                random.seed(seed)
+                np.random.seed(seed)
+                torch.manual_seed(seed)
+                return self.transform(open_rgb(item))
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
 
 
 class Collate:
