@@ -9,7 +9,7 @@ __version__ = "0.1.0"
 
 from graft.config import FitConfig  # noqa: E402
 from graft.errors import ConfigError, DataError, GraftError, ModelUnavailableError, RunError  # noqa: E402
-from graft.model import GraftClassifier, fit  # noqa: E402
+from graft.model import GraftClassifier, fit, resume  # noqa: E402
 from graft.persistence import load  # noqa: E402
 
 __all__ = [
@@ -23,4 +23,5 @@ __all__ = [
     "__version__",
     "fit",
     "load",
+    "resume",
 ]

@@ -27,7 +27,10 @@ errors = Console(stderr=True)
 
 
 def main() -> None:
+    from graft.training.engine import allow_script_relaunch
+
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    allow_script_relaunch()
     logging.basicConfig(
         level=logging.INFO,
         format="%(message)s",
@@ -70,9 +73,12 @@ def _default_run_dir() -> Path:
 @app.command()
 def fit(
     data: Annotated[
-        Path,
-        typer.Argument(help="Class folders, train/val/test folders, or a CSV/TSV/JSONL table."),
-    ],
+        Path | None,
+        typer.Argument(
+            help="Class folders, train/val/test folders, or a CSV/TSV/JSONL table "
+            "(not with --resume)."
+        ),
+    ] = None,
     val: Annotated[
         Path | None,
         typer.Option(
@@ -87,7 +93,7 @@ def fit(
         ),
     ] = None,
     strategy: Annotated[
-        str, typer.Option(help="fine-tune, feature-extract, full, partial or gradual.")
+        str, typer.Option(help="fine-tune, feature-extract, full, partial, gradual or lora.")
     ] = "fine-tune",
     epochs: Annotated[
         int | None,
@@ -95,7 +101,9 @@ def fit(
     ] = None,
     head_epochs: Annotated[int, typer.Option(help="Epochs of fine-tune's head-only phase.")] = 30,
     batch_size: Annotated[int, typer.Option(help="Examples per step.")] = 32,
-    lr: Annotated[float, typer.Option(help="Learning rate of the head.")] = 3e-3,
+    lr: Annotated[
+        str, typer.Option(help="Learning rate of the head, or auto (a range test picks it).")
+    ] = "3e-3",
     backbone_lr_mult: Annotated[
         float | None, typer.Option(help="Backbone learning rate as a fraction of --lr.")
     ] = None,
@@ -127,18 +135,51 @@ def fit(
         int,
         typer.Option(help="Cached views per training image for the head (1 plain + augmented)."),
     ] = 1,
+    lora_rank: Annotated[
+        int | None, typer.Option(help="Rank of --strategy lora's adapters (default 8).")
+    ] = None,
+    lora_alpha: Annotated[
+        float | None,
+        typer.Option(help="LoRA scale numerator: updates scaled by alpha/rank (default 2 x rank)."),
+    ] = None,
+    lora_targets: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated module names LoRA adapts, like query,value "
+            "(default: the backbone's own)."
+        ),
+    ] = None,
     seed: Annotated[
         int, typer.Option(help="Seed of the split, initialisation and data order.")
     ] = 0,
     val_fraction: Annotated[
         float, typer.Option(help="Share of each class held out when no validation data is given.")
     ] = 0.2,
+    task: Annotated[
+        str,
+        typer.Option(
+            help="auto, multiclass, multilabel (a row's labels joined by ; or |) or regression."
+        ),
+    ] = "auto",
+    label_delimiter: Annotated[
+        str | None,
+        typer.Option(help="What separates a multilabel row's labels (default: ; or |)."),
+    ] = None,
     text_column: Annotated[str | None, typer.Option(help="Table column holding the texts.")] = None,
     image_column: Annotated[
         str | None, typer.Option(help="Table column holding image paths.")
     ] = None,
     label_column: Annotated[
         str | None, typer.Option(help="Table column holding the labels.")
+    ] = None,
+    precision: Annotated[
+        str, typer.Option(help="32, 16-mixed (CUDA) or bf16-mixed, as Lightning takes it.")
+    ] = "32",
+    devices: Annotated[int, typer.Option(help="Processes (GPUs, or CPU processes) per node.")] = 1,
+    num_nodes: Annotated[int, typer.Option(help="Nodes of a multi-node run.")] = 1,
+    distributed: Annotated[
+        str | None,
+        typer.Option(help="ddp or fsdp across devices and nodes (default: ddp above 1 device)."),
     ] = None,
     num_workers: Annotated[int | None, typer.Option(help="Data-loading processes.")] = None,
     out: Annotated[
@@ -147,49 +188,88 @@ def fit(
     overwrite: Annotated[
         bool, typer.Option(help="Allow writing into a non-empty run directory.")
     ] = False,
+    resume: Annotated[
+        Path | None,
+        typer.Option(help="Finish an interrupted run from its last checkpoint (no DATA)."),
+    ] = None,
     progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
 ) -> None:
     """Train a new head (and, with fine-tune, the backbone) on DATA and write a run directory."""
     import graft
+    from graft.training.engine import is_global_zero
 
-    run_dir = out or _default_run_dir()
-    fitted = graft.fit(
-        data,
-        val,
-        test,
-        out=run_dir,
-        overwrite=overwrite,
-        model=model,
-        strategy=strategy,
-        epochs=epochs,
-        head_epochs=head_epochs,
-        batch_size=batch_size,
-        lr=lr,
-        backbone_lr_mult=backbone_lr_mult,
-        layer_decay=layer_decay,
-        label_smoothing=label_smoothing,
-        weight_decay=weight_decay,
-        grad_clip=grad_clip,
-        class_weights=class_weights,
-        sampler=sampler,
-        augment=augment,
-        views=views,
-        unfreeze=unfreeze,
-        unfreeze_every=unfreeze_every,
-        seed=seed,
-        val_fraction=val_fraction,
-        num_workers=num_workers,
-        progress=progress,
-        text_column=text_column,
-        image_column=image_column,
-        label_column=label_column,
-    )
+    if resume is not None:
+        if data is not None:
+            raise GraftError("--resume RUN continues a run with its own data: give no DATA")
+        _report_fit(graft.resume(resume), resume)
+        return
+    if data is None:
+        raise GraftError("missing DATA: a folder or table to train on (or --resume RUN)")
+    # Lightning's DDP launcher runs this command once more per device, with this process's
+    # environment: the extra processes find the run folder there.
+    run_dir = out or Path(os.environ.get("GRAFT_RUN_DIR") or _default_run_dir())
+    os.environ["GRAFT_RUN_DIR"] = str(run_dir)
+    try:
+        fitted = graft.fit(
+            data,
+            val,
+            test,
+            out=run_dir,
+            overwrite=overwrite,
+            model=model,
+            strategy=strategy,
+            epochs=epochs,
+            head_epochs=head_epochs,
+            batch_size=batch_size,
+            lr=lr,
+            backbone_lr_mult=backbone_lr_mult,
+            layer_decay=layer_decay,
+            label_smoothing=label_smoothing,
+            weight_decay=weight_decay,
+            grad_clip=grad_clip,
+            class_weights=class_weights,
+            sampler=sampler,
+            augment=augment,
+            views=views,
+            unfreeze=unfreeze,
+            unfreeze_every=unfreeze_every,
+            lora_rank=lora_rank,
+            lora_alpha=lora_alpha,
+            lora_targets=lora_targets,
+            seed=seed,
+            val_fraction=val_fraction,
+            precision=precision,
+            devices=devices,
+            num_nodes=num_nodes,
+            distributed=distributed,
+            num_workers=num_workers,
+            progress=progress,
+            task=task,
+            label_delimiter=label_delimiter,
+            text_column=text_column,
+            image_column=image_column,
+            label_column=label_column,
+        )
+    finally:
+        os.environ.pop("GRAFT_RUN_DIR", None)
+    if is_global_zero():
+        _report_fit(fitted, run_dir)
+
+
+def _report_fit(fitted, run_dir: Path) -> None:
     summary = fitted.summary_
     examples = ", ".join(f"{n} {c}" for n, c in summary["examples"].items())
+    kind = {
+        "multiclass": f"{len(fitted.classes_)} classes",
+        "multilabel": f"{len(fitted.classes_)} labels",
+        "regression": f"target {fitted.classes_[0]!r}",
+    }[fitted.task_]
     console.print(
         f"\n[bold]{fitted.config.strategy}[/] of [bold]{fitted.config.model}[/] on {examples} "
-        f"examples, {len(fitted.classes_)} classes, in {summary['seconds']['total']:.1f}s"
+        f"examples, {kind}, in {summary['seconds']['total']:.1f}s"
     )
+    inferred = " (inferred from the labels)" if fitted.config.task == "auto" else ""
+    console.print(f"task: [bold]{fitted.task_}[/]{inferred}")
     if summary["skipped_count"]:
         console.print(
             f"[yellow]{summary['skipped_count']} unreadable input(s) skipped[/] "
@@ -202,27 +282,80 @@ def fit(
     cache = summary["feature_cache"]
     console.print(f"feature cache: {cache['hits']} hits, {cache['misses']} computed")
     for split, metrics in fitted.metrics_.items():
-        _print_metrics(metrics, f"{split} metrics", fitted.classes_)
+        _print_metrics(metrics, f"{split} metrics", fitted.classes_, fitted.task_)
     console.print(f"run saved to [bold]{run_dir}[/]")
 
 
-def _print_metrics(metrics: dict, title: str, classes: list[str]) -> None:
-    table = Table(
-        title=f"{title}: accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f} "
-        f"({metrics['num_examples']} examples)"
-    )
-    for column in ("class", "precision", "recall", "F1", "support"):
-        table.add_column(column, justify="left" if column == "class" else "right")
+def _print_metrics(metrics: dict, title: str, classes: list[str], task: str = "multiclass") -> None:
+    count = f"({metrics['num_examples']} examples)"
+    if task == "regression":
+        r2 = "n/a" if metrics["r2"] is None else f"{metrics['r2']:.4f}"
+        table = Table(title=f"{title}: R² {r2} {count}")
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        for name in ("mse", "rmse", "mae"):
+            table.add_row(name.upper(), f"{metrics[name]:.4f}")
+        table.add_row("R²", r2)
+        console.print(table)
+        return
+    if task == "multilabel":
+        summary = (
+            f"micro-F1 {metrics['micro_f1']:.4f}, macro-F1 {metrics['macro_f1']:.4f}, "
+            f"subset accuracy {metrics['subset_accuracy']:.4f}"
+        )
+        columns = ("label", "threshold", "precision", "recall", "F1", "support")
+    else:
+        summary = f"accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}"
+        columns = ("class", "precision", "recall", "F1", "support")
+    table = Table(title=f"{title}: {summary} {count}")
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("class", "label") else "right")
     for name in classes:
         row = metrics["per_class"][name]
+        threshold = [f"{row['threshold']:.2f}"] if task == "multilabel" else []
         table.add_row(
             name,
+            *threshold,
             f"{row['precision']:.3f}",
             f"{row['recall']:.3f}",
             f"{row['f1']:.3f}",
             str(row["support"]),
         )
     console.print(table)
+
+
+@app.command("lr-find")
+def lr_find(
+    data: Annotated[Path, typer.Argument(help="Training data, in any form `graft fit` accepts.")],
+    model: Annotated[
+        str | None, typer.Option(help="Backbone (default: efficientnet_lite0 or minilm).")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="Examples per step.")] = 32,
+    seed: Annotated[int, typer.Option(help="Seed of the split and the head.")] = 0,
+    plot: Annotated[Path, typer.Option(help="Where to draw the loss curve (PNG).")] = Path(
+        "lr-find.png"
+    ),
+    text_column: Annotated[str | None, typer.Option()] = None,
+    image_column: Annotated[str | None, typer.Option()] = None,
+    label_column: Annotated[str | None, typer.Option()] = None,
+    progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
+) -> None:
+    """Find a learning rate for DATA: the range test `--lr auto` runs, with its loss curve."""
+    from graft.model import GraftClassifier
+
+    columns = dict(text_column=text_column, image_column=image_column, label_column=label_column)
+    estimator = GraftClassifier(model=model, batch_size=batch_size, seed=seed, progress=progress)
+    finding = estimator.find_lr(data, **{k: v for k, v in columns.items() if v is not None})
+    table = Table(title=f"learning-rate range test on {data} ({estimator.config.model})")
+    table.add_column("learning rate", justify="right")
+    table.add_column("loss (smoothed)", justify="right")
+    every = max(1, len(finding.losses) // 12)
+    for rate, loss in list(zip(finding.learning_rates, finding.losses, strict=True))[::every]:
+        table.add_row(f"{rate:.2e}", f"{loss:.4f}")
+    console.print(table)
+    note = " (no falling loss found: graft's default)" if finding.fallback else ""
+    console.print(f"suggested learning rate: [bold]{finding.suggestion:.3g}[/]{note}")
+    console.print(f"loss curve drawn to [bold]{finding.plot(plot)}[/]; use it with --lr")
 
 
 @app.command()
@@ -244,7 +377,7 @@ def evaluate(
     if as_json:
         print(json.dumps(metrics, indent=2))
     else:
-        _print_metrics(metrics, str(data), model.classes_)
+        _print_metrics(metrics, str(data), model.classes_, model.task_)
 
 
 @app.command()
@@ -253,17 +386,38 @@ def predict(
     inputs: Annotated[
         list[str], typer.Argument(help="Image files or folders, a CSV/TSV/JSONL table, or texts.")
     ],
-    top_k: Annotated[int, typer.Option(help="How many labels to show per input.")] = 1,
+    top_k: Annotated[
+        int, typer.Option(help="How many classes to show per input (multiclass models).")
+    ] = 1,
     column: Annotated[str | None, typer.Option(help="Table column holding the inputs.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
 ) -> None:
-    """Predict the labels of INPUTS with a trained model."""
+    """Predict the labels of INPUTS with a trained model: the top classes, every label above
+    its threshold (multilabel), or the value (regression)."""
     import graft
     from graft.data import load_inputs
 
     model = graft.load(run)
     items = load_inputs(inputs, model.backbone_.modality, column=column)
-    answers = model.predict_top_k(items, k=min(top_k, len(model.classes_)))
+    if model.task_ == "regression":
+        values = model.predict(items)
+        if as_json:
+            for item, value in zip(items, values, strict=True):
+                print(json.dumps({"input": item, "prediction": float(value)}))
+            return
+        answers = [[(f"{value:.4g}", None)] for value in values]
+    elif model.task_ == "multilabel":
+        answers = [
+            sorted(
+                ((model.classes_[j], float(p)) for j, p in enumerate(row)),
+                key=lambda pair: -pair[1],
+            )
+            for row in model.predict_proba(items)
+        ]
+        threshold = dict(zip(model.classes_, model.thresholds_, strict=True))
+        answers = [[(lab, p) for lab, p in pairs if p >= threshold[lab]] for pairs in answers]
+    else:
+        answers = model.predict_top_k(items, k=min(top_k, len(model.classes_)))
     if as_json:
         for item, pairs in zip(items, answers, strict=True):
             print(
@@ -283,6 +437,6 @@ def predict(
     for item, pairs in zip(items, answers, strict=True):
         table.add_row(
             item if len(item) < 120 else item[:117] + "...",
-            ", ".join(f"{lab} ({p:.3f})" for lab, p in pairs),
+            ", ".join(lab if p is None else f"{lab} ({p:.3f})" for lab, p in pairs) or "-",
         )
     console.print(table)

@@ -20,20 +20,32 @@ class FitConfig:
         strategy: ``"fine-tune"`` (head on frozen features, then the whole network),
             ``"feature-extract"`` (head only, on cached features), ``"full"`` (everything from
             the first step), ``"partial"`` (head, then the top ``unfreeze`` groups) or
-            ``"gradual"`` (head, then one more group every ``unfreeze_every`` epochs).
+            ``"gradual"`` (head, then one more group every ``unfreeze_every`` epochs) or
+            ``"lora"`` (head, then low-rank adapters on the frozen backbone).
         epochs: epochs of the phase that trains most (the backbone phase of fine-tune, the
             head of feature-extract); None: 3 for fine-tune, 30 for feature-extract.
         head_epochs: epochs of fine-tune's first, head-only phase.
         batch_size: examples per step through the backbone.
-        lr: learning rate of the head.
+        lr: learning rate of the head, or ``"auto"``: the suggestion of a learning-rate range
+            test on the head over cached features (:mod:`graft.training.lr_finder`).
         backbone_lr_mult: backbone learning rate as a fraction of ``lr``; None: 0.1 for
             images, 0.02 for text.
         layer_decay: layer-wise learning-rate decay: each backbone group down from the top
             trains at this factor times the rate of the one above (1.0: no decay).
         unfreeze: backbone groups that train with ``partial``, counted from the top.
         unfreeze_every: epochs between two unfreezing steps of ``gradual``.
+        lora_rank: rank of ``lora``'s adapters; None: 8.
+        lora_alpha: ``lora``'s scale numerator (updates scaled by ``alpha / rank``); None:
+            twice the rank.
+        lora_targets: comma-separated module-name patterns ``lora`` adapts (a full name or
+            its last components: ``query,value``, ``attn.qkv``); None: the backbone's
+            defaults (:meth:`graft.backbones.Backbone.lora_targets`).
         seed: seeds the split, the initialisation and the data order.
         val_fraction: share of each class held out for validation when none is given.
+        task: ``"auto"`` (inferred from the labels: see :func:`graft.data.sources.infer_task`),
+            ``"multiclass"``, ``"multilabel"`` or ``"regression"``.
+        label_delimiter: what separates a multilabel row's labels; None: ``;`` or ``|``,
+            whichever the labels hold.
         label_smoothing, weight_decay: regularisation of the loss and of AdamW.
         grad_clip: clip the gradient norm to this value (None: no clipping).
         class_weights: ``"auto"`` weighs the loss by inverse class frequency.
@@ -43,6 +55,9 @@ class FitConfig:
         views: with ``feature-extract`` (and the head phase of the others), cache this many
             views of each training image: the plain one and ``views - 1`` augmented ones, so
             the backbone still runs once per view, never once per epoch.
+        precision: ``32``, ``16-mixed`` (CUDA) or ``bf16-mixed``, as Lightning's Trainer takes it.
+        devices, num_nodes: processes per node and nodes for the phases that train the backbone.
+        distributed: ``ddp`` or ``fsdp`` across those processes (None: ddp when more than one).
         num_workers: data-loading processes; None: none on CPU, up to 8 on a GPU.
         cache_dir: root of the feature cache; None: ``$GRAFT_CACHE_DIR`` or ``~/.cache/graft``.
         progress: show Lightning's progress bar.
@@ -53,13 +68,18 @@ class FitConfig:
     epochs: int | None = None
     head_epochs: int = 30
     batch_size: int = 32
-    lr: float = 3e-3
+    lr: float | str = 3e-3
     backbone_lr_mult: float | None = None
     layer_decay: float = 1.0
     unfreeze: int = 2
     unfreeze_every: int = 1
+    lora_rank: int | None = None
+    lora_alpha: float | None = None
+    lora_targets: str | None = None
     seed: int = 0
     val_fraction: float = 0.2
+    task: str = "auto"
+    label_delimiter: str | None = None
     label_smoothing: float = 0.1
     weight_decay: float = 0.01
     grad_clip: float | None = None
@@ -67,6 +87,10 @@ class FitConfig:
     sampler: str | None = None
     augment: str = "light"
     views: int = 1
+    precision: str = "32"
+    devices: int = 1
+    num_nodes: int = 1
+    distributed: str | None = None
     num_workers: int | None = None
     cache_dir: str | None = None
     progress: bool = True
@@ -77,14 +101,25 @@ class FitConfig:
 
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"--strategy {self.strategy!r} is not one of {', '.join(STRATEGIES)}")
-        for name in ("epochs", "head_epochs", "batch_size", "unfreeze", "unfreeze_every", "views"):
+        positive = ("epochs", "head_epochs", "batch_size", "unfreeze", "unfreeze_every", "views")
+        self._validate_lora()
+        for name in (*positive, "devices", "num_nodes"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ConfigError(
                     f"--{name.replace('_', '-')} must be a positive integer, got {value}"
                 )
+        if isinstance(self.lr, str) and self.lr != "auto":
+            try:
+                self.lr = float(self.lr)
+            except ValueError:
+                raise ConfigError(
+                    f"--lr must be a positive number or auto, got {self.lr!r}"
+                ) from None
         for name in ("lr", "backbone_lr_mult"):
             value = getattr(self, name)
+            if value == "auto":
+                continue
             if value is not None and not value > 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {value}")
         if not 0.0 < self.layer_decay <= 1.0:
@@ -95,6 +130,17 @@ class FitConfig:
             )
         if not 0.0 < self.val_fraction < 1.0:
             raise ConfigError(f"--val-fraction must be between 0 and 1, got {self.val_fraction}")
+        from graft.data import TASKS
+
+        if self.task not in ("auto", *TASKS):
+            raise ConfigError(
+                f"--task must be auto or one of {', '.join(TASKS)}, got {self.task!r}"
+            )
+        if self.label_delimiter is not None:
+            if not self.label_delimiter.strip():
+                raise ConfigError("--label-delimiter must be a visible character, like ; or |")
+            if self.task not in ("auto", "multilabel"):
+                raise ConfigError(f"--label-delimiter splits multilabel rows, not {self.task} ones")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.weight_decay < 0:
@@ -113,9 +159,51 @@ class FitConfig:
             )
         if self.views > 1 and self.augment == "none":
             raise ConfigError("--views above 1 needs augmented views: --augment light or strong")
+        from graft.training.engine import DISTRIBUTED, PRECISIONS
+
+        self.precision = str(self.precision)
+        if self.precision not in PRECISIONS:
+            raise ConfigError(
+                f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
+            )
+        if self.precision == "16-mixed":
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ConfigError(
+                    "--precision 16-mixed needs a CUDA GPU, and none is available here; "
+                    "use bf16-mixed on the CPU (or 32)"
+                )
+        if self.distributed not in (None, "none", *DISTRIBUTED):
+            raise ConfigError(
+                f"--distributed must be one of {', '.join(DISTRIBUTED)}, got {self.distributed!r}"
+            )
         if self.num_workers is not None and self.num_workers < 0:
             raise ConfigError(f"--num-workers must not be negative, got {self.num_workers}")
         return self
+
+    def _validate_lora(self) -> None:
+        names = ("lora_rank", "lora_alpha", "lora_targets")
+        given = [n for n in names if getattr(self, n) is not None]
+        if self.strategy != "lora":
+            if given:
+                options = ", ".join(f"--{n.replace('_', '-')}" for n in given)
+                raise ConfigError(f"{options} configure --strategy lora, not {self.strategy}")
+            return
+        if self.lora_rank is not None and (
+            not isinstance(self.lora_rank, int) or self.lora_rank < 1
+        ):
+            raise ConfigError(f"--lora-rank must be a positive integer, got {self.lora_rank}")
+        if self.lora_alpha is not None and not self.lora_alpha > 0:
+            raise ConfigError(f"--lora-alpha must be positive, got {self.lora_alpha}")
+        if self.lora_targets is not None and not self.lora_target_list():
+            raise ConfigError(
+                "--lora-targets must name modules, comma-separated (like query,value)"
+            )
+
+    def lora_target_list(self) -> list[str]:
+        """``lora_targets`` split at commas ([] when not given)."""
+        return [t.strip() for t in (self.lora_targets or "").split(",") if t.strip()]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

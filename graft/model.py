@@ -8,6 +8,7 @@ the same model.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import tempfile
 import time
@@ -20,15 +21,25 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from graft.backbones import Backbone, create_backbone
 from graft.config import DEFAULT_MODELS, FitConfig
-from graft.data import DataSplits, LabelledData, load_inputs, load_splits, stratified_split
+from graft.data import DataSplits, LabelledData, load_inputs, load_splits, train_val_split
 from graft.data.transforms import Collate, InputDataset, mixup_for
-from graft.errors import ConfigError, DataError, GraftError
-from graft.evaluation import classification_metrics
+from graft.errors import ConfigError, DataError, GraftError, RunError
+from graft.evaluation import (
+    classification_metrics,
+    multilabel_metrics,
+    regression_metrics,
+    tune_thresholds,
+)
 from graft.features import CacheStats, FeatureCache, to_device
 from graft.heads import ClassificationHead
+from graft.runs import check_run_dir, finish_run, start_run
 from graft.strategies import STRATEGIES
 from graft.training import TransferModule, run_phase
+from graft.training.engine import EngineOptions, is_global_zero
 from graft.training.imbalance import balanced_class_weights, balanced_sampler
+from graft.training.lr_finder import FALLBACK_LR, LRFinding, find_learning_rate
+from graft.training.module import Phase
+from graft.training.sampling import EpochSampler
 
 log = logging.getLogger("graft")
 
@@ -40,14 +51,22 @@ class NotFittedError(GraftError, AttributeError):
 
 
 class GraftClassifier:
-    """Adapts a pretrained backbone to a labelled dataset with a new classification head.
+    """Adapts a pretrained backbone to a labelled dataset with a new head.
+
+    The head classifies (one class per input, or any number of labels per input) or regresses
+    a number, by the task of the data (``task_``, inferred unless ``task`` is given).
 
     Args:
         **params: any field of :class:`graft.config.FitConfig` (``model``, ``strategy``,
-            ``epochs``, ``batch_size``, ``lr``, ``seed``, ...).
+            ``epochs``, ``batch_size``, ``lr``, ``seed``, ``task``, ...).
 
     Attributes (after ``fit`` or :func:`graft.load`):
-        classes_: class names, in the order of the probability columns.
+        task_: ``"multiclass"``, ``"multilabel"`` or ``"regression"``.
+        classes_: class (or label) names, in the order of the probability columns; for
+            regression, the target's name.
+        thresholds_: multilabel: each label's decision threshold, tuned on validation data.
+        target_stats_: regression: the training target's ``(mean, std)``; the head predicts
+            the standardised target.
         backbone_, head_: the trained network.
         metrics_: validation (and test) metrics; history_: per-epoch metrics;
         summary_: data counts, skipped inputs, feature-cache hits and timings.
@@ -72,6 +91,7 @@ class GraftClassifier:
         *,
         out: str | os.PathLike | None = None,
         overwrite: bool = False,
+        resume: bool = False,
         text_column: str | None = None,
         image_column: str | None = None,
         label_column: str | None = None,
@@ -79,15 +99,19 @@ class GraftClassifier:
         """Train on ``data`` (a folder, a table, or a :class:`LabelledData`).
 
         Validation data comes from ``val``, a ``val/`` folder beside ``train/``, or a seeded
-        stratified split of ``data``. With ``out``, the run directory is written there.
+        stratified split of ``data``. With ``out``, the run directory is written there and
+        checkpointed every epoch; ``resume=True`` continues an interrupted run in ``out``
+        (see :func:`graft.resume`).
         """
-        from graft.runs import prepare_run_dir
-
         started = time.perf_counter()
-        run_dir = prepare_run_dir(out, overwrite) if out is not None else None
         columns = dict(
             text_column=text_column, image_column=image_column, label_column=label_column
         )
+        # Under a DDP launcher every process runs this fit; the others pick up what the first
+        # one finished (resume) and never write the run directory.
+        resume = resume or not is_global_zero()
+        if out is not None and not resume:
+            check_run_dir(out, overwrite)
         splits = self._resolve_splits(data, val, test, columns)
         config = self.config
         config.model = config.model or DEFAULT_MODELS[splits.train.modality]
@@ -99,18 +123,29 @@ class GraftClassifier:
             )
         if config.views > 1 and backbone.modality != "image":
             raise ConfigError("--views caches augmented views of images; this data is text")
+        run_dir = None
+        if out is not None:
+            self.arguments_ = _arguments(data, val, test, columns)
+            run_dir = start_run(out, overwrite, resume, config.to_dict(), self.arguments_)
         strategy = STRATEGIES[config.strategy]()
         torch.manual_seed(config.seed)  # the head's initialisation
         self.classes_ = list(splits.train.classes)
         self.backbone_ = backbone
-        self.head_ = ClassificationHead(backbone.feature_dim, len(self.classes_))
+        self.head_ = self._new_head()
         self.strategy_ = strategy
+        strategy.prepare(config, backbone)  # lora: adapters, seeded like the head
         cache = FeatureCache(Path(config.cache_dir) / "features" if config.cache_dir else None)
         timings: dict[str, float] = {}
         best = _BestPhase(backbone, self.head_)
+        if config.lr == "auto":
+            self.lr_finding_ = self._find_lr(splits, cache, timings)
+            config.lr = self.lr_finding_.suggestion
+            log.info("learning rate %.3g, from the range test (--lr auto)", config.lr)
         with tempfile.TemporaryDirectory(prefix="graft-") as scratch:
-            self.history_ = self._train(splits, cache, best, run_dir or Path(scratch), timings)
+            work_dir = run_dir or Path(scratch)
+            self.history_ = self._train(splits, cache, best, work_dir, timings, resume)
         self.kept_phase_ = best.restore()
+        self._tune_thresholds(splits.val, cache if strategy.frozen_backbone else None)
         self.metrics_ = {
             name: self._metrics(part, cache if strategy.frozen_backbone else None)
             for name, part in (("val", splits.val), ("test", splits.test))
@@ -119,9 +154,12 @@ class GraftClassifier:
         timings["total"] = time.perf_counter() - started
         self.summary_ = self._summary(splits, cache.stats, timings)
         self.summary_["kept_phase"] = self.kept_phase_
+        if hasattr(self, "lr_finding_"):
+            self.summary_["lr_finder"] = self.lr_finding_.to_dict()
         self.splits_ = splits
-        if run_dir is not None:
+        if run_dir is not None and is_global_zero():
             self.save(run_dir, overwrite=True)
+            finish_run(run_dir)
         return self
 
     def _train(
@@ -131,34 +169,28 @@ class GraftClassifier:
         best: _BestPhase,
         work_dir: Path,
         timings: dict[str, float],
+        resume: bool = False,
     ) -> list[dict]:
         """Run the strategy's phases through the engine; return the per-epoch history."""
         config, history = self.config, []
+        engine = self._engine_options()
         for phase in self.strategy_.phases(config, self.backbone_):
             phase_start = time.perf_counter()
             if phase.train_backbone:
                 train_loader, val_loader = self._input_loaders(splits)
             else:
                 train_loader, val_loader = self._feature_loaders(splits, cache, timings)
-            module = TransferModule(
-                self.head_,
-                phase,
-                self.backbone_ if phase.train_backbone else None,
-                label_smoothing=config.label_smoothing,
-                weight_decay=config.weight_decay,
-                class_weights=self._class_weights(splits),
-                mixup=self._mixup() if phase.train_backbone else None,
-            )
+            module = self._module(phase, splits)
             trained = module.trained_parameters()
             log.info("phase %s: training %s parameters", phase.name, f"{trained:,}")
             rows = run_phase(
                 module,
                 train_loader,
                 val_loader,
-                work_dir,
+                _phase_work_dir(work_dir, phase),
                 config.seed,
-                config.progress,
-                grad_clip=config.grad_clip,
+                engine,
+                resume,
             )
             for row in rows:
                 row["trained_parameters"] = trained
@@ -167,16 +199,57 @@ class GraftClassifier:
             timings[f"phase_{phase.name}"] = time.perf_counter() - phase_start
         return history
 
-    def _resolve_splits(self, data, val, test, columns) -> DataSplits:
-        splits = (
-            load_splits(data, **columns) if not isinstance(data, LabelledData) else DataSplits(data)
+    def _module(self, phase: Phase, splits: DataSplits) -> TransferModule:
+        """The LightningModule of one phase: a fresh one (and optimiser) for each."""
+        config = self.config
+        return TransferModule(
+            self.head_,
+            phase,
+            self.backbone_ if phase.train_backbone else None,
+            label_smoothing=config.label_smoothing,
+            weight_decay=config.weight_decay,
+            class_weights=self._class_weights(splits),
+            mixup=self._mixup() if phase.train_backbone else None,
+            **self._task_options(),
         )
+
+    def _find_lr(self, splits: DataSplits, cache: FeatureCache, timings: dict) -> LRFinding:
+        """The range test on the head over cached features; see :mod:`graft.training.lr_finder`."""
+        train_loader, _ = self._feature_loaders(splits, cache, timings)
+        phase = Phase(name="lr_find", epochs=1, backbone_groups=0, head_lr=FALLBACK_LR)
+        return find_learning_rate(
+            self._module(phase, splits), train_loader, self._engine_options(), self.config.seed
+        )
+
+    def find_lr(self, data: DataLike, val: DataLike | None = None, **columns) -> LRFinding:
+        """Run the learning-rate range test for ``data`` without fitting; the suggestion is
+        what ``lr="auto"`` would pick (``.plot(path)`` draws the curve)."""
+        config = self.config
+        splits = self._resolve_splits(data, val, None, columns)
+        config.model = config.model or DEFAULT_MODELS[splits.train.modality]
+        self.backbone_ = create_backbone(config.model)
+        self.classes_ = list(splits.train.classes)
+        torch.manual_seed(config.seed)
+        self.head_ = self._new_head()
+        cache = FeatureCache(Path(config.cache_dir) / "features" if config.cache_dir else None)
+        return self._find_lr(splits, cache, {})
+
+    def _resolve_splits(self, data, val, test, columns) -> DataSplits:
+        config = self.config
+        task = dict(task=config.task, label_delimiter=config.label_delimiter)
+        splits = (
+            load_splits(data, **columns, **task)
+            if not isinstance(data, LabelledData)
+            else DataSplits(data)
+        )
+        task = dict(task=splits.train.task, label_delimiter=splits.train.label_delimiter)
         if val is not None:
-            splits.val = _as_data(val, columns)
+            splits.val = _as_data(val, columns, **task)
         if test is not None:
-            splits.test = _as_data(test, columns)
+            splits.test = _as_data(test, columns, **task)
+        self._set_task(splits.train)
         if splits.val is None:
-            train_idx, val_idx = stratified_split(
+            train_idx, val_idx = train_val_split(
                 splits.train, self.config.val_fraction, self.config.seed
             )
             self.split_ = {"seed": self.config.seed, "val_fraction": self.config.val_fraction}
@@ -194,8 +267,39 @@ class GraftClassifier:
                     f"{part.source} holds {part.modality} data but the training data "
                     f"{splits.train.source} holds {splits.train.modality}"
                 )
+            if part.task != splits.train.task:
+                raise DataError(
+                    f"{part.source} holds {part.task} labels but the training data "
+                    f"{splits.train.source} holds {splits.train.task} ones"
+                )
             setattr(splits, name, part.relabel(splits.train.classes))
+        if self.task_ == "regression":
+            self.target_stats_ = _target_stats(splits.train)
         return splits
+
+    def _set_task(self, train: LabelledData) -> None:
+        """Record the training data's task; refuse the options that only multiclass has."""
+        task = self.task_ = train.task
+        log.info("task: %s", task)
+        if task != "multiclass":
+            if self.config.class_weights == "auto":
+                raise ConfigError(f"--class-weights auto weighs classes; this data is {task}")
+            if self.config.sampler == "balanced":
+                raise ConfigError(f"--sampler balanced draws classes evenly; this data is {task}")
+        self.label_delimiter_ = train.label_delimiter
+        self.thresholds_ = np.full(len(train.classes), 0.5) if task == "multilabel" else None
+        self.target_stats_ = None
+
+    def _task_options(self) -> dict:
+        """The task's arguments of :class:`TransferModule`."""
+        return {"task": self.task_, "target_stats": self.target_stats_ or (0.0, 1.0)}
+
+    def _tune_thresholds(self, val: LabelledData, cache: FeatureCache | None) -> None:
+        """Multilabel: set each label's threshold to the one with the best validation F1."""
+        if self.task_ != "multilabel":
+            return
+        probabilities = torch.sigmoid(self._logits(val.items, cache)).numpy()
+        self.thresholds_ = tune_thresholds(probabilities, val.labels)
 
     def _num_workers(self) -> int:
         if self.config.num_workers is not None:
@@ -208,16 +312,34 @@ class GraftClassifier:
         return balanced_class_weights(splits.train.labels, len(self.classes_))
 
     def _mixup(self):
-        if self.backbone_.modality != "image":
+        if self.backbone_.modality != "image" or self.task_ != "multiclass":
             return None
         return mixup_for(self.config.augment, len(self.classes_), self.config.label_smoothing)
 
-    def _train_order(self, labels: np.ndarray) -> dict:
-        """DataLoader options for the training order: seeded shuffle, or class-balanced draws."""
-        generator = torch.Generator().manual_seed(self.config.seed)
+    def _new_head(self) -> ClassificationHead:
+        return ClassificationHead(self.backbone_.feature_dim, len(self.classes_))
+
+    def _engine_options(self) -> EngineOptions:
+        config = self.config
+        return EngineOptions(
+            precision=config.precision,
+            devices=config.devices,
+            num_nodes=config.num_nodes,
+            distributed=None if config.distributed == "none" else config.distributed,
+            grad_clip=config.grad_clip,
+            progress=config.progress,
+        )
+
+    def _train_order(self, labels: np.ndarray, distributed: bool = False) -> dict:
+        """DataLoader options for the training order, a function of (seed, epoch) only: a
+        seeded shuffle or class-balanced draws; across processes, Lightning's
+        DistributedSampler (seeded, reshuffled every epoch)."""
+        generator = torch.Generator().manual_seed(self.config.seed)  # reseeded every epoch
         if self.config.sampler == "balanced":
-            return {"sampler": balanced_sampler(labels, generator)}
-        return {"shuffle": True, "generator": generator}
+            return {"sampler": balanced_sampler(labels, self.config.seed), "generator": generator}
+        if distributed:
+            return {"shuffle": True, "generator": generator}
+        return {"sampler": EpochSampler(len(labels), self.config.seed), "generator": generator}
 
     def _feature_loaders(self, splits: DataSplits, cache: FeatureCache, timings: dict):
         start = time.perf_counter()
@@ -231,7 +353,7 @@ class GraftClassifier:
         )
         val_x = cache.features(self.backbone_, splits.val, batch, workers)
         timings["features"] = timings.get("features", 0.0) + time.perf_counter() - start
-        train_labels = np.tile(splits.train.labels, views)
+        train_labels = np.concatenate([splits.train.labels] * views)
         train = TensorDataset(train_x, torch.as_tensor(train_labels))
         val = TensorDataset(val_x, torch.as_tensor(splits.val.labels))
         return (
@@ -256,7 +378,7 @@ class GraftClassifier:
             DataLoader(
                 train,
                 batch_size=self.config.batch_size,
-                **self._train_order(splits.train.labels),
+                **self._train_order(splits.train.labels, self._engine_options().world_size > 1),
                 **options,
             ),
             DataLoader(val, batch_size=self.config.batch_size * 2, **options),
@@ -267,6 +389,7 @@ class GraftClassifier:
         skipped = {n: p.skipped for n, p in parts.items() if p.skipped}
         return {
             "modality": splits.train.modality,
+            "task": self.task_,
             "examples": {n: len(p) for n, p in parts.items()},
             "class_counts": {n: p.class_counts() for n, p in parts.items()},
             "skipped": {n: [{"input": w, "reason": r} for w, r in s] for n, s in skipped.items()},
@@ -308,13 +431,32 @@ class GraftClassifier:
         return load_inputs([str(v) for v in inputs], self.backbone_.modality)
 
     def predict_proba(self, inputs) -> np.ndarray:
-        """Class probabilities ``[n, len(classes_)]`` for image paths, folders, tables or texts."""
+        """Probabilities ``[n, len(classes_)]`` for image paths, folders, tables or texts:
+        of each class (softmax), or for multilabel of each label on its own (sigmoid)."""
         self._check_fitted()
-        return torch.softmax(self._logits(self._items(inputs)), dim=-1).numpy()
+        if self.task_ == "regression":
+            raise ConfigError("a regression model predicts values, not probabilities: predict()")
+        logits = self._logits(self._items(inputs))
+        if self.task_ == "multilabel":
+            return torch.sigmoid(logits).numpy()
+        return torch.softmax(logits, dim=-1).numpy()
 
-    def predict(self, inputs) -> list[str]:
-        """The most probable class name of each input."""
-        return [self.classes_[i] for i in self.predict_proba(inputs).argmax(axis=1)]
+    def predict(self, inputs) -> list[str] | list[list[str]] | np.ndarray:
+        """The most probable class name of each input; multilabel: the list of labels at or
+        above their threshold; regression: the predicted values (float64 ``[n]``)."""
+        self._check_fitted()
+        if self.task_ == "regression":
+            return self._values(self._logits(self._items(inputs)))
+        probabilities = self.predict_proba(inputs)
+        if self.task_ == "multilabel":
+            chosen = probabilities >= self.thresholds_
+            return [[self.classes_[j] for j in np.flatnonzero(row)] for row in chosen]
+        return [self.classes_[i] for i in probabilities.argmax(axis=1)]
+
+    def _values(self, outputs: torch.Tensor) -> np.ndarray:
+        """A regression head's outputs in the target's units."""
+        mean, std = self.target_stats_
+        return outputs.squeeze(-1).double().numpy() * std + mean
 
     def predict_top_k(self, inputs, k: int = 5) -> list[list[tuple[str, float]]]:
         """The ``k`` most probable ``(class, probability)`` pairs of each input."""
@@ -328,18 +470,31 @@ class GraftClassifier:
         ]
 
     def _metrics(self, data: LabelledData, cache: FeatureCache | None = None) -> dict:
+        if data.task != self.task_:
+            raise DataError(f"{data.source} holds {data.task} labels; this model is {self.task_}")
         data = data.relabel(self.classes_)
-        logits = self._logits(data.items, cache)
-        return classification_metrics(logits, torch.as_tensor(data.labels), self.classes_)
+        outputs = self._logits(data.items, cache)
+        labels = torch.as_tensor(data.labels)
+        if self.task_ == "multilabel":
+            return multilabel_metrics(
+                torch.sigmoid(outputs), labels, self.classes_, self.thresholds_
+            )
+        if self.task_ == "regression":
+            return regression_metrics(torch.as_tensor(self._values(outputs)), labels)
+        return classification_metrics(outputs, labels, self.classes_)
 
     def evaluate(self, data: DataLike, **columns: str | None) -> dict:
-        """Accuracy, macro-F1, per-class precision/recall/F1 and confusion matrix on ``data``."""
+        """The task's metrics on labelled ``data``: multiclass, accuracy, macro-F1, per-class
+        precision/recall/F1 and the confusion matrix; multilabel, micro- and macro-F1, subset
+        accuracy and per-label precision/recall/F1; regression, MSE, RMSE, MAE and R²."""
         self._check_fitted()
-        return self._metrics(_as_data(data, columns))
+        task = dict(task=self.task_, label_delimiter=self.label_delimiter_)
+        return self._metrics(_as_data(data, columns, **task))
 
-    def score(self, data: DataLike) -> float:
-        """Accuracy on labelled ``data``."""
-        return self.evaluate(data)["accuracy"]
+    def score(self, data: DataLike, **columns: str | None) -> float:
+        """Accuracy (multiclass), micro-F1 (multilabel) or R² (regression) on ``data``."""
+        metric = {"multiclass": "accuracy", "multilabel": "micro_f1", "regression": "r2"}
+        return self.evaluate(data, **columns)[metric[self.task_]]
 
     # Persistence --------------------------------------------------------------------------------
 
@@ -352,7 +507,8 @@ class GraftClassifier:
 
 
 class _BestPhase:
-    """Keeps the weights of the phase with the best validation accuracy.
+    """Keeps the weights of the phase with the best validation score (``val_score``: accuracy,
+    micro-F1 or R² by task).
 
     A later phase that ends worse than an earlier one (fine-tuning a backbone on too little
     data can) is rolled back, so a fit never returns a model worse than one it already had.
@@ -360,16 +516,19 @@ class _BestPhase:
 
     def __init__(self, backbone: Backbone, head: torch.nn.Module):
         self.networks = {"backbone": backbone, "head": head}
-        self.accuracy = -1.0
+        self.accuracy = -math.inf
+        self.scores: dict[str, float] = {}
         self.name: str | None = None
         self.state: dict | None = None
         self.last_was_best = True
 
     def update(self, name: str, rows: list[dict]) -> None:
-        accuracy = next((row["val_acc"] for row in rows if row.get("kept")), -1.0)
+        kept = next((row for row in rows if row.get("kept")), {})
+        accuracy = kept.get("val_score", -math.inf)
         self.last_was_best = accuracy >= self.accuracy
         if self.last_was_best:
             self.accuracy, self.name = accuracy, name
+            self.scores = {k: kept[k] for k in ("val_score", "val_acc") if k in kept}
             self.state = {
                 key: {k: v.detach().clone() for k, v in net.state_dict().items()}
                 for key, net in self.networks.items()
@@ -381,19 +540,50 @@ class _BestPhase:
             for key, net in self.networks.items():
                 net.load_state_dict(self.state[key])
             log.info(
-                "kept the %s phase (validation accuracy %.4f): later phases did not improve it",
+                "kept the %s phase (validation score %.4f): later phases did not improve it",
                 self.name,
                 self.accuracy,
             )
-        return {"phase": self.name, "val_acc": round(self.accuracy, 6)}
+        return {"phase": self.name, **{k: round(v, 6) for k, v in self.scores.items()}}
 
 
-def _as_data(value: DataLike, columns: dict) -> LabelledData:
+def _arguments(data, val, test, columns: dict) -> dict | None:
+    """The data arguments of a fit, as the run records them for ``--resume`` (None when the
+    data are in-memory objects that a later process could not read back)."""
+    values = {"data": data, "val": val, "test": test}
+    if any(isinstance(v, LabelledData) for v in values.values()):
+        return None
+    paths = {
+        k: None if v is None else str(Path(v).expanduser().resolve()) for k, v in values.items()
+    }
+    return {**paths, "columns": {k: v for k, v in columns.items() if v is not None}}
+
+
+def _phase_work_dir(work_dir: Path, phase) -> Path:
+    """Where a phase checkpoints: the run directory, except for the extra processes of a
+    distributed fit in a phase that is not distributed and that the first process has not
+    finished yet (they train it alike, in a folder of their own)."""
+    if is_global_zero() or phase.train_backbone:
+        return work_dir
+    if (work_dir / "checkpoints" / phase.name / "done.json").is_file():
+        return work_dir
+    return Path(tempfile.mkdtemp(prefix="graft-rank-"))
+
+
+def _as_data(value: DataLike, columns: dict, **task: str | None) -> LabelledData:
     if isinstance(value, LabelledData):
         return value
     from graft.data import load_data
 
-    return load_data(value, **{k: v for k, v in columns.items() if v is not None})
+    return load_data(value, **{k: v for k, v in columns.items() if v is not None}, **task)
+
+
+def _target_stats(train: LabelledData) -> tuple[float, float]:
+    """The mean and standard deviation of a regression target, which must vary."""
+    mean, std = float(np.mean(train.labels, dtype=np.float64)), float(np.std(train.labels))
+    if not std > 0:
+        raise DataError(f"{train.source}: the regression target is {mean:g} throughout")
+    return mean, std
 
 
 def fit(
@@ -409,3 +599,30 @@ def fit(
     column_names = ("text_column", "image_column", "label_column")
     columns = {k: params.pop(k) for k in column_names if k in params}
     return GraftClassifier(**params).fit(data, val, test, out=out, overwrite=overwrite, **columns)
+
+
+def resume(run_dir: str | os.PathLike) -> GraftClassifier:
+    """Finish a fit that was interrupted (killed, out of time), from its last checkpoint.
+
+    Phases that had finished are loaded, the interrupted one continues from its last epoch
+    with its optimiser, scheduler, early-stopping state and data order; the result equals
+    that of an uninterrupted fit with the same seed.
+    """
+    from graft.runs import read_run_record
+
+    record = read_run_record(Path(run_dir).expanduser())
+    arguments = record.get("arguments")
+    if arguments is None:
+        raise RunError(
+            f"{run_dir}: this run was fitted on in-memory data, which it cannot read back; "
+            "resume it from Python: GraftClassifier(...).fit(data, out=RUN, resume=True)"
+        )
+    model = GraftClassifier(**FitConfig.from_dict(record["config"]).to_dict())
+    return model.fit(
+        arguments["data"],
+        arguments["val"],
+        arguments["test"],
+        out=run_dir,
+        resume=True,
+        **arguments["columns"],
+    )

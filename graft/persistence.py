@@ -6,6 +6,7 @@ from pathlib import Path
 
 from graft import __version__
 from graft.backbones import create_backbone, preprocessing_from_dict
+from graft.backbones.lora import LoraSettings, adapter_state, inject_lora
 from graft.config import FitConfig
 from graft.errors import RunError
 from graft.heads import ClassificationHead
@@ -36,20 +37,30 @@ def _versions() -> dict[str, str]:
 
 
 def save_model(model, path: Path, overwrite: bool) -> Path:
-    """Write ``model`` to ``path``: weights last, so a folder with weights is complete."""
+    """Write ``model`` to ``path``: weights last, so a folder with weights is complete.
+
+    A backbone with LoRA adapters is saved as its adapters alone (``adapter.*``), with the
+    fingerprint of the pretrained weights under them; a frozen one as its fingerprint only.
+    """
     path = prepare_run_dir(path, overwrite)
-    frozen = model.strategy_.frozen_backbone
+    adapter = model.backbone_.adapter
+    frozen = model.strategy_.frozen_backbone or adapter is not None
     tensors = {f"head.{k}": v for k, v in model.head_.state_dict().items()}
-    if not frozen:
+    if adapter is not None:
+        state = adapter_state(model.backbone_.state_dict())
+        tensors.update({f"adapter.{k}": v for k, v in state.items()})
+    elif not frozen:
         tensors.update({f"backbone.{k}": v for k, v in model.backbone_.state_dict().items()})
     config = {
         "format_version": FORMAT_VERSION,
         "versions": _versions(),
         "config": model.config.to_dict(),
         "backbone": model.backbone_.spec,
-        "backbone_fingerprint": model.backbone_.fingerprint() if frozen else None,
+        "backbone_fingerprint": model.backbone_.fingerprint(base_only=True) if frozen else None,
+        "adapter": adapter.to_dict() if adapter is not None else None,
         "feature_dim": model.backbone_.feature_dim,
         "head": {"dropout": model.head_.dropout.p},
+        "task": _task_record(model),
     }
     if hasattr(model, "splits_"):
         splits = model.splits_
@@ -59,6 +70,8 @@ def save_model(model, path: Path, overwrite: bool) -> Path:
             "test": splits.test.source if splits.test else None,
         }
         config["split"] = model.split_
+    if getattr(model, "arguments_", None) is not None:
+        config["arguments"] = model.arguments_
     write_json(path / "config.json", config)
     write_json(path / "labels.json", model.classes_)
     write_json(path / "preprocessing.json", model.backbone_.preprocessing.to_dict())
@@ -81,6 +94,11 @@ def load(path: str | Path):
     if not path.is_dir():
         raise RunError(f"{path}: no such run directory")
     config = read_json(path / "config.json")
+    if config.get("status") == "running" and not (path / "model.safetensors").is_file():
+        raise RunError(
+            f"{path}: this run did not finish (it has no model.safetensors); "
+            f"finish it with: graft fit --resume {path}"
+        )
     written_by = config.get("versions", {}).get("graft", "an unknown version")
     if config.get("format_version") != FORMAT_VERSION:
         raise RunError(
@@ -91,16 +109,22 @@ def load(path: str | Path):
     fit_config = FitConfig.from_dict(config["config"])
     model = GraftClassifier(**fit_config.to_dict())
     model.classes_ = read_json(path / "labels.json")
+    _restore_task(model, config.get("task") or {"kind": "multiclass"})
     strategy = STRATEGIES[fit_config.strategy]()
     weights = read_weights(path / "model.safetensors")
-    backbone = create_backbone(config["backbone"], pretrained=strategy.frozen_backbone)
-    if strategy.frozen_backbone:
+    adapter = config.get("adapter")
+    pretrained = strategy.frozen_backbone or adapter is not None
+    backbone = create_backbone(config["backbone"], pretrained=pretrained)
+    if pretrained:
         if backbone.fingerprint() != config["backbone_fingerprint"]:
             raise RunError(
                 f"{path}: the weights of backbone {config['backbone']} differ from those this "
                 "run was trained on, so its head would give different answers"
             )
-    else:
+    if adapter is not None:
+        inject_lora(backbone, LoraSettings.from_dict(adapter))
+        _load_adapter(backbone, weights, path)
+    elif not strategy.frozen_backbone:
         state = {
             k.removeprefix("backbone."): v for k, v in weights.items() if k.startswith("backbone.")
         }
@@ -118,3 +142,39 @@ def load(path: str | Path):
             setattr(model, f"{name}_", read_json(path / f"{name}.json"))
     model.run_dir_ = path
     return model
+
+
+def _load_adapter(backbone, weights: dict, path: Path) -> None:
+    """Load the saved adapter tensors, which must be exactly those the backbone now holds."""
+    saved = {k.removeprefix("adapter."): v for k, v in weights.items() if k.startswith("adapter.")}
+    expected = adapter_state(backbone.state_dict())
+    if set(saved) != set(expected):
+        raise RunError(
+            f"{path}: model.safetensors holds {len(saved)} adapter tensors where the adapted "
+            f"backbone {backbone.spec} has {len(expected)}; the run is damaged"
+        )
+    backbone.load_state_dict(saved, strict=False)
+
+
+def _task_record(model) -> dict:
+    """What predictions need beyond the weights: the task, a multilabel model's delimiter and
+    thresholds, a regression model's target mean and standard deviation."""
+    record: dict = {"kind": model.task_}
+    if model.task_ == "multilabel":
+        record["label_delimiter"] = model.label_delimiter_
+        record["thresholds"] = [float(t) for t in model.thresholds_]
+    if model.task_ == "regression":
+        record["target_mean"], record["target_std"] = model.target_stats_
+    return record
+
+
+def _restore_task(model, record: dict) -> None:
+    import numpy as np
+
+    model.task_ = record["kind"]
+    model.label_delimiter_ = record.get("label_delimiter")
+    thresholds = record.get("thresholds")
+    model.thresholds_ = None if thresholds is None else np.asarray(thresholds, dtype=np.float64)
+    model.target_stats_ = (
+        (record["target_mean"], record["target_std"]) if "target_mean" in record else None
+    )

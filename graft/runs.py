@@ -9,12 +9,17 @@ Layout::
     metrics.json       validation and test metrics
     history.json       per-epoch metrics of every phase (CSV logs under logs/)
     summary.json       counts, skipped inputs, cache hits, timings
+    checkpoints/       per-epoch checkpoints while the fit runs (removed when it finishes)
+
+``config.json`` is written first, with ``"status": "running"``, and rewritten at the end; a run
+whose ``model.safetensors`` is missing is unfinished, and ``graft fit --resume RUN`` finishes it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -29,6 +34,13 @@ FORMAT_VERSION = 1
 
 def prepare_run_dir(path: str | Path, overwrite: bool) -> Path:
     """Create ``path``; refuse a non-empty one unless ``overwrite``."""
+    path = check_run_dir(path, overwrite)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def check_run_dir(path: str | Path, overwrite: bool) -> Path:
+    """Refuse a ``path`` that is a file, or a non-empty folder unless ``overwrite``."""
     path = Path(path).expanduser()
     if path.exists() and not path.is_dir():
         raise RunError(f"--out {path}: exists and is not a folder")
@@ -36,11 +48,57 @@ def prepare_run_dir(path: str | Path, overwrite: bool) -> Path:
         raise RunError(
             f"--out {path}: the folder is not empty; choose another folder or pass --overwrite"
         )
-    path.mkdir(parents=True, exist_ok=True)
     return path
 
 
-def _atomic(path: Path, write) -> None:
+def start_run(
+    path: str | Path, overwrite: bool, resume: bool, config: dict, arguments: dict | None
+) -> Path:
+    """Create the run directory and record the fit in ``config.json`` before training starts,
+    so that an interrupted run says what it was and ``--resume`` can finish it.
+
+    With ``resume``, the directory must hold an unfinished run, which is left as it is.
+    """
+    from graft import __version__
+    from graft.training.engine import is_global_zero
+
+    path = Path(path).expanduser()
+    if resume:
+        if is_global_zero():
+            read_run_record(path)
+        return path
+    path = prepare_run_dir(path, overwrite)
+    write_json(
+        path / "config.json",
+        {
+            "format_version": FORMAT_VERSION,
+            "status": "running",
+            "versions": {"graft": __version__},
+            "config": config,
+            "arguments": arguments,
+        },
+    )
+    return path
+
+
+def read_run_record(path: Path) -> dict:
+    """The record of an unfinished run (RunError when there is none, or it has finished)."""
+    if not path.is_dir():
+        raise RunError(f"{path}: no such run directory")
+    record = read_json(path / "config.json")
+    if (path / "model.safetensors").is_file():
+        raise RunError(
+            f"{path}: this run has finished (model.safetensors is there): nothing to resume"
+        )
+    return record
+
+
+def finish_run(path: Path) -> None:
+    """Drop the per-epoch checkpoints of a finished run: model.safetensors holds the result."""
+    shutil.rmtree(path / "checkpoints", ignore_errors=True)
+
+
+def atomic_write(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(handle)
@@ -53,7 +111,7 @@ def _atomic(path: Path, write) -> None:
 
 
 def write_json(path: Path, value: Any) -> None:
-    _atomic(path, lambda t: t.write_text(json.dumps(value, indent=2, default=str) + "\n"))
+    atomic_write(path, lambda t: t.write_text(json.dumps(value, indent=2, default=str) + "\n"))
 
 
 def read_json(path: Path) -> Any:
@@ -67,7 +125,7 @@ def read_json(path: Path) -> Any:
 
 def write_weights(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
     contiguous = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    _atomic(path, lambda t: save_file(contiguous, t, metadata=metadata))
+    atomic_write(path, lambda t: save_file(contiguous, t, metadata=metadata))
 
 
 def read_weights(path: Path) -> dict[str, torch.Tensor]:

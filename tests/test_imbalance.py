@@ -24,7 +24,7 @@ def test_weights_are_inverse_frequency():
 
 def test_balanced_sampler_draws_classes_equally_often():
     labels = np.array([0] * 900 + [1] * 100)
-    sampler = balanced_sampler(labels, torch.Generator().manual_seed(0))
+    sampler = balanced_sampler(labels, seed=0)
     drawn = labels[list(sampler)]
     assert len(drawn) == 1000
     assert 0.44 < drawn.mean() < 0.56  # about half from the class holding 10% of the data

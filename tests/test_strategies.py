@@ -16,6 +16,7 @@ from graft.errors import ConfigError
 from graft.heads import ClassificationHead
 from graft.strategies import STRATEGIES
 from graft.training import TransferModule, run_phase
+from graft.training.engine import EngineOptions
 
 
 def loaders(backbone, folder):
@@ -57,7 +58,8 @@ def test_only_the_claimed_groups_train(strategy, options, trained_groups, tiny_f
         trained = {names[id(p)] for group in groups[len(groups) - count :] for p in group}
         expected = sum(p.numel() for g in groups[len(groups) - count :] for p in g)
         assert module.trained_parameters() == expected + sum(p.numel() for p in head.parameters())
-        run_phase(module, train_loader, val_loader, tmp_path / phase.name, seed=0, progress=False)
+        options = EngineOptions(progress=False)
+        run_phase(module, train_loader, val_loader, tmp_path / phase.name, 0, options)
         after = snapshot(backbone)
         for name, tensor in before.items():
             if "running_" in name or "num_batches" in name:

@@ -15,6 +15,8 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from graft.backbones.lora import LoraSettings, base_state, is_adapter_key, is_identity
+
 Modality = Literal["image", "text"]
 
 
@@ -66,11 +68,13 @@ class Backbone(nn.Module, ABC):
             ``timm:resnet50``, ``hf:org/name``, a local path).
         feature_dim: length of the feature vector.
         preprocessing: what input the weights expect.
+        adapter: the LoRA adapters injected into it (:mod:`graft.backbones.lora`), or None.
     """
 
     spec: str
     feature_dim: int
     preprocessing: Preprocessing
+    adapter: LoraSettings | None = None
 
     @property
     def modality(self) -> Modality:
@@ -84,10 +88,35 @@ class Backbone(nn.Module, ABC):
     def parameter_groups(self) -> list[list[nn.Parameter]]:
         """Trainable parameters grouped from input (stem, embeddings) to output (last block)."""
 
-    def fingerprint(self) -> str:
-        """A digest of the weights and preprocessing: equal fingerprints give equal features."""
+    def lora_targets(self) -> list[str]:
+        """Module-name patterns LoRA adapts by default: here every ``nn.Linear`` (by full
+        name), else every pointwise (1x1, ungrouped) convolution; adapters override this with
+        the layers their architectures are known for."""
+        linear = [n for n, m in self.named_modules() if isinstance(m, nn.Linear)]
+        if linear:
+            return linear
+        return [
+            n
+            for n, m in self.named_modules()
+            if isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1) and m.groups == 1
+        ]
+
+    def adapter_parameters(self) -> list[nn.Parameter]:
+        """The parameters of the injected adapters (none without adapters)."""
+        return [p for n, p in self.named_parameters() if is_adapter_key(n)]
+
+    def fingerprint(self, base_only: bool = False) -> str:
+        """A digest of the weights and preprocessing: equal fingerprints give equal features.
+
+        Adapters count only once they change the features (a LoRA ``B`` matrix is non-zero),
+        so a freshly adapted backbone shares the feature cache of the pretrained one;
+        ``base_only`` leaves them out regardless: the digest of the pretrained weights.
+        """
+        state = self.state_dict()
+        if self.adapter is not None and (base_only or is_identity(state)):
+            state = base_state(state)
         digest = hashlib.sha256(repr(self.preprocessing.to_dict()).encode())
-        for name, tensor in sorted(self.state_dict().items()):
+        for name, tensor in sorted(state.items()):
             digest.update(name.encode())
             digest.update(tensor.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy())
         return digest.hexdigest()

@@ -14,9 +14,18 @@ import torch
 from torch import nn
 
 from graft.backbones.base import Backbone, TextPreprocessing
+from graft.backbones.lora import known_targets
 from graft.errors import ModelUnavailableError
 
 DEFAULT_MAX_LENGTH = 256
+
+#: Layers LoRA adapts by default, by family: every linear layer of a BERT-like encoder (BERT,
+#: RoBERTa, MiniLM: the attention projections and the feed-forward ``dense`` layers), and of
+#: DistilBERT.
+LORA_TARGETS = (
+    ("query", "key", "value", "dense"),
+    ("q_lin", "k_lin", "v_lin", "out_lin", "lin1", "lin2"),
+)
 
 
 def _max_length(folder: Path | None, config) -> int:
@@ -74,6 +83,9 @@ class HFTextBackbone(Backbone):
         if after:
             groups[-1] = groups[-1] + after
         return [group for group in groups if group]
+
+    def lora_targets(self) -> list[str]:
+        return known_targets(self.model, LORA_TARGETS) or super().lora_targets()
 
     @classmethod
     def create(

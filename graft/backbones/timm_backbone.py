@@ -10,7 +10,12 @@ from timm.models import group_parameters
 from torch import nn
 
 from graft.backbones.base import Backbone, ImagePreprocessing
+from graft.backbones.lora import known_targets
 from graft.errors import ModelUnavailableError
+
+#: Layers LoRA adapts by default, by family: a ViT's attention projections, the pointwise (1x1)
+#: convolutions of EfficientNet and MobileNet blocks (expansion and projection).
+LORA_TARGETS = (("attn.qkv", "attn.proj"), ("conv_pw", "conv_pwl"))
 
 
 def _offline_hint(name: str) -> str:
@@ -56,6 +61,9 @@ class TimmBackbone(Backbone):
             return [list(params.values())]
         ordered = [grouped[key] for key in sorted(grouped)]
         return [[params[name] for name in names] for names in ordered if names]
+
+    def lora_targets(self) -> list[str]:
+        return known_targets(self.model, LORA_TARGETS) or super().lora_targets()
 
     @classmethod
     def create(

@@ -6,23 +6,32 @@ import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from graft.backbones.base import Modality
 
+#: What the labels are: one class per item, any number of labels per item, or a number.
+Task = Literal["multiclass", "multilabel", "regression"]
+TASKS = ("multiclass", "multilabel", "regression")
+
 
 @dataclass
 class LabelledData:
-    """Items with integer labels into ``classes``.
+    """Items with their labels.
 
     Attributes:
         items: image file paths (absolute) or text strings.
-        labels: index into ``classes`` for each item, or None for unlabelled inputs.
-        classes: class names, in label order.
+        labels: by ``task``: multiclass, an index into ``classes`` per item (int64 ``[n]``);
+            multilabel, a 0/1 row over ``classes`` per item (float32 ``[n, len(classes)]``);
+            regression, the target value (float32 ``[n]``). None for unlabelled inputs.
+        classes: class (or label) names, in label order; for regression, the target's name.
         modality: ``"image"`` or ``"text"``.
         source: where the data came from, for messages.
         skipped: ``(file or row, reason)`` for inputs left out because they could not be read.
+        task: ``"multiclass"``, ``"multilabel"`` or ``"regression"``.
+        label_delimiter: what separates the labels of one item in a multilabel table.
     """
 
     items: list[str]
@@ -31,6 +40,8 @@ class LabelledData:
     modality: Modality
     source: str
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    task: Task = "multiclass"
+    label_delimiter: str | None = None
 
     def __len__(self) -> int:
         return len(self.items)
@@ -44,9 +55,17 @@ class LabelledData:
             modality=self.modality,
             source=self.source,
             skipped=list(self.skipped),
+            task=self.task,
+            label_delimiter=self.label_delimiter,
         )
 
     def class_counts(self) -> dict[str, int]:
+        """Examples per class (multilabel: per label); empty for regression."""
+        if self.task == "regression":
+            return {}
+        if self.task == "multilabel" and self.labels is not None:
+            totals = self.labels.sum(axis=0)
+            return {name: int(totals[i]) for i, name in enumerate(self.classes)}
         counts = Counter(int(label) for label in self.labels) if self.labels is not None else {}
         return {name: counts.get(i, 0) for i, name in enumerate(self.classes)}
 
@@ -64,18 +83,35 @@ class LabelledData:
         """
         from graft.errors import DataError
 
-        if self.labels is None or self.classes == list(classes):
+        if self.labels is None or self.classes == list(classes) or self.task == "regression":
             return self
         position = {name: i for i, name in enumerate(classes)}
-        unknown = sorted(set(self.classes[i] for i in self.labels) - set(position))
+        if self.task == "multilabel":
+            used = [name for i, name in enumerate(self.classes) if self.labels[:, i].any()]
+        else:
+            used = [self.classes[i] for i in self.labels]
+        unknown = sorted(set(used) - set(position))
         if unknown:
             raise DataError(
                 f"{self.source}: label(s) {', '.join(map(repr, unknown))} were never seen by "
                 f"the model, which knows {', '.join(map(repr, classes))}"
             )
-        labels = np.array([position[self.classes[i]] for i in self.labels], dtype=np.int64)
+        if self.task == "multilabel":
+            labels = np.zeros((len(self), len(classes)), dtype=np.float32)
+            for i, name in enumerate(self.classes):
+                if name in position:
+                    labels[:, position[name]] = self.labels[:, i]
+        else:
+            labels = np.array([position[self.classes[i]] for i in self.labels], dtype=np.int64)
         return LabelledData(
-            self.items, labels, list(classes), self.modality, self.source, self.skipped
+            self.items,
+            labels,
+            list(classes),
+            self.modality,
+            self.source,
+            self.skipped,
+            self.task,
+            self.label_delimiter,
         )
 
 

@@ -1,5 +1,9 @@
 """Reading a user's data: class folders, ``train/val/test`` folders, and CSV, TSV or JSONL tables.
 
+A table's label column holds one class per row (multiclass), several labels joined by a
+delimiter (multilabel, ``books;positive``) or a number (regression); ``task="auto"`` tells them
+apart (:func:`infer_task`). A folder of class folders is always multiclass.
+
 Every problem is reported as a :class:`~graft.errors.DataError` that names the folder, file,
 row or column; files that cannot be read are skipped with a warning and listed in ``skipped``.
 """
@@ -9,15 +13,16 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import math
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from graft.data.dataset import DataSplits, LabelledData
+from graft.data.dataset import TASKS, DataSplits, LabelledData, Task
 from graft.data.images import UnreadableImage, is_image_file, open_rgb
-from graft.errors import DataError
+from graft.errors import ConfigError, DataError
 
 log = logging.getLogger("graft")
 
@@ -28,6 +33,11 @@ LABEL_COLUMNS = ("label", "labels", "class", "target", "category", "y", "sentime
 TEXT_COLUMNS = ("text", "sentence", "review", "content", "body", "document", "comment", "message")
 IMAGE_COLUMNS = ("image", "image_path", "path", "file", "filename", "filepath", "img")
 IGNORED_FILES = frozenset({"thumbs.db", "desktop.ini"})
+#: Delimiters between the labels of one row that ``task="auto"`` recognises.
+LABEL_DELIMITERS = (";", "|")
+#: A numeric label column with more distinct values than this (or any non-integer) is a
+#: regression target; fewer distinct integers (star ratings, digits) are classes.
+MAX_NUMERIC_CLASSES = 20
 
 
 def is_hidden(path: Path) -> bool:
@@ -40,19 +50,26 @@ def load_splits(
     text_column: str | None = None,
     image_column: str | None = None,
     label_column: str | None = None,
+    task: Task | str = "auto",
+    label_delimiter: str | None = None,
 ) -> DataSplits:
-    """Load ``source``; a folder with ``train/`` (and ``val/``, ``test/``) gives all three."""
+    """Load ``source``; a folder with ``train/`` (and ``val/``, ``test/``) gives all three.
+
+    Validation and test data are read as the task (and delimiter) of the training data.
+    """
     path = _existing(source)
     options = dict(text_column=text_column, image_column=image_column, label_column=label_column)
     if path.is_dir():
         found = {key: _split_folder(path, names) for key, names in SPLIT_NAMES.items()}
         if found["train"] is not None:
+            train = load_data(found["train"], **options, task=task, label_delimiter=label_delimiter)
+            options.update(task=train.task, label_delimiter=train.label_delimiter)
             return DataSplits(
-                train=load_data(found["train"], **options),
+                train=train,
                 val=load_data(found["val"], **options) if found["val"] else None,
                 test=load_data(found["test"], **options) if found["test"] else None,
             )
-    return DataSplits(train=load_data(path, **options))
+    return DataSplits(train=load_data(path, **options, task=task, label_delimiter=label_delimiter))
 
 
 def load_data(
@@ -61,14 +78,30 @@ def load_data(
     text_column: str | None = None,
     image_column: str | None = None,
     label_column: str | None = None,
+    task: Task | str = "auto",
+    label_delimiter: str | None = None,
 ) -> LabelledData:
-    """Load one labelled dataset: a folder of class folders, or a table."""
+    """Load one labelled dataset: a folder of class folders, or a table.
+
+    ``task`` is ``"auto"`` (inferred from a table's labels), ``"multiclass"``, ``"multilabel"``
+    or ``"regression"``; ``label_delimiter`` separates a multilabel row's labels (None: ``;``
+    or ``|``, whichever the labels hold).
+    """
+    if task not in ("auto", *TASKS):
+        raise ConfigError(f"--task must be auto or one of {', '.join(TASKS)}, got {task!r}")
     path = _existing(source)
     if path.is_dir():
+        if task not in ("auto", "multiclass"):
+            raise DataError(
+                f"{path}: a folder of class folders holds one class per item; {task} data "
+                "must come as a table (CSV, TSV or JSONL)"
+            )
         return _load_class_folders(path)
     if path.suffix.lower() in TABLE_SUFFIXES:
         rows, columns = read_table(path)
-        return _from_rows(path, rows, columns, text_column, image_column, label_column)
+        return _from_rows(
+            path, rows, columns, text_column, image_column, label_column, task, label_delimiter
+        )
     raise DataError(f"{path}: not a folder of class folders nor a table (.csv, .tsv, .jsonl)")
 
 
@@ -294,6 +327,8 @@ def _from_rows(
     text_column: str | None,
     image_column: str | None,
     label_column: str | None,
+    task: Task | str = "auto",
+    label_delimiter: str | None = None,
 ) -> LabelledData:
     label = _pick_column(path, columns, label_column, LABEL_COLUMNS, "--label-column")
     if label is None:
@@ -301,7 +336,7 @@ def _from_rows(
             f"{path}: no label column found among {', '.join(columns)}; name it with --label-column"
         )
     column, modality = _detect_input_column(path, rows, columns, label, text_column, image_column)
-    items, names, skipped = [], [], []
+    items, names, wheres, skipped = [], [], [], []
     for number, row in enumerate(rows, start=2 if path.suffix.lower() != ".jsonl" else 1):
         where = f"{path}, row {number}"
         value, name = (row.get(column) or "").strip(), (row.get(label) or "").strip()
@@ -319,18 +354,100 @@ def _from_rows(
             continue
         items.append(value)
         names.append(name)
-    classes = _sorted_labels(set(names))
-    position = {name: i for i, name in enumerate(classes)}
-    labels = [position[name] for name in names]
+        wheres.append(where)
+    task, delimiter = infer_task(path, label, names, task, label_delimiter)
+    labels, classes = _encode_labels(label, names, wheres, task, delimiter)
     _warn_skipped(skipped)
     if modality == "image":
-        items, labels, unreadable = _check_images(items, labels)
+        items, kept, unreadable = _check_images(items, list(range(len(items))))
+        labels = labels[np.asarray(kept, dtype=np.int64)]
         skipped += unreadable
-    data = LabelledData(
-        items, np.asarray(labels, dtype=np.int64), classes, modality, str(path), skipped
-    )
-    _require_classes(data)
+    data = LabelledData(items, labels, classes, modality, str(path), skipped, task, delimiter)
+    if task == "regression":
+        if len(data) == 0:
+            raise DataError(f"{data.source}: no usable examples found")
+    else:
+        _require_classes(data)
     return data
+
+
+def infer_task(
+    path: Path, column: str, names: list[str], task: str, delimiter: str | None
+) -> tuple[Task, str | None]:
+    """The task of a label column and, for multilabel, its delimiter.
+
+    ``auto``: labels holding ``;`` or ``|`` (or any given ``delimiter``) are multilabel; numbers
+    with more than :data:`MAX_NUMERIC_CLASSES` distinct values, or any non-integer, are a
+    regression target; anything else is multiclass.
+    """
+    if delimiter is None and task in ("auto", "multilabel"):
+        found = [d for d in LABEL_DELIMITERS if any(d in name for name in names)]
+        if len(found) > 1:
+            raise DataError(
+                f"{path}: the labels in column {column!r} hold both {found[0]!r} and "
+                f"{found[1]!r}; say which one separates labels with --label-delimiter"
+            )
+        delimiter = found[0] if found else None
+    if task == "auto":
+        if delimiter is not None:
+            task = "multilabel"
+        elif _numeric_target(names):
+            task = "regression"
+        else:
+            task = "multiclass"
+    if task == "multilabel":
+        return "multilabel", delimiter or LABEL_DELIMITERS[0]
+    return task, None
+
+
+def _numeric_target(names: list[str]) -> bool:
+    try:
+        values = [float(name) for name in names]
+    except ValueError:
+        return False
+    return len(set(values)) > MAX_NUMERIC_CLASSES or not all(v.is_integer() for v in values)
+
+
+def _encode_labels(
+    column: str, names: list[str], wheres: list[str], task: str, delimiter: str | None
+) -> tuple[np.ndarray, list[str]]:
+    """The label array of ``task`` (see :class:`LabelledData`) and the class names."""
+    if task == "regression":
+        values = []
+        for name, where in zip(names, wheres, strict=True):
+            try:
+                value = float(name)
+            except ValueError:
+                raise DataError(
+                    f"{where}: {name!r} in column {column!r} is not a number, and a regression "
+                    "target must be one"
+                ) from None
+            if not math.isfinite(value):
+                raise DataError(
+                    f"{where}: the regression target in column {column!r} is {name!r}; "
+                    "it must be a finite number"
+                )
+            values.append(value)
+        return np.asarray(values, dtype=np.float32), [column]
+    if task == "multilabel":
+        sets = []
+        for name, where in zip(names, wheres, strict=True):
+            labels = {part.strip() for part in name.split(delimiter)} - {""}
+            if not labels:
+                raise DataError(
+                    f"{where}: empty label set {name!r} in column {column!r}; give at least "
+                    f"one label (several separated by {delimiter!r})"
+                )
+            sets.append(labels)
+        classes = _sorted_labels(set().union(*sets))
+        position = {name: i for i, name in enumerate(classes)}
+        rows = np.zeros((len(sets), len(classes)), dtype=np.float32)
+        for row, labels in zip(rows, sets, strict=True):
+            row[[position[name] for name in labels]] = 1.0
+        return rows, classes
+    classes = _sorted_labels(set(names))
+    position = {name: i for i, name in enumerate(classes)}
+    return np.asarray([position[name] for name in names], dtype=np.int64), classes
 
 
 def _sorted_labels(names: set[str]) -> list[str]:

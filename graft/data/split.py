@@ -36,3 +36,30 @@ def stratified_split(
         val.extend(members[:n_val])
         train.extend(members[n_val:])
     return np.sort(np.asarray(train)), np.sort(np.asarray(val))
+
+
+def random_split(
+    data: LabelledData, val_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of train and validation examples: a seeded random ``val_fraction`` to validation.
+
+    For multi-label and regression data, which have no single class to stratify by.
+
+    Raises:
+        DataError: too few examples to keep at least one on each side.
+    """
+    if not 0.0 < val_fraction < 1.0:
+        raise DataError(f"the validation fraction must be between 0 and 1, got {val_fraction}")
+    if len(data) < 2:
+        raise DataError(f"{data.source}: a validation split needs at least 2 examples")
+    order = np.random.default_rng(seed).permutation(len(data))
+    n_val = min(max(1, round(len(data) * val_fraction)), len(data) - 1)
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def train_val_split(
+    data: LabelledData, val_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The split for ``data``'s task: stratified for multiclass, random for the others."""
+    split = stratified_split if data.task == "multiclass" else random_split
+    return split(data, val_fraction, seed)

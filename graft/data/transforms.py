@@ -98,7 +98,7 @@ class InputDataset(Dataset):
             value = self._fixed_view(item)
         else:
             value = self.transform(open_rgb(item))
-        label = -1 if self.labels is None else int(self.labels[index])
+        label = -1 if self.labels is None else self.labels[index]  # a class, row or value
         return value, label
 
     def _fixed_view(self, item: str):
@@ -135,7 +135,7 @@ class Collate:
 
     def __call__(self, batch: list[tuple[Any, int]]):
         values, labels = zip(*batch, strict=True)
-        targets = torch.tensor(labels, dtype=torch.long)
+        targets = torch.as_tensor(np.asarray(labels))  # int64, or float32 for other tasks
         if isinstance(self.preprocessing, TextPreprocessing):
             encoded = self.tokenizer(
                 list(values),

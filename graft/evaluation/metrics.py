@@ -1,14 +1,24 @@
-"""Classification metrics from logits and labels, computed with torchmetrics."""
+"""Metrics of each task from a head's outputs and labels, computed with torchmetrics."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+from torchmetrics.functional import (
+    mean_absolute_error,
+    mean_squared_error,
+    r2_score,
+)
 from torchmetrics.functional.classification import (
     multiclass_accuracy,
     multiclass_confusion_matrix,
     multiclass_f1_score,
     multiclass_precision,
     multiclass_recall,
+    multilabel_exact_match,
+    multilabel_f1_score,
+    multilabel_precision,
+    multilabel_recall,
 )
 
 
@@ -38,4 +48,71 @@ def classification_metrics(logits: torch.Tensor, labels: torch.Tensor, classes: 
             for i, name in enumerate(classes)
         },
         "confusion_matrix": multiclass_confusion_matrix(logits, labels, **options).tolist(),
+    }
+
+
+def multilabel_metrics(
+    probabilities: torch.Tensor, labels: torch.Tensor, classes: list[str], thresholds
+) -> dict:
+    """Micro- and macro-F1, subset accuracy (every label of an example right) and per-label
+    precision, recall, F1 and support, with label ``j`` predicted when its probability is at
+    least ``thresholds[j]``."""
+    n = len(classes)
+    labels = torch.as_tensor(labels).int()
+    predicted = (probabilities >= torch.as_tensor(thresholds, dtype=probabilities.dtype)).int()
+    options = dict(num_labels=n)
+    per_label = {
+        "precision": multilabel_precision(predicted, labels, average=None, **options),
+        "recall": multilabel_recall(predicted, labels, average=None, **options),
+        "f1": multilabel_f1_score(predicted, labels, average=None, **options),
+    }
+    support = labels.sum(dim=0)
+    return {
+        "micro_f1": float(multilabel_f1_score(predicted, labels, average="micro", **options)),
+        "macro_f1": float(multilabel_f1_score(predicted, labels, average="macro", **options)),
+        "subset_accuracy": float(multilabel_exact_match(predicted, labels, **options)),
+        "num_examples": int(len(labels)),
+        "per_class": {
+            name: {
+                **{metric: round(float(values[j]), 6) for metric, values in per_label.items()},
+                "support": int(support[j]),
+                "threshold": round(float(thresholds[j]), 6),
+            }
+            for j, name in enumerate(classes)
+        },
+    }
+
+
+def tune_thresholds(
+    probabilities: np.ndarray, labels: np.ndarray, grid: np.ndarray | None = None
+) -> np.ndarray:
+    """Per label, the threshold on ``grid`` (0.05 to 0.95) with the best F1 on these examples.
+
+    Ties go to the threshold nearest 0.5; a label with no positive example keeps 0.5.
+    """
+    grid = np.round(np.linspace(0.05, 0.95, 19), 2) if grid is None else grid
+    by_closeness = grid[np.argsort(np.abs(grid - 0.5), kind="stable")]
+    thresholds = np.full(labels.shape[1], 0.5)
+    for j in range(labels.shape[1]):
+        truth = labels[:, j] > 0.5
+        if not truth.any():
+            continue
+        predicted = probabilities[:, j][None, :] >= by_closeness[:, None]
+        true_positives = (predicted & truth).sum(axis=1)
+        f1 = 2 * true_positives / (predicted.sum(axis=1) + truth.sum())
+        thresholds[j] = by_closeness[int(np.argmax(f1))]
+    return thresholds
+
+
+def regression_metrics(predictions: torch.Tensor, targets: torch.Tensor) -> dict:
+    """Mean squared error, its root, mean absolute error and R², in the target's units."""
+    predictions = torch.as_tensor(predictions, dtype=torch.float64)
+    targets = torch.as_tensor(targets, dtype=torch.float64)
+    mse = float(mean_squared_error(predictions, targets))
+    return {
+        "mse": mse,
+        "rmse": mse**0.5,
+        "mae": float(mean_absolute_error(predictions, targets)),
+        "r2": float(r2_score(predictions, targets)) if len(targets) > 1 else None,
+        "num_examples": int(len(targets)),
     }

@@ -5,10 +5,20 @@ from graft.strategies.feature_extract import FeatureExtract
 from graft.strategies.fine_tune import FineTune
 from graft.strategies.full import Full
 from graft.strategies.gradual import Gradual
+from graft.strategies.lora import Lora
 from graft.strategies.partial import Partial
 
 STRATEGIES: dict[str, type[Strategy]] = {
-    strategy.name: strategy for strategy in (FeatureExtract, FineTune, Full, Partial, Gradual)
+    strategy.name: strategy for strategy in (FeatureExtract, FineTune, Full, Partial, Gradual, Lora)
 }
 
-__all__ = ["STRATEGIES", "FeatureExtract", "FineTune", "Full", "Gradual", "Partial", "Strategy"]
+__all__ = [
+    "STRATEGIES",
+    "FeatureExtract",
+    "FineTune",
+    "Full",
+    "Gradual",
+    "Lora",
+    "Partial",
+    "Strategy",
+]

@@ -25,6 +25,11 @@ class Strategy(ABC):
     #: True when the backbone keeps its pretrained weights (its features can be cached).
     frozen_backbone: bool
 
+    def prepare(self, config: FitConfig, backbone: Backbone) -> None:
+        """Change ``backbone``'s structure before any training (``lora`` injects its adapters);
+        the others leave it as it is."""
+        return None
+
     @abstractmethod
     def phases(self, config: FitConfig, backbone: Backbone) -> list[Phase]:
         """The phases for ``config`` on ``backbone``."""
@@ -63,7 +68,7 @@ def backbone_phase(
         layer_decay=config.layer_decay,
         patience=2,
         warmup_fraction=0.1,
-        monitor="val_acc",
+        monitor="val_score",
     )
 
 

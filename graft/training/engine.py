@@ -1,10 +1,23 @@
-"""Running one training phase with Lightning's Trainer: the only training loop in graft."""
+"""Running one training phase with Lightning's Trainer: the only training loop in graft.
+
+Every phase checkpoints after each epoch (``checkpoints/<phase>/last.ckpt``: weights, optimiser,
+scheduler, early-stopping state and the history so far) and marks its end with ``done.json``. A
+killed fit resumes where it stopped: finished phases load their kept weights, the interrupted one
+continues from its last epoch. Each epoch reseeds the random generators from ``(seed, epoch)``
+and the samplers order the data by ``(seed, epoch)``, so a resumed run replays exactly what an
+uninterrupted one would have done.
+
+Precision, devices, nodes and the distributed strategy go to the Trainer as they are. Phases that
+train the head alone on cached features (milliseconds an epoch) always run in one process.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
@@ -13,6 +26,8 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
+from graft.errors import ConfigError
+from graft.runs import read_json, write_json
 from graft.training.module import TransferModule
 
 for _name in ("lightning.pytorch", "lightning.fabric", "lightning"):
@@ -23,9 +38,97 @@ warnings.filterwarnings("ignore", ".*srun.*")
 warnings.filterwarnings("ignore", ".*module\\(s\\) in eval mode.*")  # frozen BatchNorm, on purpose
 warnings.filterwarnings("ignore", ".*LeafSpec.*")
 
+PRECISIONS = ("32", "16-mixed", "bf16-mixed")
+DISTRIBUTED = ("ddp", "fsdp")
+
+#: Set by the command line: the process can be re-run by Lightning's script launcher (``ddp``,
+#: ``fsdp``); from Python, DDP spawns its workers instead (``ddp_spawn``).
+_script_entry = False
+
+
+def allow_script_relaunch() -> None:
+    """Declare that this process runs the ``graft`` command, which Lightning may launch again
+    once per extra device (the standard DDP launch: every process runs the same command)."""
+    global _script_entry
+    _script_entry = True
+
+
+def is_global_zero() -> bool:
+    """True in the one process of a (possibly distributed) fit that writes the run directory."""
+    return all(
+        int(os.environ.get(name) or 0) == 0
+        for name in ("RANK", "SLURM_PROCID", "NODE_RANK", "LOCAL_RANK")
+    )
+
+
+def _launched_externally() -> bool:
+    """True under torchrun, a multi-task SLURM job, or as a child of Lightning's launcher."""
+    from lightning.fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
+
+    slurm_tasks = int(os.environ.get("SLURM_NTASKS") or 1)
+    return (
+        "LOCAL_RANK" in os.environ
+        or TorchElasticEnvironment.detect()
+        or (SLURMEnvironment.detect() and slurm_tasks > 1)
+    )
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How the Trainer runs: numeric precision, hardware, scale, and what it shows.
+
+    Attributes:
+        precision: ``32``, ``16-mixed`` (CUDA only) or ``bf16-mixed``.
+        devices, num_nodes: processes per node and nodes; more than one runs ``distributed``.
+        distributed: ``ddp`` or ``fsdp`` (None: ddp when more than one process).
+        accelerator: Lightning's accelerator (``auto``: a GPU when there is one).
+        grad_clip: clip the gradient norm to this value (None: no clipping).
+        progress: show the progress bar.
+    """
+
+    precision: str = "32"
+    devices: int = 1
+    num_nodes: int = 1
+    distributed: str | None = None
+    accelerator: str = "auto"
+    grad_clip: float | None = None
+    progress: bool = True
+
+    @property
+    def world_size(self) -> int:
+        return self.devices * self.num_nodes
+
+    def trainer_arguments(self, distributed_phase: bool) -> dict:
+        """Trainer keyword arguments; one process for phases that are not distributed."""
+        precision = "32-true" if self.precision == "32" else self.precision
+        if not distributed_phase or self.world_size == 1:
+            return dict(accelerator=self.accelerator, devices=1, precision=precision)
+        return dict(
+            accelerator=self.accelerator,
+            devices=self.devices,
+            num_nodes=self.num_nodes,
+            strategy=self._lightning_strategy(),
+            precision=precision,
+        )
+
+    def _lightning_strategy(self) -> str:
+        name = self.distributed or "ddp"
+        relaunchable = _script_entry or _launched_externally()
+        if name == "ddp":
+            return "ddp" if relaunchable else "ddp_spawn"
+        if not relaunchable:
+            raise ConfigError(
+                "--distributed fsdp needs one process per device: run it from the `graft` "
+                "command line or under torchrun/SLURM (from Python, use distributed='ddp')"
+            )
+        return "fsdp"
+
 
 class EpochHistory(L.Callback):
-    """Records, after each epoch's validation, the logged metrics and the elapsed time."""
+    """Records, after each epoch, the logged metrics and the elapsed time.
+
+    Its rows are part of every checkpoint, so the history of a resumed phase is complete.
+    """
 
     def __init__(self, phase: str):
         self.phase = phase
@@ -46,6 +149,31 @@ class EpochHistory(L.Callback):
             }
         )
 
+    def state_dict(self) -> dict:
+        return {"rows": self.rows}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rows = list(state["rows"])
+
+
+class EpochSeed(L.Callback):
+    """Reseeds Python, NumPy and torch from ``(seed, epoch)`` before each epoch: dropout,
+    augmentation, mixup and data-loading workers then depend on nothing that came before."""
+
+    def __init__(self, seed: int):
+        self.seed = seed
+
+    def on_train_epoch_start(self, trainer, module) -> None:
+        epoch_seed = self.seed + 7919 * trainer.current_epoch
+        L.seed_everything(epoch_seed, workers=True, verbose=False)
+        # A DataLoader draws its workers' base seed when its iterator is made, which Lightning
+        # does before this hook on a resumed epoch and after it otherwise: give the training
+        # loader a generator of its own (see EpochSampler) so that draw never moves the
+        # global one, and reseed it too.
+        generator = getattr(trainer.train_dataloader, "generator", None)
+        if generator is not None:
+            generator.manual_seed(epoch_seed)
+
 
 def run_phase(
     module: TransferModule,
@@ -53,50 +181,99 @@ def run_phase(
     val_loader: DataLoader,
     work_dir: Path,
     seed: int,
-    progress: bool = True,
-    grad_clip: float | None = None,
+    options: EngineOptions | None = None,
+    resume: bool = False,
 ) -> list[dict]:
     """Train ``module`` for its phase, keep its best epoch (``phase.monitor``), return history.
 
     Checkpoints go to ``work_dir/checkpoints/<phase>`` and the per-epoch CSV log to
-    ``work_dir/logs/<phase>``; the module ends holding the weights of its best epoch.
+    ``work_dir/logs/<phase>``. With ``resume``, a finished phase is loaded instead of trained
+    and an interrupted one continues from its last checkpoint. The module ends holding the
+    weights of its best epoch, on the CPU.
     """
+    options = options or EngineOptions()
     phase = module.phase
+    folder = work_dir / "checkpoints" / phase.name
+    done = folder / "done.json"
+    if resume and done.is_file():
+        return _load_finished(module, folder, done)
     L.seed_everything(seed, workers=True, verbose=False)
     history = EpochHistory(phase.name)
-    checkpoint = ModelCheckpoint(
-        dirpath=work_dir / "checkpoints" / phase.name,
+    mode = "min" if phase.monitor.endswith("loss") else "max"
+    best = ModelCheckpoint(
+        dirpath=folder,
         filename="best",
         monitor=phase.monitor,
-        mode="min" if phase.monitor.endswith("loss") else "max",
+        mode=mode,
         save_top_k=1,
         save_weights_only=True,
+        save_on_train_epoch_end=True,
+        enable_version_counter=False,
+    )
+    last = ModelCheckpoint(
+        dirpath=folder,
+        filename="last",
+        save_top_k=1,
+        save_on_train_epoch_end=True,
         enable_version_counter=False,
     )
     trainer = L.Trainer(
         max_epochs=phase.epochs,
-        accelerator="auto",
-        devices=1,
         logger=CSVLogger(work_dir / "logs", name=phase.name, version=""),
         callbacks=[
+            best,
+            last,
             history,
-            checkpoint,
-            EarlyStopping(monitor=phase.monitor, mode=checkpoint.mode, patience=phase.patience),
+            EpochSeed(seed),
+            EarlyStopping(monitor=phase.monitor, mode=mode, patience=phase.patience),
         ],
-        enable_progress_bar=progress,
+        enable_progress_bar=options.progress,
         enable_model_summary=False,
         num_sanity_val_steps=0,
-        gradient_clip_val=grad_clip,
+        gradient_clip_val=options.grad_clip,
         log_every_n_steps=1,
         deterministic=False,
+        **options.trainer_arguments(distributed_phase=phase.train_backbone),
     )
-    trainer.fit(module, train_loader, val_loader)
-    _mark_kept_epoch(history.rows, phase.monitor, checkpoint.mode)
-    if checkpoint.best_model_path:
-        state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
-        module.load_state_dict(state["state_dict"])
+    last_file = folder / "last.ckpt"
+    trainer.fit(
+        module,
+        train_loader,
+        val_loader,
+        ckpt_path=str(last_file) if resume and last_file.is_file() else None,
+    )
+    # Under ddp_spawn the callbacks ran in the workers: their rows are in the last checkpoint.
+    rows = history.rows or _checkpoint_rows(last_file, history)
+    _mark_kept_epoch(rows, phase.monitor, mode)
+    _load_weights(module, Path(best.best_model_path) if best.best_model_path else last_file)
+    if trainer.is_global_zero:
+        kept = "best.ckpt" if best.best_model_path else "last.ckpt"
+        write_json(done, {"history": rows, "weights": kept})
     module.cpu().eval()
-    return history.rows
+    return rows
+
+
+def _load_finished(module: TransferModule, folder: Path, done: Path) -> list[dict]:
+    record = read_json(done)
+    _load_weights(module, folder / record["weights"])
+    module.cpu().eval()
+    return record["history"]
+
+
+def _load_weights(module: TransferModule, checkpoint: Path) -> None:
+    if checkpoint.is_file():
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        module.load_state_dict(state["state_dict"])
+
+
+def _checkpoint_rows(checkpoint: Path, history: EpochHistory) -> list[dict]:
+    if not checkpoint.is_file():
+        return []
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    for key, value in state.get("callbacks", {}).items():
+        if key == history.state_key or key.startswith("EpochHistory"):
+            return list(value["rows"])
+    return []
 
 
 def _mark_kept_epoch(rows: list[dict], monitor: str, mode: str) -> None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.utils.data import WeightedRandomSampler
+
+from graft.training.sampling import EpochSampler
 
 
 def balanced_class_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor:
@@ -22,13 +23,8 @@ def balanced_class_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor
     return torch.tensor(weights, dtype=torch.float32)
 
 
-def balanced_sampler(labels: np.ndarray, generator: torch.Generator) -> WeightedRandomSampler:
+def balanced_sampler(labels: np.ndarray, seed: int) -> EpochSampler:
     """Draws ``len(labels)`` examples with replacement, every class equally likely."""
     counts = np.bincount(labels)
-    weights = 1.0 / counts[labels]
-    return WeightedRandomSampler(
-        torch.as_tensor(weights, dtype=torch.double),
-        len(labels),
-        replacement=True,
-        generator=generator,
-    )
+    weights = torch.as_tensor(1.0 / counts[labels], dtype=torch.double)
+    return EpochSampler(len(labels), seed, weights)

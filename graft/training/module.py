@@ -1,6 +1,8 @@
 """The one LightningModule graft trains: an optional backbone, a head, and a phase's plan.
 
-Without a backbone it trains the head on cached features; with one it trains end to end. Each
+Without a backbone it trains the head on cached features; with one it trains end to end. The
+task picks the loss: cross-entropy (multiclass), binary cross-entropy on each label's logit
+(multilabel) or the mean squared error of the standardised target (regression). Each
 phase gets a new module, hence a fresh optimiser (Lightning's fine-tuning callbacks edit optimiser
 groups in place, which breaks resuming), and frozen BatchNorm layers stay in eval mode.
 """
@@ -15,7 +17,9 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics import Metric
+from torchmetrics.classification import MulticlassAccuracy, MultilabelF1Score
+from torchmetrics.regression import R2Score
 
 from graft.backbones.base import Backbone
 
@@ -36,7 +40,10 @@ class Phase:
         patience: epochs without a better validation accuracy before stopping.
         warmup_fraction: share of the steps with a linear warm-up before the cosine decay.
         monitor: the validation metric that picks the best epoch and stops early
-            (``val_loss``, smooth even on a small validation set, or ``val_acc``).
+            (``val_loss``, smooth even on a small validation set, or ``val_score``: accuracy,
+            micro-F1 or R² by task).
+        adapters_only: of the trained groups, only the parameters of the backbone's adapters
+            (LoRA's) train; the pretrained weights under them stay frozen.
     """
 
     name: str
@@ -48,6 +55,7 @@ class Phase:
     patience: int = 5
     warmup_fraction: float = 0.0
     monitor: str = "val_loss"
+    adapters_only: bool = False
 
     @property
     def train_backbone(self) -> bool:
@@ -55,7 +63,12 @@ class Phase:
 
 
 class TransferModule(L.LightningModule):
-    """Cross-entropy training of ``head`` (on features, or on ``backbone`` outputs)."""
+    """Training of ``head`` (on features, or on ``backbone`` outputs) with the task's loss.
+
+    Every task logs ``val_loss`` and ``val_score`` (higher is better: accuracy, micro-F1 at a
+    0.5 threshold, or R²); multiclass also logs ``val_acc``. ``target_stats`` is the training
+    target's ``(mean, std)``: a regression head learns the standardised target.
+    """
 
     def __init__(
         self,
@@ -66,6 +79,8 @@ class TransferModule(L.LightningModule):
         weight_decay: float = 0.01,
         class_weights: torch.Tensor | None = None,
         mixup: Callable | None = None,
+        task: str = "multiclass",
+        target_stats: tuple[float, float] = (0.0, 1.0),
     ):
         super().__init__()
         self.mixup = mixup
@@ -75,10 +90,17 @@ class TransferModule(L.LightningModule):
         self.phase = phase
         self.label_smoothing = label_smoothing
         self.weight_decay = weight_decay
-        self.val_accuracy = MulticlassAccuracy(num_classes=head.num_classes, average="micro")
+        self.task = task
+        self.target_mean, self.target_std = target_stats
+        multiclass = task == "multiclass"
+        self.val_accuracy = validation_score(task, head.num_classes) if multiclass else None
+        self.val_score = validation_score(task, head.num_classes)
         self.trained_groups: list[list[nn.Parameter]] = []
         if backbone is not None:
             groups = backbone.parameter_groups()
+            if phase.adapters_only:
+                adapters = {id(p) for p in backbone.adapter_parameters()}
+                groups = [kept for g in groups if (kept := [p for p in g if id(p) in adapters])]
             count = len(groups) if phase.backbone_groups is None else phase.backbone_groups
             self.trained_groups = groups[len(groups) - count :] if count else []
             backbone.requires_grad_(False)
@@ -104,25 +126,53 @@ class TransferModule(L.LightningModule):
                 soft_targets = soft_targets * self.class_weights
             loss = -(soft_targets * log_probabilities).sum() / soft_targets.sum()
         else:
-            loss = F.cross_entropy(
-                self(inputs),
-                targets,
-                weight=self.class_weights,
-                label_smoothing=self.label_smoothing,
-            )
+            loss = self.loss(self(inputs), targets, train=True)
         self.log(
-            "train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(targets)
+            "train_loss",
+            loss,
+            on_step=False,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=len(targets),
+            sync_dist=True,  # averaged over the processes of a distributed run
         )
         return loss
 
     def validation_step(self, batch, batch_index: int) -> None:
         inputs, targets = batch
-        logits = self(inputs)
-        self.val_accuracy(logits, targets)
+        outputs = self(inputs)
         self.log(
-            "val_loss", F.cross_entropy(logits, targets), prog_bar=True, batch_size=len(targets)
+            "val_loss",
+            self.loss(outputs, targets, train=False),
+            prog_bar=True,
+            batch_size=len(targets),
+            sync_dist=True,
         )
-        self.log("val_acc", self.val_accuracy, prog_bar=True, batch_size=len(targets))
+        if self.val_accuracy is not None:
+            self.val_accuracy(outputs, targets)
+            self.log("val_acc", self.val_accuracy, prog_bar=True, batch_size=len(targets))
+        if self.task == "multilabel":
+            self.val_score(torch.sigmoid(outputs), targets.int())
+        elif self.task == "regression":
+            self.val_score(outputs.squeeze(-1), self.standardise(targets))
+        else:
+            self.val_score(outputs, targets)
+        self.log("val_score", self.val_score, prog_bar=True, batch_size=len(targets))
+
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor, train: bool) -> torch.Tensor:
+        """The task's loss; class weights and label smoothing weigh only multiclass training."""
+        if self.task == "multilabel":
+            return F.binary_cross_entropy_with_logits(outputs, targets.to(outputs.dtype))
+        if self.task == "regression":
+            return F.mse_loss(outputs.squeeze(-1), self.standardise(targets).to(outputs.dtype))
+        if not train:
+            return F.cross_entropy(outputs, targets)
+        return F.cross_entropy(
+            outputs, targets, weight=self.class_weights, label_smoothing=self.label_smoothing
+        )
+
+    def standardise(self, targets: torch.Tensor) -> torch.Tensor:
+        return (targets - self.target_mean) / self.target_std
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -157,3 +207,12 @@ class TransferModule(L.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
         }
+
+
+def validation_score(task: str, outputs: int) -> Metric:
+    """The higher-is-better validation metric of ``task`` for a head of ``outputs`` values."""
+    if task == "multilabel":
+        return MultilabelF1Score(num_labels=outputs, average="micro")
+    if task == "regression":
+        return R2Score()
+    return MulticlassAccuracy(num_classes=outputs, average="micro")

@@ -1,0 +1,40 @@
+"""The order of the training data: a function of the seed and the epoch, nothing else.
+
+Lightning calls ``set_epoch`` on a sampler before every epoch. Drawing each epoch's order from a
+generator seeded by ``(seed, epoch)`` (rather than from one generator that advances across epochs)
+is what lets a run killed in epoch k resume with exactly the order it would have had.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch.utils.data import Sampler
+
+
+class EpochSampler(Sampler[int]):
+    """A seeded shuffle of ``size`` indices, or, with ``weights``, ``size`` weighted draws with
+    replacement; the same ``(seed, epoch)`` always gives the same indices."""
+
+    def __init__(self, size: int, seed: int, weights: torch.Tensor | None = None):
+        self.size = size
+        self.seed = seed
+        self.weights = weights
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        if self.weights is None:
+            order = torch.randperm(self.size, generator=generator)
+        else:
+            order = torch.multinomial(
+                self.weights, self.size, replacement=True, generator=generator
+            )
+        return iter(order.tolist())
