@@ -11,6 +11,7 @@ from graft.config import FitConfig  # noqa: E402
 from graft.errors import ConfigError, DataError, GraftError, ModelUnavailableError, RunError  # noqa: E402
 from graft.model import GraftClassifier, fit, resume  # noqa: E402
 from graft.persistence import load  # noqa: E402
+from graft.selection.ranking import rank  # noqa: E402
 
 __all__ = [
     "ConfigError",
@@ -23,5 +24,6 @@ __all__ = [
     "__version__",
     "fit",
     "load",
+    "rank",
     "resume",
 ]

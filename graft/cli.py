@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
@@ -93,7 +94,11 @@ def fit(
         ),
     ] = None,
     strategy: Annotated[
-        str, typer.Option(help="fine-tune, feature-extract, full, partial, gradual or lora.")
+        str,
+        typer.Option(
+            help="fine-tune, feature-extract, full, partial, gradual, lora, or auto (chosen "
+            "from measurements of the data and the frozen backbone)."
+        ),
     ] = "fine-tune",
     epochs: Annotated[
         int | None,
@@ -148,6 +153,17 @@ def fit(
             help="Comma-separated module names LoRA adapts, like query,value "
             "(default: the backbone's own)."
         ),
+    ] = None,
+    baseline: Annotated[
+        str | None,
+        typer.Option(
+            help="scratch: also train the architecture from random weights and report the "
+            "transfer gain (negative transfer when pretraining hurt)."
+        ),
+    ] = None,
+    baseline_epochs: Annotated[
+        int | None,
+        typer.Option(help="Epochs of the scratch baseline (default: as many as the fit ran)."),
     ] = None,
     seed: Annotated[
         int, typer.Option(help="Seed of the split, initialisation and data order.")
@@ -236,6 +252,8 @@ def fit(
             lora_rank=lora_rank,
             lora_alpha=lora_alpha,
             lora_targets=lora_targets,
+            baseline=baseline,
+            baseline_epochs=baseline_epochs,
             seed=seed,
             val_fraction=val_fraction,
             precision=precision,
@@ -281,9 +299,35 @@ def _report_fit(fitted, run_dir: Path) -> None:
     )
     cache = summary["feature_cache"]
     console.print(f"feature cache: {cache['hits']} hits, {cache['misses']} computed")
-    for split, metrics in fitted.metrics_.items():
-        _print_metrics(metrics, f"{split} metrics", fitted.classes_, fitted.task_)
+    if "advice" in summary:
+        console.print(
+            f"strategy auto chose [bold]{summary['advice']['strategy']}[/]: "
+            f"{summary['advice']['reason']}",
+            highlight=False,
+        )
+    for split in ("val", "test"):
+        if split in fitted.metrics_:
+            metrics = fitted.metrics_[split]
+            _print_metrics(metrics, f"{split} metrics", fitted.classes_, fitted.task_)
+    if "transfer" in fitted.metrics_:
+        _print_transfer(fitted.metrics_["transfer"])
     console.print(f"run saved to [bold]{run_dir}[/]")
+
+
+def _print_transfer(transfer: dict) -> None:
+    table = Table(
+        title=f"transfer gain over {transfer['baseline']} ({transfer['epochs']} epochs, "
+        f"{transfer['seconds']:.0f}s): [bold]{transfer['verdict']}[/]"
+    )
+    for column in ("split", f"pretrained {transfer['metric']}", "scratch", "gain"):
+        table.add_column(column, justify="left" if column == "split" else "right")
+    for split in ("val", "test"):
+        if split in transfer:
+            row = transfer[split]
+            scores = [_or_na(row["pretrained"]), _or_na(row["scratch"])]
+            gain = "n/a" if row["gain"] is None else f"{row['gain']:+.4f}"
+            table.add_row(split, *scores, gain)
+    console.print(table)
 
 
 def _print_metrics(metrics: dict, title: str, classes: list[str], task: str = "multiclass") -> None:
@@ -322,6 +366,80 @@ def _print_metrics(metrics: dict, title: str, classes: list[str], task: str = "m
             str(row["support"]),
         )
     console.print(table)
+
+
+@app.command()
+def rank(
+    data: Annotated[Path, typer.Argument(help="Labelled data, in any form `graft fit` accepts.")],
+    models: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated backbones to compare (names, timm:NAME, hf:ORG/NAME, folders)."
+        ),
+    ],
+    val: Annotated[
+        Path | None, typer.Option(help="Validation data (default: as `graft fit` splits).")
+    ] = None,
+    by: Annotated[str, typer.Option(help="logme, leep, h_score or knn_accuracy.")] = "logme",
+    out: Annotated[Path, typer.Option(help="Where to write the ranking as JSON.")] = Path(
+        "rank.json"
+    ),
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out file.")] = False,
+    batch_size: Annotated[int, typer.Option(help="Examples per forward pass.")] = 64,
+    seed: Annotated[int, typer.Option(help="Seed of the validation split.")] = 0,
+    val_fraction: Annotated[
+        float, typer.Option(help="Share of each class held out when no validation data is given.")
+    ] = 0.2,
+    cache_dir: Annotated[
+        Path | None, typer.Option(help="Root of the feature cache (default ~/.cache/graft).")
+    ] = None,
+    text_column: Annotated[str | None, typer.Option()] = None,
+    image_column: Annotated[str | None, typer.Option()] = None,
+    label_column: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Rank backbones for DATA by transferability, from one forward pass each (no training)."""
+    from graft.selection.ranking import rank as rank_models
+
+    columns = dict(text_column=text_column, image_column=image_column, label_column=label_column)
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    ranking = rank_models(
+        data,
+        names,
+        val=val,
+        by=by,
+        seed=seed,
+        val_fraction=val_fraction,
+        batch_size=batch_size,
+        cache_dir=cache_dir,
+        **{k: v for k, v in columns.items() if v is not None},
+    )
+    table = Table(title=f"backbones for {data}, best first by {by}", box=box.SIMPLE_HEAD)
+    table.add_column("model", overflow="fold")
+    for header in ("LogME", "LEEP", "H-score", "k-NN", "entropy", "feat. s"):
+        table.add_column(header, justify="right", no_wrap=True, min_width=len(header) + 1)
+    for row in ranking.scores:
+        seconds = f"{row.feature_seconds:.1f}" + ("" if row.features_computed else "*")
+        table.add_row(
+            row.model,
+            f"{row.logme:.3f}",
+            _or_na(row.leep, 3),
+            f"{row.h_score:.2f}",
+            f"{row.knn_accuracy:.3f}",
+            _or_na(row.source_entropy, 2),
+            seconds,
+        )
+    console.print(table)
+    console.print(
+        f"{ranking.examples['train']} training and {ranking.examples['val']} validation "
+        f"examples, {len(ranking.classes)} classes; ranking took {ranking.seconds:.1f}s "
+        "(* features from the cache). entropy: of the source classifier's predictions, "
+        "0 = like its training domain, 1 = unlike any of its classes."
+    )
+    console.print(f"ranking written to [bold]{ranking.write(out, overwrite)}[/]")
+
+
+def _or_na(value: float | None, digits: int = 4) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
 
 
 @app.command("lr-find")

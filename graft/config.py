@@ -21,7 +21,9 @@ class FitConfig:
             ``"feature-extract"`` (head only, on cached features), ``"full"`` (everything from
             the first step), ``"partial"`` (head, then the top ``unfreeze`` groups) or
             ``"gradual"`` (head, then one more group every ``unfreeze_every`` epochs) or
-            ``"lora"`` (head, then low-rank adapters on the frozen backbone).
+            ``"lora"`` (head, then low-rank adapters on the frozen backbone), or ``"auto"``:
+            feature-extract, partial or full, chosen from measurements of the data and the
+            frozen backbone (:mod:`graft.selection.advisor`; the reasons go in the summary).
         epochs: epochs of the phase that trains most (the backbone phase of fine-tune, the
             head of feature-extract); None: 3 for fine-tune, 30 for feature-extract.
         head_epochs: epochs of fine-tune's first, head-only phase.
@@ -40,6 +42,11 @@ class FitConfig:
         lora_targets: comma-separated module-name patterns ``lora`` adapts (a full name or
             its last components: ``query,value``, ``attn.qkv``); None: the backbone's
             defaults (:meth:`graft.backbones.Backbone.lora_targets`).
+        baseline: ``"scratch"``: also train the same architecture from random weights, with
+            the same data, seed and epochs, and report the transfer gain
+            (:mod:`graft.selection.baseline`); None: no baseline.
+        baseline_epochs: epochs of the scratch baseline; None: as many as the fit ran in all
+            its phases together.
         seed: seeds the split, the initialisation and the data order.
         val_fraction: share of each class held out for validation when none is given.
         task: ``"auto"`` (inferred from the labels: see :func:`graft.data.sources.infer_task`),
@@ -76,6 +83,8 @@ class FitConfig:
     lora_rank: int | None = None
     lora_alpha: float | None = None
     lora_targets: str | None = None
+    baseline: str | None = None
+    baseline_epochs: int | None = None
     seed: int = 0
     val_fraction: float = 0.2
     task: str = "auto"
@@ -99,9 +108,16 @@ class FitConfig:
         """Check every option; raise :class:`ConfigError` naming the first bad one."""
         from graft.strategies import STRATEGIES
 
-        if self.strategy not in STRATEGIES:
-            raise ConfigError(f"--strategy {self.strategy!r} is not one of {', '.join(STRATEGIES)}")
-        positive = ("epochs", "head_epochs", "batch_size", "unfreeze", "unfreeze_every", "views")
+        if self.strategy not in (*STRATEGIES, "auto"):
+            raise ConfigError(
+                f"--strategy {self.strategy!r} is not one of {', '.join(STRATEGIES)} or auto"
+            )
+        if self.baseline not in (None, "none", "scratch"):
+            raise ConfigError(f"--baseline must be scratch or none, got {self.baseline!r}")
+        positive = (
+            *("epochs", "head_epochs", "batch_size", "unfreeze", "unfreeze_every", "views"),
+            "baseline_epochs",
+        )
         self._validate_lora()
         for name in (*positive, "devices", "num_nodes"):
             value = getattr(self, name)

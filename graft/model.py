@@ -33,6 +33,8 @@ from graft.evaluation import (
 from graft.features import CacheStats, FeatureCache, to_device
 from graft.heads import ClassificationHead
 from graft.runs import check_run_dir, finish_run, start_run
+from graft.selection.advisor import advise_strategy
+from graft.selection.baseline import fit_scratch_baseline
 from graft.strategies import STRATEGIES
 from graft.training import TransferModule, run_phase
 from graft.training.engine import EngineOptions, is_global_zero
@@ -68,8 +70,11 @@ class GraftClassifier:
         target_stats_: regression: the training target's ``(mean, std)``; the head predicts
             the standardised target.
         backbone_, head_: the trained network.
-        metrics_: validation (and test) metrics; history_: per-epoch metrics;
-        summary_: data counts, skipped inputs, feature-cache hits and timings.
+        metrics_: validation (and test) metrics, and with ``baseline="scratch"`` the
+            ``"transfer"`` gain over the from-scratch control; history_: per-epoch metrics;
+        summary_: data counts, skipped inputs, feature-cache hits, timings, and with
+            ``strategy="auto"`` the ``"advice"``: the strategy chosen, its measurements and
+            reason (also ``advice_``).
     """
 
     def __init__(self, **params: Any):
@@ -127,6 +132,15 @@ class GraftClassifier:
         if out is not None:
             self.arguments_ = _arguments(data, val, test, columns)
             run_dir = start_run(out, overwrite, resume, config.to_dict(), self.arguments_)
+        cache = FeatureCache(Path(config.cache_dir) / "features" if config.cache_dir else None)
+        timings: dict[str, float] = {}
+        if config.strategy == "auto":
+            self.advice_ = advise_strategy(
+                splits.train, splits.val, backbone, cache, config.batch_size, self._num_workers()
+            )
+            config.strategy = self.advice_.strategy
+            timings["advice"] = self.advice_.measurements.feature_seconds
+            log.info("--strategy auto chose %s: %s", config.strategy, self.advice_.reason)
         strategy = STRATEGIES[config.strategy]()
         torch.manual_seed(config.seed)  # the head's initialisation
         self.classes_ = list(splits.train.classes)
@@ -134,8 +148,6 @@ class GraftClassifier:
         self.head_ = self._new_head()
         self.strategy_ = strategy
         strategy.prepare(config, backbone)  # lora: adapters, seeded like the head
-        cache = FeatureCache(Path(config.cache_dir) / "features" if config.cache_dir else None)
-        timings: dict[str, float] = {}
         best = _BestPhase(backbone, self.head_)
         if config.lr == "auto":
             self.lr_finding_ = self._find_lr(splits, cache, timings)
@@ -152,10 +164,16 @@ class GraftClassifier:
             if part is not None
         }
         timings["total"] = time.perf_counter() - started
+        if config.baseline == "scratch":
+            self.metrics_["transfer"] = self._scratch_baseline(splits, timings)
         self.summary_ = self._summary(splits, cache.stats, timings)
         self.summary_["kept_phase"] = self.kept_phase_
         if hasattr(self, "lr_finding_"):
             self.summary_["lr_finder"] = self.lr_finding_.to_dict()
+        if hasattr(self, "advice_"):
+            self.summary_["advice"] = self.advice_.to_dict()
+        if "transfer" in self.metrics_:
+            self.summary_["transfer"] = self.metrics_["transfer"]
         self.splits_ = splits
         if run_dir is not None and is_global_zero():
             self.save(run_dir, overwrite=True)
@@ -198,6 +216,19 @@ class GraftClassifier:
             best.update(phase.name, rows)
             timings[f"phase_{phase.name}"] = time.perf_counter() - phase_start
         return history
+
+    def _scratch_baseline(self, splits: DataSplits, timings: dict[str, float]) -> dict:
+        """Train the from-scratch control (:mod:`graft.selection.baseline`); its gain record."""
+        start = time.perf_counter()
+        transfer = fit_scratch_baseline(self, splits)
+        timings["baseline"] = time.perf_counter() - start
+        if transfer["verdict"] == "negative transfer":
+            log.warning(
+                "negative transfer: %s from scratch scores higher than pretrained %s",
+                self.config.model,
+                self.config.model,
+            )
+        return transfer
 
     def _module(self, phase: Phase, splits: DataSplits) -> TransferModule:
         """The LightningModule of one phase: a fresh one (and optimiser) for each."""

@@ -69,12 +69,17 @@ class Backbone(nn.Module, ABC):
         feature_dim: length of the feature vector.
         preprocessing: what input the weights expect.
         adapter: the LoRA adapters injected into it (:mod:`graft.backbones.lora`), or None.
+        source_head: the pretrained classifier of the source task as ``(weight [Z, dim],
+            bias [Z])`` (the ImageNet head of an image model), or None. Kept outside the
+            module's parameters: it never trains, is never saved and does not change the
+            fingerprint; LEEP (:mod:`graft.selection.scores`) reads it.
     """
 
     spec: str
     feature_dim: int
     preprocessing: Preprocessing
     adapter: LoraSettings | None = None
+    source_head: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @property
     def modality(self) -> Modality:
@@ -87,6 +92,14 @@ class Backbone(nn.Module, ABC):
     @abstractmethod
     def parameter_groups(self) -> list[list[nn.Parameter]]:
         """Trainable parameters grouped from input (stem, embeddings) to output (last block)."""
+
+    def source_probabilities(self, features: torch.Tensor) -> torch.Tensor | None:
+        """The source classifier's class probabilities ``[n, Z]`` for ``features`` (None
+        without a source classifier)."""
+        if self.source_head is None:
+            return None
+        weight, bias = self.source_head
+        return torch.softmax(features.float() @ weight.T.float() + bias.float(), dim=-1)
 
     def lora_targets(self) -> list[str]:
         """Module-name patterns LoRA adapts by default: here every ``nn.Linear`` (by full

@@ -3,6 +3,8 @@
 Accepted model strings, tried in this order:
 
 - a registered name (``efficientnet_lite0``, ``minilm``: weights that install offline);
+- ``scratch:SPEC``: the architecture of any of these with random weights (seeded, so the
+  same every time): the from-scratch baseline of a transfer, and a floor for ranking;
 - ``timm:NAME`` or a bare timm architecture name (weights from the hub);
 - ``timm:NAME@/path/weights.safetensors`` (a local timm checkpoint file);
 - ``hf:ORG/NAME`` (a Hugging Face text encoder from the hub);
@@ -148,6 +150,8 @@ def create_backbone(spec: str, pretrained: bool = True) -> Backbone:
             restoring a saved fine-tuned model whose weights come from the run).
     """
     spec = spec.strip()
+    if spec.startswith(SCRATCH_PREFIX):
+        return _scratch_backbone(spec)
     if spec in _REGISTRY:
         entry = _REGISTRY[spec]
         backbone = entry.factory(pretrained)
@@ -169,6 +173,25 @@ def create_backbone(spec: str, pretrained: bool = True) -> Backbone:
     else:
         raise ModelUnavailableError(_unknown_message(spec))
     return backbone.eval()
+
+
+SCRATCH_PREFIX = "scratch:"
+#: The seed of every ``scratch:`` backbone's initialisation.
+SCRATCH_SEED = 0
+
+
+def _scratch_backbone(spec: str) -> Backbone:
+    """``scratch:SPEC``: SPEC's architecture, randomly initialised with :data:`SCRATCH_SEED`
+    (whatever the global random state), and without a source classifier."""
+    inner = spec.removeprefix(SCRATCH_PREFIX).strip()
+    if not inner or inner.startswith(SCRATCH_PREFIX):
+        raise ModelUnavailableError(f"{spec!r}: name an architecture after scratch:")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(SCRATCH_SEED)
+        backbone = create_backbone(inner, pretrained=False)
+    backbone.spec = spec
+    backbone.source_head = None
+    return backbone
 
 
 def _unknown_message(spec: str) -> str:

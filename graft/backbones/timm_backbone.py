@@ -32,6 +32,10 @@ class TimmBackbone(Backbone):
 
     def __init__(self, model: nn.Module, spec: str):
         super().__init__()
+        classifier = model.get_classifier() if getattr(model, "num_classes", 0) else None
+        if isinstance(classifier, nn.Linear):  # the source task's head, for LEEP
+            weight, bias = classifier.weight.detach(), classifier.bias.detach()
+            self.source_head = (weight.clone(), bias.clone())
         model.reset_classifier(0)
         self.model = model
         self.spec = spec

@@ -1,0 +1,150 @@
+"""``--strategy auto``: choose feature extraction, partial or full fine-tuning from measurements.
+
+Two things decide how a backbone should be adapted (Yosinski et al. 2014; Kornblith, Shlens and
+Le, "Do Better ImageNet Models Transfer Better?", CVPR 2019): how much labelled data there is
+per class (little data cannot move millions of weights without overfitting, and gains from
+fine-tuning grow with data), and how well the frozen features already separate the classes
+(near-perfect frozen features leave little for fine-tuning to add). graft measures both before
+training, from the same cached forward pass the head needs anyway:
+
+- examples per class (the median over classes of the training split);
+- the k-NN accuracy of the frozen features on the validation split, with LogME beside it;
+- for backbones with a source classifier, how unlike the source domain the inputs look
+  (:func:`graft.selection.ranking.source_entropy`), reported for the user to check.
+
+The thresholds below come from ``bench/advisor.py``, which runs every strategy on the shared
+datasets at 10, 50 and all examples per class; its table is in ``bench/RESULTS.md``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from graft.backbones import Backbone
+from graft.data import LabelledData
+from graft.errors import ConfigError
+from graft.features import FeatureCache
+from graft.selection import scores
+from graft.selection.ranking import frozen_features, source_entropy
+
+#: Below this median of training examples per class, fine-tuning is not worth its cost.
+FEW_PER_CLASS = 20
+#: From this median of examples per class on, every layer should train (``full``).
+MANY_PER_CLASS = 100
+#: At or above this k-NN accuracy, the frozen features already separate the classes.
+SEPARATED_KNN = 0.95
+
+#: The strategies auto chooses among, cheapest first.
+CHOICES = ("feature-extract", "partial", "full")
+
+
+@dataclass
+class Measurements:
+    """What the advice is based on, all measured on the user's data."""
+
+    examples: int
+    classes: int
+    median_per_class: float
+    min_per_class: int
+    knn_accuracy: float
+    logme: float
+    source_entropy: float | None
+    feature_seconds: float
+
+
+@dataclass
+class Advice:
+    """The chosen strategy, the measurements and the reason, in words a user can check."""
+
+    strategy: str
+    reason: str
+    measurements: Measurements
+
+    def to_dict(self) -> dict:
+        rule = {
+            "few_per_class": FEW_PER_CLASS,
+            "many_per_class": MANY_PER_CLASS,
+            "separated_knn": SEPARATED_KNN,
+        }
+        return {
+            "strategy": self.strategy,
+            "reason": self.reason,
+            "measurements": asdict(self.measurements),
+            "rule": rule,
+        }
+
+
+def decide(measured: Measurements) -> tuple[str, str]:
+    """The strategy for ``measured`` data and why (pure: the benchmark replays it)."""
+    per_class = measured.median_per_class
+    knn = measured.knn_accuracy
+    facts = (
+        f"{measured.examples:,} training examples, {measured.classes} classes "
+        f"(median {per_class:g} per class), k-NN accuracy on frozen features {knn:.2f}"
+    )
+    if measured.source_entropy is not None:
+        facts += f", source-domain entropy {measured.source_entropy:.2f}"
+    if per_class < FEW_PER_CLASS:
+        return "feature-extract", (
+            f"{facts}: fewer than {FEW_PER_CLASS} examples per class are too few to fine-tune "
+            "the backbone reliably; a head on the frozen features is the safe choice"
+        )
+    if knn >= SEPARATED_KNN:
+        return "feature-extract", (
+            f"{facts}: the frozen features already separate the classes (k-NN at least "
+            f"{SEPARATED_KNN:g}); feature extraction is likely enough"
+        )
+    if per_class >= MANY_PER_CLASS:
+        return "full", (
+            f"{facts}: with {MANY_PER_CLASS}+ examples per class and room above the frozen "
+            "features, training every layer is expected to add the most"
+        )
+    return "partial", (
+        f"{facts}: enough data to adapt the top of the backbone, too little to retrain all "
+        "of it; partial fine-tuning of the top groups"
+    )
+
+
+def measure(
+    train: LabelledData,
+    val: LabelledData,
+    backbone: Backbone,
+    cache: FeatureCache,
+    batch_size: int = 64,
+    num_workers: int = 0,
+) -> Measurements:
+    """The measurements :func:`decide` needs: one (cached) forward pass over the data."""
+    features = frozen_features(backbone, train, val, cache, batch_size, num_workers)
+    counts = np.bincount(train.labels, minlength=len(train.classes))
+    train_x, val_x = features.train.double().numpy(), features.val.double().numpy()
+    return Measurements(
+        examples=len(train),
+        classes=len(train.classes),
+        median_per_class=float(np.median(counts)),
+        min_per_class=int(counts.min()),
+        knn_accuracy=scores.knn_accuracy(train_x, train.labels, val_x, val.labels),
+        logme=scores.logme(train_x, train.labels),
+        source_entropy=source_entropy(backbone, features.train),
+        feature_seconds=round(features.seconds, 3),
+    )
+
+
+def advise_strategy(
+    train: LabelledData,
+    val: LabelledData,
+    backbone: Backbone,
+    cache: FeatureCache,
+    batch_size: int = 64,
+    num_workers: int = 0,
+) -> Advice:
+    """Measure the data and the frozen ``backbone`` and choose a strategy (see module doc)."""
+    if train.task != "multiclass":
+        raise ConfigError(
+            f"--strategy auto measures how frozen features separate classes; {train.source} "
+            f"holds {train.task} targets: choose --strategy feature-extract, partial or full"
+        )
+    measured = measure(train, val, backbone, cache, batch_size, num_workers)
+    strategy, reason = decide(measured)
+    return Advice(strategy, reason, measured)
