@@ -7,6 +7,7 @@ the same model.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -20,6 +21,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from graft.backbones import Backbone, create_backbone
+from graft.backbones.registry import SCRATCH_PREFIX
 from graft.config import DEFAULT_MODELS, FitConfig
 from graft.data import DataSplits, LabelledData, load_inputs, load_splits, train_val_split
 from graft.data.transforms import Collate, InputDataset, mixup_for
@@ -233,6 +235,8 @@ class GraftClassifier:
     def _module(self, phase: Phase, splits: DataSplits) -> TransferModule:
         """The LightningModule of one phase: a fresh one (and optimiser) for each."""
         config = self.config
+        if self.backbone_.spec.startswith(SCRATCH_PREFIX):  # no pretrained statistics to keep
+            phase = dataclasses.replace(phase, batchnorm_statistics=True)
         return TransferModule(
             self.head_,
             phase,

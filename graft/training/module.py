@@ -44,6 +44,9 @@ class Phase:
             micro-F1 or R² by task).
         adapters_only: of the trained groups, only the parameters of the backbone's adapters
             (LoRA's) train; the pretrained weights under them stay frozen.
+        batchnorm_statistics: BatchNorm layers update their running statistics while
+            training (a backbone trained from random weights has no pretrained statistics to
+            keep); by default they stay in eval mode.
     """
 
     name: str
@@ -56,6 +59,7 @@ class Phase:
     warmup_fraction: float = 0.0
     monitor: str = "val_loss"
     adapters_only: bool = False
+    batchnorm_statistics: bool = False
 
     @property
     def train_backbone(self) -> bool:
@@ -117,6 +121,12 @@ class TransferModule(L.LightningModule):
         features = self.backbone(inputs) if self.backbone is not None else inputs
         return self.head(features)
 
+    def on_train_epoch_start(self) -> None:
+        # Lightning keeps each submodule's train/eval mode as it found it; a backbone trained
+        # from random weights must learn its BatchNorm statistics (and use its dropout).
+        if self.backbone is not None and self.phase.batchnorm_statistics:
+            self.backbone.train()
+
     def training_step(self, batch, batch_index: int) -> torch.Tensor:
         inputs, targets = batch
         if self.mixup is not None and len(targets) % 2 == 0:  # timm's mixup pairs the batch
@@ -176,7 +186,7 @@ class TransferModule(L.LightningModule):
 
     def train(self, mode: bool = True):
         super().train(mode)
-        if mode and self.backbone is not None:
+        if mode and self.backbone is not None and not self.phase.batchnorm_statistics:
             for module in self.backbone.modules():
                 if isinstance(module, nn.modules.batchnorm._BatchNorm):
                     module.eval()  # small batches of a new domain would corrupt the statistics
