@@ -1,7 +1,7 @@
 """Does ``--strategy auto`` pick the best strategy? Every strategy it chooses among, measured.
 
     .venv/bin/python bench/advisor.py [--tasks flowers,sst2,digits] [--sizes 10,50,all]
-    .venv/bin/python bench/advisor.py --replay bench/out/advisor.json
+    .venv/bin/python bench/advisor.py --replay bench/out/advisor.json [more.json ...]
 
 For each dataset (flowers5_128px and the MNIST digits of mnist_usps_16x16 with
 efficientnet_lite0, a 2,000-row sst2 sample with minilm; see ``subsets.py``) and each training
@@ -87,10 +87,10 @@ def main() -> None:
     parser.add_argument("--sizes", default="10,50,all")
     parser.add_argument("--near", type=float, default=0.02)
     parser.add_argument("--out", type=Path, default=Path("bench/out/advisor.json"))
-    parser.add_argument("--replay", type=Path)
+    parser.add_argument("--replay", type=Path, nargs="+", help="recorded JSON files")
     args = parser.parse_args()
     if args.replay:
-        records = json.loads(args.replay.read_text())
+        records = [r for path in args.replay for r in json.loads(path.read_text())]
     else:
         records = []
         sizes = [None if s == "all" else int(s) for s in args.sizes.split(",")]

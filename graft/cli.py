@@ -165,6 +165,30 @@ def fit(
         int | None,
         typer.Option(help="Epochs of the scratch baseline (default: as many as the fit ran)."),
     ] = None,
+    target_unlabeled: Annotated[
+        Path | None,
+        typer.Option(
+            help="Unlabelled data of the domain to serve (a folder or table): --adapt aligns "
+            "the features with it; its domain gap and label-free scores are reported."
+        ),
+    ] = None,
+    target_test: Annotated[
+        Path | None,
+        typer.Option(help="Labelled target data: evaluated at the end, never used to choose."),
+    ] = None,
+    adapt: Annotated[
+        str,
+        typer.Option(
+            help="Domain adaptation to --target-unlabeled: dann, coral, mmd, or none (source-only)."
+        ),
+    ] = "none",
+    adapt_weight: Annotated[
+        float, typer.Option(help="Weight of the adaptation loss against the task loss.")
+    ] = 1.0,
+    image_size: Annotated[
+        int | None,
+        typer.Option(help="Resize images to this side in pixels (default: the weights' size)."),
+    ] = None,
     seed: Annotated[
         int, typer.Option(help="Seed of the split, initialisation and data order.")
     ] = 0,
@@ -254,6 +278,9 @@ def fit(
             lora_targets=lora_targets,
             baseline=baseline,
             baseline_epochs=baseline_epochs,
+            adapt=adapt,
+            adapt_weight=adapt_weight,
+            image_size=image_size,
             seed=seed,
             val_fraction=val_fraction,
             precision=precision,
@@ -267,6 +294,8 @@ def fit(
             text_column=text_column,
             image_column=image_column,
             label_column=label_column,
+            target=target_unlabeled,
+            target_test=target_test,
         )
     finally:
         os.environ.pop("GRAFT_RUN_DIR", None)
@@ -311,7 +340,28 @@ def _report_fit(fitted, run_dir: Path) -> None:
             _print_metrics(metrics, f"{split} metrics", fitted.classes_, fitted.task_)
     if "transfer" in fitted.metrics_:
         _print_transfer(fitted.metrics_["transfer"])
+    if "adaptation" in fitted.metrics_:
+        _print_adaptation(fitted.metrics_)
     console.print(f"run saved to [bold]{run_dir}[/]")
+
+
+def _print_adaptation(metrics: dict) -> None:
+    adaptation = metrics["adaptation"]
+    gap, scores = adaptation["domain_gap"], adaptation["label_free"]
+    table = Table(
+        title=f"target domain {adaptation['target']} ({adaptation['target_items']} items), "
+        f"adaptation: [bold]{adaptation['method']}[/]"
+    )
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row(f"domain gap ({gap['measure']}) before training", f"{gap['before']:.3f}")
+    table.add_row("domain gap after training", f"{gap['after']:.3f}")
+    table.add_row("target information maximisation (higher: better)", f"{scores['im']:.4f}")
+    table.add_row("target soft neighbourhood density", f"{scores['snd']:.4f}")
+    table.add_row("target prediction entropy", f"{scores['entropy']:.4f}")
+    if "target_test" in metrics:
+        table.add_row("target test accuracy", f"{metrics['target_test']['accuracy']:.4f}")
+    console.print(table)
 
 
 def _print_transfer(transfer: dict) -> None:

@@ -47,6 +47,13 @@ class FitConfig:
             (:mod:`graft.selection.baseline`); None: no baseline.
         baseline_epochs: epochs of the scratch baseline; None: as many as the fit ran in all
             its phases together.
+        adapt: domain adaptation to unlabelled target data (``fit(..., target=...)``) while
+            the backbone trains: ``dann``, ``coral``, ``mmd`` (:mod:`graft.adaptation`) or
+            ``none`` (source-only training; the target is only measured).
+        adapt_weight: weight of the adaptation loss against the classification loss.
+        image_size: side in pixels that images are resized to, instead of the size the
+            weights were trained at (smaller is faster: 16-pixel digits need no 224); None:
+            the weights' own size.
         seed: seeds the split, the initialisation and the data order.
         val_fraction: share of each class held out for validation when none is given.
         task: ``"auto"`` (inferred from the labels: see :func:`graft.data.sources.infer_task`),
@@ -85,6 +92,9 @@ class FitConfig:
     lora_targets: str | None = None
     baseline: str | None = None
     baseline_epochs: int | None = None
+    adapt: str = "none"
+    adapt_weight: float = 1.0
+    image_size: int | None = None
     seed: int = 0
     val_fraction: float = 0.2
     task: str = "auto"
@@ -117,8 +127,10 @@ class FitConfig:
         positive = (
             *("epochs", "head_epochs", "batch_size", "unfreeze", "unfreeze_every", "views"),
             "baseline_epochs",
+            "image_size",
         )
         self._validate_lora()
+        self._validate_adaptation()
         for name in (*positive, "devices", "num_nodes"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
@@ -215,6 +227,21 @@ class FitConfig:
         if self.lora_targets is not None and not self.lora_target_list():
             raise ConfigError(
                 "--lora-targets must name modules, comma-separated (like query,value)"
+            )
+
+    def _validate_adaptation(self) -> None:
+        from graft.adaptation import ADAPTATIONS
+
+        if self.adapt not in ("none", *ADAPTATIONS):
+            raise ConfigError(
+                f"--adapt must be one of {', '.join(ADAPTATIONS)} or none, got {self.adapt!r}"
+            )
+        if not self.adapt_weight > 0:
+            raise ConfigError(f"--adapt-weight must be positive, got {self.adapt_weight}")
+        if self.adapt != "none" and self.strategy == "feature-extract":
+            raise ConfigError(
+                f"--adapt {self.adapt} aligns the backbone's features, which feature-extract "
+                "keeps frozen: use --strategy full, fine-tune, partial, gradual or lora"
             )
 
     def lora_target_list(self) -> list[str]:

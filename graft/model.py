@@ -20,6 +20,16 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from graft.adaptation import create_adaptation
+from graft.adaptation.target import (
+    TARGET_SAMPLE,
+    TargetDomain,
+    domain_features,
+    domain_gap,
+    label_free_scores,
+    load_target_items,
+    sample_items,
+)
 from graft.backbones import Backbone, create_backbone
 from graft.backbones.registry import SCRATCH_PREFIX
 from graft.config import DEFAULT_MODELS, FitConfig
@@ -39,6 +49,7 @@ from graft.selection.advisor import advise_strategy
 from graft.selection.baseline import fit_scratch_baseline
 from graft.strategies import STRATEGIES
 from graft.training import TransferModule, run_phase
+from graft.training.adaptation import TARGET_MONITOR, AdaptationModule
 from graft.training.engine import EngineOptions, is_global_zero
 from graft.training.imbalance import balanced_class_weights, balanced_sampler
 from graft.training.lr_finder import FALLBACK_LR, LRFinding, find_learning_rate
@@ -77,6 +88,10 @@ class GraftClassifier:
         summary_: data counts, skipped inputs, feature-cache hits, timings, and with
             ``strategy="auto"`` the ``"advice"``: the strategy chosen, its measurements and
             reason (also ``advice_``).
+
+    With target data (``fit(..., target=...)``), ``metrics_["adaptation"]`` holds the domain
+    gap before and after training and the label-free scores of the target predictions, and
+    ``metrics_["target_test"]`` the metrics on labelled target data when given.
     """
 
     def __init__(self, **params: Any):
@@ -102,13 +117,17 @@ class GraftClassifier:
         text_column: str | None = None,
         image_column: str | None = None,
         label_column: str | None = None,
+        target: DataLike | None = None,
+        target_test: DataLike | None = None,
     ) -> GraftClassifier:
         """Train on ``data`` (a folder, a table, or a :class:`LabelledData`).
 
         Validation data comes from ``val``, a ``val/`` folder beside ``train/``, or a seeded
         stratified split of ``data``. With ``out``, the run directory is written there and
         checkpointed every epoch; ``resume=True`` continues an interrupted run in ``out``
-        (see :func:`graft.resume`).
+        (see :func:`graft.resume`). ``target``: unlabelled data of the domain the model must
+        serve, which the ``adapt`` method aligns the features with (with ``adapt="none"`` it
+        is only measured); ``target_test``: labelled target data, evaluated at the end.
         """
         started = time.perf_counter()
         columns = dict(
@@ -122,7 +141,7 @@ class GraftClassifier:
         splits = self._resolve_splits(data, val, test, columns)
         config = self.config
         config.model = config.model or DEFAULT_MODELS[splits.train.modality]
-        backbone = create_backbone(config.model)
+        backbone = self._create_backbone()
         if backbone.modality != splits.train.modality:
             raise ConfigError(
                 f"--model {config.model} is a {backbone.modality} backbone, but "
@@ -130,9 +149,10 @@ class GraftClassifier:
             )
         if config.views > 1 and backbone.modality != "image":
             raise ConfigError("--views caches augmented views of images; this data is text")
+        domain = self._resolve_target(target, target_test, splits, columns)
         run_dir = None
         if out is not None:
-            self.arguments_ = _arguments(data, val, test, columns)
+            self.arguments_ = _arguments(data, val, test, columns, target, target_test)
             run_dir = start_run(out, overwrite, resume, config.to_dict(), self.arguments_)
         cache = FeatureCache(Path(config.cache_dir) / "features" if config.cache_dir else None)
         timings: dict[str, float] = {}
@@ -144,6 +164,13 @@ class GraftClassifier:
             timings["advice"] = self.advice_.measurements.feature_seconds
             log.info("--strategy auto chose %s: %s", config.strategy, self.advice_.reason)
         strategy = STRATEGIES[config.strategy]()
+        if config.adapt != "none" and strategy.frozen_backbone:
+            raise ConfigError(
+                f"--adapt {config.adapt} aligns the backbone's features, but --strategy "
+                f"{config.strategy} keeps them frozen: use full, fine-tune, partial, gradual "
+                "or lora"
+            )
+        gap_before = self._gap_before(splits, domain, backbone, cache) if domain else None
         torch.manual_seed(config.seed)  # the head's initialisation
         self.classes_ = list(splits.train.classes)
         self.backbone_ = backbone
@@ -157,7 +184,7 @@ class GraftClassifier:
             log.info("learning rate %.3g, from the range test (--lr auto)", config.lr)
         with tempfile.TemporaryDirectory(prefix="graft-") as scratch:
             work_dir = run_dir or Path(scratch)
-            self.history_ = self._train(splits, cache, best, work_dir, timings, resume)
+            self.history_ = self._train(splits, cache, best, work_dir, timings, resume, domain)
         self.kept_phase_ = best.restore()
         self._tune_thresholds(splits.val, cache if strategy.frozen_backbone else None)
         self.metrics_ = {
@@ -165,6 +192,8 @@ class GraftClassifier:
             for name, part in (("val", splits.val), ("test", splits.test))
             if part is not None
         }
+        if domain is not None:
+            self._measure_target(splits, domain, gap_before, cache, timings)
         timings["total"] = time.perf_counter() - started
         if config.baseline == "scratch":
             self.metrics_["transfer"] = self._scratch_baseline(splits, timings)
@@ -174,8 +203,9 @@ class GraftClassifier:
             self.summary_["lr_finder"] = self.lr_finding_.to_dict()
         if hasattr(self, "advice_"):
             self.summary_["advice"] = self.advice_.to_dict()
-        if "transfer" in self.metrics_:
-            self.summary_["transfer"] = self.metrics_["transfer"]
+        for key in ("transfer", "adaptation"):
+            if key in self.metrics_:
+                self.summary_[key] = self.metrics_[key]
         self.splits_ = splits
         if run_dir is not None and is_global_zero():
             self.save(run_dir, overwrite=True)
@@ -190,17 +220,28 @@ class GraftClassifier:
         work_dir: Path,
         timings: dict[str, float],
         resume: bool = False,
+        domain: TargetDomain | None = None,
     ) -> list[dict]:
-        """Run the strategy's phases through the engine; return the per-epoch history."""
+        """Run the strategy's phases through the engine; return the per-epoch history.
+
+        With a target domain and an ``adapt`` method, the phases that train the backbone
+        adapt it (:class:`AdaptationModule`), keep their epoch of best label-free target
+        score, and are kept even when the source validation score drops (adaptation trades
+        some source accuracy for the target's).
+        """
         config, history = self.config, []
         engine = self._engine_options()
         for phase in self.strategy_.phases(config, self.backbone_):
             phase_start = time.perf_counter()
-            if phase.train_backbone:
+            adapting = phase.train_backbone and domain is not None and config.adapt != "none"
+            if adapting:
+                phase = dataclasses.replace(phase, monitor=TARGET_MONITOR)
+                train_loader, val_loader = self._adaptation_loaders(splits, domain)
+            elif phase.train_backbone:
                 train_loader, val_loader = self._input_loaders(splits)
             else:
                 train_loader, val_loader = self._feature_loaders(splits, cache, timings)
-            module = self._module(phase, splits)
+            module = self._module(phase, splits, adapting)
             trained = module.trained_parameters()
             log.info("phase %s: training %s parameters", phase.name, f"{trained:,}")
             rows = run_phase(
@@ -215,7 +256,7 @@ class GraftClassifier:
             for row in rows:
                 row["trained_parameters"] = trained
             history += rows
-            best.update(phase.name, rows)
+            best.update(phase.name, rows, keep=adapting)
             timings[f"phase_{phase.name}"] = time.perf_counter() - phase_start
         return history
 
@@ -232,21 +273,121 @@ class GraftClassifier:
             )
         return transfer
 
-    def _module(self, phase: Phase, splits: DataSplits) -> TransferModule:
-        """The LightningModule of one phase: a fresh one (and optimiser) for each."""
+    def _module(self, phase: Phase, splits: DataSplits, adapting: bool = False) -> TransferModule:
+        """The LightningModule of one phase: a fresh one (and optimiser) for each; with
+        ``adapting``, one that also aligns target features (mixup is left out: it would mix
+        the source batch that the alignment compares with the target's)."""
         config = self.config
         if self.backbone_.spec.startswith(SCRATCH_PREFIX):  # no pretrained statistics to keep
             phase = dataclasses.replace(phase, batchnorm_statistics=True)
-        return TransferModule(
-            self.head_,
-            phase,
-            self.backbone_ if phase.train_backbone else None,
+        options = dict(
             label_smoothing=config.label_smoothing,
             weight_decay=config.weight_decay,
             class_weights=self._class_weights(splits),
-            mixup=self._mixup() if phase.train_backbone else None,
             **self._task_options(),
         )
+        backbone = self.backbone_ if phase.train_backbone else None
+        if adapting:
+            torch.manual_seed(config.seed)  # the discriminator's initialisation
+            adaptation = create_adaptation(config.adapt, self.backbone_.feature_dim)
+            return AdaptationModule(
+                self.head_,
+                phase,
+                backbone,
+                adaptation=adaptation,
+                adapt_weight=config.adapt_weight,
+                **options,
+            )
+        mixup = self._mixup() if phase.train_backbone else None
+        return TransferModule(self.head_, phase, backbone, mixup=mixup, **options)
+
+    def _create_backbone(self) -> Backbone:
+        """The configured backbone, its images resized to ``image_size`` when given."""
+        backbone = create_backbone(self.config.model)
+        size = self.config.image_size
+        if size is not None:
+            if backbone.modality != "image":
+                raise ConfigError(f"--image-size resizes images; {self.config.model} reads text")
+            backbone.preprocessing = dataclasses.replace(
+                backbone.preprocessing, input_size=(size, size)
+            )
+        return backbone
+
+    # Domain adaptation ---------------------------------------------------------------------------
+
+    def _resolve_target(
+        self, target, target_test, splits: DataSplits, columns: dict
+    ) -> TargetDomain | None:
+        """The target domain of the fit, or None; ``adapt`` needs one."""
+        if target is None:
+            if self.config.adapt != "none":
+                raise ConfigError(
+                    f"--adapt {self.config.adapt} adapts to unlabelled target data: "
+                    "give it with --target-unlabeled TARGET"
+                )
+            if target_test is not None:
+                raise ConfigError("--target-test needs --target-unlabeled TARGET too")
+            return None
+        modality = splits.train.modality
+        column = columns.get("text_column" if modality == "text" else "image_column")
+        items = load_target_items(target, modality, column)
+        test = None
+        if target_test is not None:
+            task = dict(task=splits.train.task, label_delimiter=splits.train.label_delimiter)
+            test = _as_data(target_test, columns, **task)
+            if test.modality != modality:
+                raise DataError(f"--target-test {test.source} holds {test.modality} data")
+            test = test.relabel(splits.train.classes)
+        source = target.source if isinstance(target, LabelledData) else str(target)
+        return TargetDomain(items, source, test)
+
+    def _gap_items(self, splits: DataSplits, domain: TargetDomain) -> tuple[list, list]:
+        seed = self.config.seed
+        return sample_items(splits.train.items, TARGET_SAMPLE, seed), domain.sample(seed)
+
+    def _gap_before(
+        self, splits: DataSplits, domain: TargetDomain, backbone: Backbone, cache: FeatureCache
+    ) -> float:
+        """The proxy A-distance between the domains on the pretrained backbone's features."""
+        source, target = self._gap_items(splits, domain)
+        batch, workers = self.config.batch_size, self._num_workers()
+        return domain_gap(
+            domain_features(backbone, source, batch, workers, cache),
+            domain_features(backbone, target, batch, workers, cache),
+            self.config.seed,
+        )
+
+    def _measure_target(
+        self,
+        splits: DataSplits,
+        domain: TargetDomain,
+        gap_before: float,
+        cache: FeatureCache,
+        timings: dict,
+    ) -> None:
+        """Record the domain gap after training, the label-free scores of the target
+        predictions and, with labelled target data, its metrics."""
+        start = time.perf_counter()
+        source, target = self._gap_items(splits, domain)
+        batch, workers = self.config.batch_size, self._num_workers()
+        frozen = cache if self.strategy_.frozen_backbone else None
+        source_features = domain_features(self.backbone_, source, batch, workers, frozen)
+        target_features = domain_features(self.backbone_, target, batch, workers, frozen)
+        self.metrics_["adaptation"] = {
+            "method": self.config.adapt,
+            "weight": self.config.adapt_weight,
+            "target": domain.source,
+            "target_items": len(domain.items),
+            "domain_gap": {
+                "measure": "proxy A-distance",
+                "before": gap_before,
+                "after": domain_gap(source_features, target_features, self.config.seed),
+            },
+            "label_free": label_free_scores(self.head_, target_features),
+        }
+        if domain.test is not None:
+            self.metrics_["target_test"] = self._metrics(domain.test, frozen)
+        timings["target"] = time.perf_counter() - start
 
     def _find_lr(self, splits: DataSplits, cache: FeatureCache, timings: dict) -> LRFinding:
         """The range test on the head over cached features; see :mod:`graft.training.lr_finder`."""
@@ -262,7 +403,7 @@ class GraftClassifier:
         config = self.config
         splits = self._resolve_splits(data, val, None, columns)
         config.model = config.model or DEFAULT_MODELS[splits.train.modality]
-        self.backbone_ = create_backbone(config.model)
+        self.backbone_ = self._create_backbone()
         self.classes_ = list(splits.train.classes)
         torch.manual_seed(config.seed)
         self.head_ = self._new_head()
@@ -297,6 +438,8 @@ class GraftClassifier:
             part = getattr(splits, name)
             if part is None:
                 continue
+            if not len(part):
+                raise DataError(f"the {name} data {part.source} holds no examples")
             if part.modality != splits.train.modality:
                 raise DataError(
                     f"{part.source} holds {part.modality} data but the training data "
@@ -395,6 +538,36 @@ class GraftClassifier:
             DataLoader(train, batch_size=batch, **self._train_order(train_labels)),
             DataLoader(val, batch_size=512),
         )
+
+    def _adaptation_loaders(self, splits: DataSplits, domain: TargetDomain):
+        """Training: source and target batches in step (the target's seeded shuffles drawn
+        to the source's length); validation: source, unlabelled target sample, labelled
+        target (when given), in :mod:`graft.training.adaptation`'s order."""
+        from lightning.pytorch.utilities import CombinedLoader
+
+        source_train, source_val = self._input_loaders(splits)
+        config, preprocessing = self.config, self.backbone_.preprocessing
+        workers = self._num_workers()
+        options = dict(
+            collate_fn=Collate(preprocessing), num_workers=workers, persistent_workers=workers > 0
+        )
+        target_train = DataLoader(
+            InputDataset(domain.items, None, preprocessing, train=True, augment=config.augment),
+            batch_size=config.batch_size,
+            sampler=EpochSampler(len(domain.items), config.seed + 1, length=len(splits.train)),
+            generator=torch.Generator().manual_seed(config.seed + 1),
+            **options,
+        )
+        evaluate = dict(batch_size=config.batch_size * 2, **options)
+        val = [
+            source_val,
+            DataLoader(InputDataset(domain.sample(config.seed), None, preprocessing), **evaluate),
+        ]
+        if domain.test is not None:
+            test = InputDataset(domain.test.items, domain.test.labels, preprocessing)
+            val.append(DataLoader(test, **evaluate))
+        train = CombinedLoader({"source": source_train, "target": target_train}, mode="min_size")
+        return train, val
 
     def _input_loaders(self, splits: DataSplits):
         preprocessing = self.backbone_.preprocessing
@@ -557,10 +730,11 @@ class _BestPhase:
         self.state: dict | None = None
         self.last_was_best = True
 
-    def update(self, name: str, rows: list[dict]) -> None:
+    def update(self, name: str, rows: list[dict], keep: bool = False) -> None:
+        """Record a finished phase; ``keep`` keeps it whatever its score."""
         kept = next((row for row in rows if row.get("kept")), {})
         accuracy = kept.get("val_score", -math.inf)
-        self.last_was_best = accuracy >= self.accuracy
+        self.last_was_best = keep or accuracy >= self.accuracy
         if self.last_was_best:
             self.accuracy, self.name = accuracy, name
             self.scores = {k: kept[k] for k in ("val_score", "val_acc") if k in kept}
@@ -582,10 +756,10 @@ class _BestPhase:
         return {"phase": self.name, **{k: round(v, 6) for k, v in self.scores.items()}}
 
 
-def _arguments(data, val, test, columns: dict) -> dict | None:
+def _arguments(data, val, test, columns: dict, target=None, target_test=None) -> dict | None:
     """The data arguments of a fit, as the run records them for ``--resume`` (None when the
     data are in-memory objects that a later process could not read back)."""
-    values = {"data": data, "val": val, "test": test}
+    values = {"data": data, "val": val, "test": test, "target": target, "target_test": target_test}
     if any(isinstance(v, LabelledData) for v in values.values()):
         return None
     paths = {
@@ -631,9 +805,9 @@ def fit(
     **params: Any,
 ) -> GraftClassifier:
     """Shortcut for ``GraftClassifier(**params).fit(data, val, test, out=out)``."""
-    column_names = ("text_column", "image_column", "label_column")
-    columns = {k: params.pop(k) for k in column_names if k in params}
-    return GraftClassifier(**params).fit(data, val, test, out=out, overwrite=overwrite, **columns)
+    data_names = ("text_column", "image_column", "label_column", "target", "target_test")
+    arguments = {k: params.pop(k) for k in data_names if k in params}
+    return GraftClassifier(**params).fit(data, val, test, out=out, overwrite=overwrite, **arguments)
 
 
 def resume(run_dir: str | os.PathLike) -> GraftClassifier:
@@ -659,5 +833,7 @@ def resume(run_dir: str | os.PathLike) -> GraftClassifier:
         arguments["test"],
         out=run_dir,
         resume=True,
+        target=arguments.get("target"),
+        target_test=arguments.get("target_test"),
         **arguments["columns"],
     )

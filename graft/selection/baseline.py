@@ -4,10 +4,10 @@ Transfer can hurt when the source domain is far from the target (negative transf
 et al. 2005; Wang, Dai, Póczos and Carbonell, "Characterizing and Avoiding Negative Transfer",
 CVPR 2019). The only direct measure is a control: the same architecture, initialised at random
 (``scratch:MODEL``, :mod:`graft.backbones.registry`), trained on the same splits with the same
-seed and the same number of epochs. Every layer of it trains (there are no pretrained features
-to protect, so the backbone learns at the head's rate). The transfer gain is the pretrained
-model's score minus the scratch model's, on validation and test data; a negative gain is
-reported as negative transfer.
+seed and the same number of epochs (and no domain adaptation). Every layer of it trains (there
+are no pretrained features to protect, so the backbone learns at the head's rate). The transfer
+gain is the pretrained model's score minus the scratch model's, on validation and test data; a
+negative gain is reported as negative transfer.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ def scratch_params(params: dict[str, Any], epochs: int) -> dict[str, Any]:
         "lora_targets": None,
         "baseline": None,
         "baseline_epochs": None,
+        "adapt": "none",  # the control trains on the source data alone
         "progress": False,
     }
 

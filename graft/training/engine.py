@@ -170,9 +170,11 @@ class EpochSeed(L.Callback):
         # does before this hook on a resumed epoch and after it otherwise: give the training
         # loader a generator of its own (see EpochSampler) so that draw never moves the
         # global one, and reseed it too.
-        generator = getattr(trainer.train_dataloader, "generator", None)
-        if generator is not None:
-            generator.manual_seed(epoch_seed)
+        loaders = trainer.train_dataloader
+        for loader in loaders.values() if isinstance(loaders, dict) else [loaders]:
+            generator = getattr(loader, "generator", None)
+            if generator is not None:
+                generator.manual_seed(epoch_seed)
 
 
 def run_phase(

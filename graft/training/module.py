@@ -157,17 +157,19 @@ class TransferModule(L.LightningModule):
             prog_bar=True,
             batch_size=len(targets),
             sync_dist=True,
+            add_dataloader_idx=False,  # the source's names, beside a domain adaptation's target
         )
+        shown = dict(prog_bar=True, batch_size=len(targets), add_dataloader_idx=False)
         if self.val_accuracy is not None:
             self.val_accuracy(outputs, targets)
-            self.log("val_acc", self.val_accuracy, prog_bar=True, batch_size=len(targets))
+            self.log("val_acc", self.val_accuracy, **shown)
         if self.task == "multilabel":
             self.val_score(torch.sigmoid(outputs), targets.int())
         elif self.task == "regression":
             self.val_score(outputs.squeeze(-1), self.standardise(targets))
         else:
             self.val_score(outputs, targets)
-        self.log("val_score", self.val_score, prog_bar=True, batch_size=len(targets))
+        self.log("val_score", self.val_score, **shown)
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor, train: bool) -> torch.Tensor:
         """The task's loss; class weights and label smoothing weigh only multiclass training."""

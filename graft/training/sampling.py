@@ -15,26 +15,42 @@ from torch.utils.data import Sampler
 
 class EpochSampler(Sampler[int]):
     """A seeded shuffle of ``size`` indices, or, with ``weights``, ``size`` weighted draws with
-    replacement; the same ``(seed, epoch)`` always gives the same indices."""
+    replacement; the same ``(seed, epoch)`` always gives the same indices.
 
-    def __init__(self, size: int, seed: int, weights: torch.Tensor | None = None):
+    ``length`` draws that many indices an epoch instead (shuffles of all ``size`` indices one
+    after the other, the last one cut short): unlabelled target data then keeps step with the
+    source data, however many items each holds.
+    """
+
+    def __init__(
+        self,
+        size: int,
+        seed: int,
+        weights: torch.Tensor | None = None,
+        length: int | None = None,
+    ):
         self.size = size
         self.seed = seed
         self.weights = weights
+        self.length = length or size
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return self.size
+        return self.length
 
     def __iter__(self) -> Iterator[int]:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         if self.weights is None:
-            order = torch.randperm(self.size, generator=generator)
+            rounds = -(-self.length // self.size)
+            order = torch.cat(
+                [torch.randperm(self.size, generator=generator) for _ in range(rounds)]
+            )
         else:
             order = torch.multinomial(
-                self.weights, self.size, replacement=True, generator=generator
+                self.weights, self.length, replacement=True, generator=generator
             )
+        order = order[: self.length]
         return iter(order.tolist())
