@@ -63,9 +63,7 @@ def test_adapt_none_equals_plain_fine_tuning(digits):
 @pytest.fixture(scope="module")
 def adapted(digits):
     train, val, target = digits
-    return graft.fit(
-        train, val, epochs=2, target=target, target_test=target, adapt="coral", **FAST
-    )
+    return graft.fit(train, val, epochs=2, target=target, target_test=target, adapt="coral", **FAST)
 
 
 def test_adaptation_chooses_the_epoch_by_the_label_free_score(adapted):
