@@ -239,10 +239,7 @@ class FitConfig:
         if not self.adapt_weight > 0:
             raise ConfigError(f"--adapt-weight must be positive, got {self.adapt_weight}")
         if self.adapt != "none" and self.strategy == "feature-extract":
-            raise ConfigError(
-                f"--adapt {self.adapt} aligns the backbone's features, which feature-extract "
-                "keeps frozen: use --strategy full, fine-tune, partial, gradual or lora"
-            )
+            raise frozen_adaptation_error(self.adapt, self.strategy)
 
     def lora_target_list(self) -> list[str]:
         """``lora_targets`` split at commas ([] when not given)."""
@@ -255,3 +252,11 @@ class FitConfig:
     def from_dict(cls, values: dict[str, Any]) -> FitConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def frozen_adaptation_error(adapt: str, strategy: str) -> ConfigError:
+    """The error for ``--adapt`` with a strategy that keeps the backbone frozen."""
+    return ConfigError(
+        f"--adapt {adapt} aligns the backbone's features, which --strategy {strategy} keeps "
+        "frozen: use --strategy full, fine-tune, partial, gradual or lora"
+    )

@@ -32,7 +32,7 @@ from graft.adaptation.target import (
 )
 from graft.backbones import Backbone, create_backbone
 from graft.backbones.registry import SCRATCH_PREFIX
-from graft.config import DEFAULT_MODELS, FitConfig
+from graft.config import DEFAULT_MODELS, FitConfig, frozen_adaptation_error
 from graft.data import DataSplits, LabelledData, load_inputs, load_splits, train_val_split
 from graft.data.transforms import Collate, InputDataset, mixup_for
 from graft.errors import ConfigError, DataError, GraftError, RunError
@@ -164,12 +164,8 @@ class GraftClassifier:
             timings["advice"] = self.advice_.measurements.feature_seconds
             log.info("--strategy auto chose %s: %s", config.strategy, self.advice_.reason)
         strategy = STRATEGIES[config.strategy]()
-        if config.adapt != "none" and strategy.frozen_backbone:
-            raise ConfigError(
-                f"--adapt {config.adapt} aligns the backbone's features, but --strategy "
-                f"{config.strategy} keeps them frozen: use full, fine-tune, partial, gradual "
-                "or lora"
-            )
+        if config.adapt != "none" and strategy.frozen_backbone:  # as --strategy auto chose
+            raise frozen_adaptation_error(config.adapt, config.strategy)
         gap_before = self._gap_before(splits, domain, backbone, cache) if domain else None
         torch.manual_seed(config.seed)  # the head's initialisation
         self.classes_ = list(splits.train.classes)
@@ -341,21 +337,28 @@ class GraftClassifier:
         source = target.source if isinstance(target, LabelledData) else str(target)
         return TargetDomain(items, source, test)
 
-    def _gap_items(self, splits: DataSplits, domain: TargetDomain) -> tuple[list, list]:
-        seed = self.config.seed
-        return sample_items(splits.train.items, TARGET_SAMPLE, seed), domain.sample(seed)
+    def _sampled_features(
+        self,
+        splits: DataSplits,
+        domain: TargetDomain,
+        backbone: Backbone,
+        cache: FeatureCache | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``backbone``'s features of the seeded samples of source training and target items
+        that the domain gap compares, before training and after."""
+        seed, batch, workers = self.config.seed, self.config.batch_size, self._num_workers()
+        source = sample_items(splits.train.items, TARGET_SAMPLE, seed)
+        return (
+            domain_features(backbone, source, batch, workers, cache),
+            domain_features(backbone, domain.sample(seed), batch, workers, cache),
+        )
 
     def _gap_before(
         self, splits: DataSplits, domain: TargetDomain, backbone: Backbone, cache: FeatureCache
     ) -> float:
         """The proxy A-distance between the domains on the pretrained backbone's features."""
-        source, target = self._gap_items(splits, domain)
-        batch, workers = self.config.batch_size, self._num_workers()
-        return domain_gap(
-            domain_features(backbone, source, batch, workers, cache),
-            domain_features(backbone, target, batch, workers, cache),
-            self.config.seed,
-        )
+        features = self._sampled_features(splits, domain, backbone, cache)
+        return domain_gap(*features, self.config.seed)
 
     def _measure_target(
         self,
@@ -368,11 +371,10 @@ class GraftClassifier:
         """Record the domain gap after training, the label-free scores of the target
         predictions and, with labelled target data, its metrics."""
         start = time.perf_counter()
-        source, target = self._gap_items(splits, domain)
-        batch, workers = self.config.batch_size, self._num_workers()
         frozen = cache if self.strategy_.frozen_backbone else None
-        source_features = domain_features(self.backbone_, source, batch, workers, frozen)
-        target_features = domain_features(self.backbone_, target, batch, workers, frozen)
+        source_features, target_features = self._sampled_features(
+            splits, domain, self.backbone_, frozen
+        )
         self.metrics_["adaptation"] = {
             "method": self.config.adapt,
             "weight": self.config.adapt_weight,
@@ -547,10 +549,7 @@ class GraftClassifier:
 
         source_train, source_val = self._input_loaders(splits)
         config, preprocessing = self.config, self.backbone_.preprocessing
-        workers = self._num_workers()
-        options = dict(
-            collate_fn=Collate(preprocessing), num_workers=workers, persistent_workers=workers > 0
-        )
+        options = self._loader_options()
         target_train = DataLoader(
             InputDataset(domain.items, None, preprocessing, train=True, augment=config.augment),
             batch_size=config.batch_size,
@@ -569,11 +568,18 @@ class GraftClassifier:
         train = CombinedLoader({"source": source_train, "target": target_train}, mode="min_size")
         return train, val
 
+    def _loader_options(self) -> dict:
+        """The DataLoader options every loader of raw inputs shares."""
+        workers = self._num_workers()
+        return dict(
+            collate_fn=Collate(self.backbone_.preprocessing),
+            num_workers=workers,
+            persistent_workers=workers > 0,
+        )
+
     def _input_loaders(self, splits: DataSplits):
         preprocessing = self.backbone_.preprocessing
-        collate = Collate(preprocessing)
-        workers = self._num_workers()
-        options = dict(collate_fn=collate, num_workers=workers, persistent_workers=workers > 0)
+        options = self._loader_options()
         train = InputDataset(
             splits.train.items,
             splits.train.labels,
