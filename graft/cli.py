@@ -1,4 +1,4 @@
-"""The ``graft`` command line: models, fit, evaluate, predict."""
+"""The ``graft`` command line: models, fit, evaluate, predict, report, export."""
 
 from __future__ import annotations
 
@@ -127,6 +127,9 @@ def fit(
     label_smoothing: Annotated[float, typer.Option(help="Label smoothing of the loss.")] = 0.1,
     weight_decay: Annotated[float, typer.Option(help="AdamW weight decay.")] = 0.01,
     grad_clip: Annotated[float | None, typer.Option(help="Clip the gradient norm.")] = None,
+    logger: Annotated[
+        str, typer.Option(help="csv (always kept), or also tensorboard or mlflow.")
+    ] = "csv",
     class_weights: Annotated[
         str | None, typer.Option(help="auto: weigh the loss by inverse class frequency.")
     ] = None,
@@ -188,6 +191,10 @@ def fit(
     image_size: Annotated[
         int | None,
         typer.Option(help="Resize images to this side in pixels (default: the weights' size)."),
+    ] = None,
+    max_length: Annotated[
+        int | None,
+        typer.Option(help="Cut texts to this many tokens (default: the model's own length)."),
     ] = None,
     seed: Annotated[
         int, typer.Option(help="Seed of the split, initialisation and data order.")
@@ -267,6 +274,7 @@ def fit(
             label_smoothing=label_smoothing,
             weight_decay=weight_decay,
             grad_clip=grad_clip,
+            logger=logger,
             class_weights=class_weights,
             sampler=sampler,
             augment=augment,
@@ -281,6 +289,7 @@ def fit(
             adapt=adapt,
             adapt_weight=adapt_weight,
             image_size=image_size,
+            max_length=max_length,
             seed=seed,
             val_fraction=val_fraction,
             precision=precision,
@@ -342,7 +351,7 @@ def _report_fit(fitted, run_dir: Path) -> None:
         _print_transfer(fitted.metrics_["transfer"])
     if "adaptation" in fitted.metrics_:
         _print_adaptation(fitted.metrics_)
-    console.print(f"run saved to [bold]{run_dir}[/]")
+    console.print(f"run saved to [bold]{run_dir}[/] (report: {run_dir / 'report.html'})")
 
 
 def _print_adaptation(metrics: dict) -> None:
@@ -559,13 +568,20 @@ def predict(
     ] = 1,
     column: Annotated[str | None, typer.Option(help="Table column holding the inputs.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+    engine: Annotated[
+        str,
+        typer.Option(help="torch, or onnx / torchscript: the model `graft export` wrote."),
+    ] = "torch",
+    export: Annotated[
+        Path | None, typer.Option(help="The exported model's folder (default: RUN/export).")
+    ] = None,
 ) -> None:
     """Predict the labels of INPUTS with a trained model: the top classes, every label above
     its threshold (multilabel), or the value (regression)."""
     import graft
     from graft.data import load_inputs
 
-    model = graft.load(run)
+    model = graft.load(run, engine=engine, export=export)
     items = load_inputs(inputs, model.backbone_.modality, column=column)
     if model.task_ == "regression":
         values = model.predict(items)
@@ -608,3 +624,53 @@ def predict(
             ", ".join(lab if p is None else f"{lab} ({p:.3f})" for lab, p in pairs) or "-",
         )
     console.print(table)
+
+
+@app.command("export")
+def export_command(
+    run: Annotated[Path, typer.Argument(help="A run directory written by `graft fit`.")],
+    format: Annotated[str, typer.Option(help="onnx or torchscript.")] = "onnx",
+    out: Annotated[Path | None, typer.Option(help="Folder to write (default: RUN/export).")] = None,
+    check: Annotated[
+        str | None,
+        typer.Option(help="Real inputs for the parity check (default: the run's own data)."),
+    ] = None,
+    column: Annotated[str | None, typer.Option(help="Table column of --check's inputs.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing export folder.")] = False,
+) -> None:
+    """Export a trained model as ONNX or TorchScript with its preprocessing, after checking
+    that it gives the PyTorch model's logits on real inputs."""
+    import graft
+    from graft.export import export_model, parity_items
+
+    model = graft.load(run)
+    items = parity_items(model, run, check, column)
+    folder = out or run / "export"
+    record = export_model(model, items, folder, format, overwrite)
+    parity = record["parity"]
+    size = (folder / record["file"]).stat().st_size / 2**20
+    console.print(
+        f"{format} model written to [bold]{folder / record['file']}[/] ({size:.1f} MiB); "
+        f"parity on {parity['inputs']} real inputs: max |logit difference| "
+        f"{parity['max_abs_logit_difference']:.2e} (tolerance {parity['tolerance']:g})",
+        highlight=False,
+    )
+
+
+@app.command()
+def report(
+    run: Annotated[Path, typer.Argument(help="A run directory written by `graft fit`.")],
+) -> None:
+    """Rebuild RUN/report.html: learning curves, metrics, confusion matrix, calibration, the
+    most confidently wrong examples, the settings and the decisions graft made."""
+    from graft.report import write_report
+
+    if not (run / "config.json").is_file():
+        raise _run_error(run)
+    console.print(f"report written to [bold]{write_report(run)}[/]")
+
+
+def _run_error(run: Path):
+    from graft.errors import RunError
+
+    return RunError(f"{run}: not a graft run (config.json is missing)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -54,6 +55,9 @@ class FitConfig:
         image_size: side in pixels that images are resized to, instead of the size the
             weights were trained at (smaller is faster: 16-pixel digits need no 224); None:
             the weights' own size.
+        max_length: tokens a text is cut to, instead of the length the model was trained for
+            (shorter is faster; attention's cost grows with the square of it); None: the
+            model's own length.
         seed: seeds the split, the initialisation and the data order.
         val_fraction: share of each class held out for validation when none is given.
         task: ``"auto"`` (inferred from the labels: see :func:`graft.data.sources.infer_task`),
@@ -62,6 +66,8 @@ class FitConfig:
             whichever the labels hold.
         label_smoothing, weight_decay: regularisation of the loss and of AdamW.
         grad_clip: clip the gradient norm to this value (None: no clipping).
+        logger: the training curves also go to ``tensorboard`` or ``mlflow`` (Lightning's
+            loggers), besides the CSV files every run keeps (``csv``).
         class_weights: ``"auto"`` weighs the loss by inverse class frequency.
         sampler: ``"balanced"`` draws every class equally often.
         augment: image augmentation preset while the backbone trains: ``none``, ``light``
@@ -95,6 +101,7 @@ class FitConfig:
     adapt: str = "none"
     adapt_weight: float = 1.0
     image_size: int | None = None
+    max_length: int | None = None
     seed: int = 0
     val_fraction: float = 0.2
     task: str = "auto"
@@ -102,6 +109,7 @@ class FitConfig:
     label_smoothing: float = 0.1
     weight_decay: float = 0.01
     grad_clip: float | None = None
+    logger: str = "csv"
     class_weights: str | None = None
     sampler: str | None = None
     augment: str = "light"
@@ -128,6 +136,7 @@ class FitConfig:
             *("epochs", "head_epochs", "batch_size", "unfreeze", "unfreeze_every", "views"),
             "baseline_epochs",
             "image_size",
+            "max_length",
         )
         self._validate_lora()
         self._validate_adaptation()
@@ -175,6 +184,7 @@ class FitConfig:
             raise ConfigError(f"weight_decay must not be negative, got {self.weight_decay}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ConfigError(f"--grad-clip must be positive, got {self.grad_clip}")
+        self._validate_logger()
         if self.class_weights not in (None, "none", "auto"):
             raise ConfigError(f"--class-weights must be auto or none, got {self.class_weights!r}")
         if self.sampler not in (None, "none", "balanced"):
@@ -239,7 +249,11 @@ class FitConfig:
         if not self.adapt_weight > 0:
             raise ConfigError(f"--adapt-weight must be positive, got {self.adapt_weight}")
         if self.adapt != "none" and self.strategy == "feature-extract":
-            raise frozen_adaptation_error(self.adapt, self.strategy)
+            raise ConfigError(
+                f"--adapt {self.adapt} aligns the backbone's features, which --strategy "
+                f"{self.strategy} keeps frozen: use --strategy full, fine-tune, partial, gradual, "
+                "lora or auto"
+            )
 
     def lora_target_list(self) -> list[str]:
         """``lora_targets`` split at commas ([] when not given)."""
@@ -248,15 +262,17 @@ class FitConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def _validate_logger(self) -> None:
+        needs = {"csv": None, "tensorboard": ("tensorboard", "tensorboardX"), "mlflow": ("mlflow",)}
+        if self.logger not in needs:
+            raise ConfigError(f"--logger must be one of {', '.join(needs)}, got {self.logger!r}")
+        packages = needs[self.logger]
+        if packages and not any(importlib.util.find_spec(name) for name in packages):
+            raise ConfigError(
+                f"--logger {self.logger} needs the {packages[0]} package: pip install {packages[0]}"
+            )
+
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> FitConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
-
-
-def frozen_adaptation_error(adapt: str, strategy: str) -> ConfigError:
-    """The error for ``--adapt`` with a strategy that keeps the backbone frozen."""
-    return ConfigError(
-        f"--adapt {adapt} aligns the backbone's features, which --strategy {strategy} keeps "
-        "frozen: use --strategy full, fine-tune, partial, gradual or lora"
-    )

@@ -32,7 +32,7 @@ from graft.adaptation.target import (
 )
 from graft.backbones import Backbone, create_backbone
 from graft.backbones.registry import SCRATCH_PREFIX
-from graft.config import DEFAULT_MODELS, FitConfig, frozen_adaptation_error
+from graft.config import DEFAULT_MODELS, FitConfig
 from graft.data import DataSplits, LabelledData, load_inputs, load_splits, train_val_split
 from graft.data.transforms import Collate, InputDataset, mixup_for
 from graft.errors import ConfigError, DataError, GraftError, RunError
@@ -158,14 +158,18 @@ class GraftClassifier:
         timings: dict[str, float] = {}
         if config.strategy == "auto":
             self.advice_ = advise_strategy(
-                splits.train, splits.val, backbone, cache, config.batch_size, self._num_workers()
+                splits.train,
+                splits.val,
+                backbone,
+                cache,
+                config.batch_size,
+                self._num_workers(),
+                adapting=config.adapt != "none",
             )
             config.strategy = self.advice_.strategy
             timings["advice"] = self.advice_.measurements.feature_seconds
             log.info("--strategy auto chose %s: %s", config.strategy, self.advice_.reason)
         strategy = STRATEGIES[config.strategy]()
-        if config.adapt != "none" and strategy.frozen_backbone:  # as --strategy auto chose
-            raise frozen_adaptation_error(config.adapt, config.strategy)
         gap_before = self._gap_before(splits, domain, backbone, cache) if domain else None
         torch.manual_seed(config.seed)  # the head's initialisation
         self.classes_ = list(splits.train.classes)
@@ -206,6 +210,7 @@ class GraftClassifier:
         if run_dir is not None and is_global_zero():
             self.save(run_dir, overwrite=True)
             finish_run(run_dir)
+            _write_report(run_dir)
         return self
 
     def _train(
@@ -298,15 +303,20 @@ class GraftClassifier:
         return TransferModule(self.head_, phase, backbone, mixup=mixup, **options)
 
     def _create_backbone(self) -> Backbone:
-        """The configured backbone, its images resized to ``image_size`` when given."""
+        """The configured backbone, its images resized to ``image_size`` and its texts cut to
+        ``max_length`` tokens when given."""
         backbone = create_backbone(self.config.model)
-        size = self.config.image_size
+        size, length = self.config.image_size, self.config.max_length
         if size is not None:
             if backbone.modality != "image":
                 raise ConfigError(f"--image-size resizes images; {self.config.model} reads text")
             backbone.preprocessing = dataclasses.replace(
                 backbone.preprocessing, input_size=(size, size)
             )
+        if length is not None:
+            if backbone.modality != "text":
+                raise ConfigError(f"--max-length cuts texts; {self.config.model} reads images")
+            backbone.preprocessing = dataclasses.replace(backbone.preprocessing, max_length=length)
         return backbone
 
     # Domain adaptation ---------------------------------------------------------------------------
@@ -508,6 +518,7 @@ class GraftClassifier:
             distributed=None if config.distributed == "none" else config.distributed,
             grad_clip=config.grad_clip,
             progress=config.progress,
+            logger=config.logger,
         )
 
     def _train_order(self, labels: np.ndarray, distributed: bool = False) -> dict:
@@ -624,18 +635,27 @@ class GraftClassifier:
         if cache is not None:
             data = LabelledData(items, None, self.classes_, self.backbone_.modality, "inputs")
             return self.head_.eval()(cache.features(self.backbone_, data, self.config.batch_size))
+        batch_size = self.config.batch_size * 2
+        if getattr(self, "engine_", None) is not None:  # an exported model (--engine onnx)
+            return torch.cat([self.engine_(x) for x in self.input_batches(items, batch_size)])
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         backbone, head = self.backbone_.to(device).eval(), self.head_.to(device).eval()
-        preprocessing = backbone.preprocessing
+        batches = self.input_batches(items, batch_size)
+        chunks = [head(backbone(to_device(x, device))).float().cpu() for x in batches]
+        backbone.cpu(), head.cpu()
+        return torch.cat(chunks)
+
+    def input_batches(self, items: list[str], batch_size: int):
+        """``items`` (image paths or texts) preprocessed for the backbone, batch by batch: a
+        pixel tensor, or the tokenizer's dict of tensors."""
+        preprocessing = self.backbone_.preprocessing
         loader = DataLoader(
             InputDataset(items, None, preprocessing),
-            batch_size=self.config.batch_size * 2,
+            batch_size=batch_size,
             collate_fn=Collate(preprocessing),
             num_workers=self._num_workers(),
         )
-        chunks = [head(backbone(to_device(x, device))).float().cpu() for x, _ in loader]
-        backbone.cpu(), head.cpu()
-        return torch.cat(chunks)
+        return (inputs for inputs, _ in loader)
 
     def _items(self, inputs) -> list[str]:
         if isinstance(inputs, LabelledData):
@@ -695,7 +715,7 @@ class GraftClassifier:
             )
         if self.task_ == "regression":
             return regression_metrics(torch.as_tensor(self._values(outputs)), labels)
-        return classification_metrics(outputs, labels, self.classes_)
+        return classification_metrics(outputs, labels, self.classes_, data.items)
 
     def evaluate(self, data: DataLike, **columns: str | None) -> dict:
         """The task's metrics on labelled ``data``: multiclass, accuracy, macro-F1, per-class
@@ -772,6 +792,18 @@ def _arguments(data, val, test, columns: dict, target=None, target_test=None) ->
         k: None if v is None else str(Path(v).expanduser().resolve()) for k, v in values.items()
     }
     return {**paths, "columns": {k: v for k, v in columns.items() if v is not None}}
+
+
+def _write_report(run_dir: Path) -> None:
+    """The run's ``report.html``; the saved model stands even when the report cannot be drawn."""
+    from graft.report import write_report
+
+    try:
+        write_report(run_dir)
+    except Exception as error:  # noqa: BLE001  (a plot failing must not fail a finished fit)
+        log.warning(
+            "report.html not written (%s); rebuild it with: graft report %s", error, run_dir
+        )
 
 
 def _phase_work_dir(work_dir: Path, phase) -> Path:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from graft import __version__
 from graft.backbones import create_backbone, preprocessing_from_dict
 from graft.backbones.lora import LoraSettings, adapter_state, inject_lora
 from graft.config import FitConfig
-from graft.errors import RunError
+from graft.errors import ConfigError, RunError
 from graft.heads import ClassificationHead
 from graft.runs import (
     FORMAT_VERSION,
@@ -86,9 +87,19 @@ def save_model(model, path: Path, overwrite: bool) -> Path:
     return path
 
 
-def load(path: str | Path):
-    """Restore a model saved by ``fit(out=...)`` or ``save``; predictions equal the original's."""
+ENGINES = ("torch", "onnx", "torchscript")
+
+
+def load(path: str | Path, engine: str = "torch", export: str | Path | None = None):
+    """Restore a model saved by ``fit(out=...)`` or ``save``; predictions equal the original's.
+
+    ``engine="onnx"`` or ``"torchscript"``: predict with the model exported by ``graft export``
+    (``export``, by default the run's ``export/`` folder) instead of the PyTorch modules.
+    """
     from graft.model import GraftClassifier
+
+    if engine not in ENGINES:
+        raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
 
     path = Path(path).expanduser()
     if not path.is_dir():
@@ -132,6 +143,10 @@ def load(path: str | Path):
     saved_preprocessing = preprocessing_from_dict(read_json(path / "preprocessing.json"))
     if saved_preprocessing.modality == "image":
         backbone.preprocessing = saved_preprocessing
+    else:  # the tokenizer where this machine has it, the length the model was trained with
+        backbone.preprocessing = dataclasses.replace(
+            backbone.preprocessing, max_length=saved_preprocessing.max_length
+        )
     head = ClassificationHead(config["feature_dim"], len(model.classes_), config["head"]["dropout"])
     head.load_state_dict(
         {k.removeprefix("head."): v for k, v in weights.items() if k.startswith("head.")}
@@ -141,6 +156,10 @@ def load(path: str | Path):
         if (path / f"{name}.json").is_file():
             setattr(model, f"{name}_", read_json(path / f"{name}.json"))
     model.run_dir_ = path
+    if engine != "torch":
+        from graft.export import load_engine
+
+        model.engine_, _ = load_engine(export or path / "export", engine)
     return model
 
 

@@ -98,12 +98,17 @@ def finish_run(path: Path) -> None:
     shutil.rmtree(path / "checkpoints", ignore_errors=True)
 
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)  # read once: the only way to learn the umask is to set it
+
+
 def atomic_write(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(handle)
     try:
         write(Path(temporary))
+        os.chmod(temporary, 0o666 & ~_UMASK)  # as open() would have made it, not mkstemp's 0600
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):

@@ -115,7 +115,7 @@ def test_a_missing_target_folder_names_the_option(digits, tmp_path):
         graft.fit(train, val, epochs=1, adapt="dann", target=tmp_path / "missing", **FAST)
 
 
-def test_cli_adapts_and_records_the_domain_gap(digits, tmp_path):
+def test_cli_adapts_with_auto_strategy_and_records_the_domain_gap(digits, tmp_path):
     train, val, target = digits
     folders = {}
     for name, data in (("train", train), ("val", val), ("target", target)):
@@ -139,7 +139,7 @@ def test_cli_adapts_and_records_the_domain_gap(digits, tmp_path):
             "--adapt",
             "mmd",
             "--strategy",
-            "full",
+            "auto",
             "--epochs",
             "1",
             "--image-size",
@@ -155,3 +155,6 @@ def test_cli_adapts_and_records_the_domain_gap(digits, tmp_path):
     assert metrics["adaptation"]["method"] == "mmd"
     assert set(metrics["adaptation"]["domain_gap"]) >= {"before", "after", "measure"}
     assert 0 <= metrics["target_test"]["accuracy"] <= 1
+    advice = json.loads((out / "summary.json").read_text())["advice"]  # 20 per class: frozen
+    assert advice["strategy"] == "partial"  # features would do, but the backbone must adapt
+    assert "domain adaptation needs features that can move" in advice["reason"]

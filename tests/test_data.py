@@ -203,3 +203,7 @@ def test_prediction_inputs(tmp_path):
     assert load_inputs([str(tmp_path / "t.csv")], "text") == ["hello", "world"]
     with pytest.raises(DataError, match="no such image"):
         load_inputs([str(tmp_path / "nope.jpg")], "image")
+    long_text, with_nul = "so good " * 200, "odd\x00text"  # no file system path can hold these
+    assert load_inputs([long_text, with_nul], "text") == [long_text, with_nul]
+    with pytest.raises(DataError, match="not an image file"):
+        load_inputs([long_text], "image")

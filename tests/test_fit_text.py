@@ -18,6 +18,7 @@ def text_runs(sst2, tmp_path_factory):
             test=sst2["test"],
             strategy=strategy,
             epochs=None if strategy == "feature-extract" else 2,
+            max_length=None if strategy == "feature-extract" else 64,  # SST-2 is short
             out=out,
             progress=False,
         )
@@ -46,6 +47,9 @@ def test_fine_tune_accuracy_floor(text_runs):
 def test_text_save_and_load_give_identical_predictions(text_runs, strategy):
     model, out = text_runs[strategy]
     restored = graft.load(out)
-    texts = ["a gripping, beautifully acted story", "tedious and far too long", "meh"]
+    long_text = " ".join(["a slow start, then"] * 30 + ["a wonderful, moving finale"])
+    texts = ["a gripping, beautifully acted story", "tedious and far too long", "meh", long_text]
+    expected_length = 256 if strategy == "feature-extract" else 64  # minilm's own, or chosen
+    assert restored.backbone_.preprocessing.max_length == expected_length
     assert np.array_equal(model.predict_proba(texts), restored.predict_proba(texts))
     assert restored.predict(["an absolute delight from start to finish"]) == ["1"]

@@ -104,6 +104,22 @@ def test_advisor_rule(per_class, knn, expected, words):
     assert words in reason and f"k-NN accuracy on frozen features {knn:.2f}" in reason
 
 
+@pytest.mark.parametrize(
+    ("per_class", "knn", "expected"),
+    [
+        (FEW_PER_CLASS - 1, 0.5, "partial"),
+        (MANY_PER_CLASS, SEPARATED_KNN, "partial"),
+        (MANY_PER_CLASS, 0.8, "full"),
+        (FEW_PER_CLASS, 0.8, "partial"),
+    ],
+)
+def test_advisor_trains_the_backbone_when_adapting(per_class, knn, expected):
+    strategy, reason = decide(_measured(per_class, knn), adapting=True)
+    assert strategy == expected
+    if expected != decide(_measured(per_class, knn))[0]:
+        assert "domain adaptation needs features that can move" in reason
+
+
 def test_strategy_auto_records_its_decision_and_reasons(ten_per_class, tmp_path):
     model = graft.fit(ten_per_class, strategy="auto", epochs=3, progress=False, out=tmp_path / "r")
     advice = model.summary_["advice"]

@@ -468,8 +468,13 @@ def load_inputs(inputs: list[str], modality: str, *, column: str | None = None) 
     items: list[str] = []
     for value in inputs:
         path = Path(value).expanduser()
-        if path.is_dir():
-            files = [f for f in _class_files(path) if is_image_file(f) or f.suffix == ".txt"]
+        if not _may_be_path(path):  # a text too long, or with characters no path can hold
+            if modality != "text":
+                raise DataError(f"{value[:80]!r}: not an image file or folder")
+            items.append(value)
+        elif path.is_dir():
+            wanted = is_image_file if modality == "image" else lambda f: f.suffix == ".txt"
+            files = [f for f in _class_files(path) if wanted(f)]
             items += [_read_item(f, modality) for f in files]
         elif path.is_file() and path.suffix.lower() in TABLE_SUFFIXES:
             rows, columns = read_table(path.resolve())
@@ -492,6 +497,15 @@ def load_inputs(inputs: list[str], modality: str, *, column: str | None = None) 
     if not items:
         raise DataError("nothing to predict: the inputs hold no image or text")
     return items
+
+
+def _may_be_path(path: Path) -> bool:
+    """Whether the file system can be asked about ``path`` at all."""
+    try:
+        path.exists()
+    except (OSError, ValueError):  # ENAMETOOLONG, an embedded NUL
+        return False
+    return True
 
 
 def _read_item(path: Path, modality: str) -> str:

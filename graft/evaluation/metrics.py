@@ -11,6 +11,7 @@ from torchmetrics.functional import (
 )
 from torchmetrics.functional.classification import (
     multiclass_accuracy,
+    multiclass_calibration_error,
     multiclass_confusion_matrix,
     multiclass_f1_score,
     multiclass_precision,
@@ -21,9 +22,20 @@ from torchmetrics.functional.classification import (
     multilabel_recall,
 )
 
+#: Equal-width confidence bins of the reliability diagram and the expected calibration error.
+CALIBRATION_BINS = 10
+#: How many of the most confidently wrong examples the metrics keep (for the report).
+CONFIDENT_ERRORS = 8
 
-def classification_metrics(logits: torch.Tensor, labels: torch.Tensor, classes: list[str]) -> dict:
-    """Accuracy, macro-F1, per-class precision, recall and F1, and the confusion matrix.
+
+def classification_metrics(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    classes: list[str],
+    items: list[str] | None = None,
+) -> dict:
+    """Accuracy, macro-F1, per-class precision, recall and F1, the confusion matrix, the
+    calibration of the top-class probability and, with ``items``, the most confidently wrong.
 
     The confusion matrix has true classes as rows and predicted classes as columns.
     """
@@ -48,7 +60,62 @@ def classification_metrics(logits: torch.Tensor, labels: torch.Tensor, classes: 
             for i, name in enumerate(classes)
         },
         "confusion_matrix": multiclass_confusion_matrix(logits, labels, **options).tolist(),
+        "calibration": calibration(logits, labels),
+        **({"confident_errors": confident_errors(logits, labels, classes, items)} if items else {}),
     }
+
+
+def calibration(logits: torch.Tensor, labels: torch.Tensor, bins: int = CALIBRATION_BINS) -> dict:
+    """Expected calibration error (Guo et al., ICML 2017; torchmetrics, L1, equal-width bins)
+    and the reliability diagram's bins: mean confidence, accuracy and count of each."""
+    labels = torch.as_tensor(labels, dtype=torch.long)
+    probabilities = torch.softmax(logits.float(), dim=-1)
+    confidence, predicted = probabilities.max(dim=-1)
+    correct = (predicted == labels).float()
+    edges = torch.linspace(0, 1, bins + 1)
+    index = torch.bucketize(confidence, edges[1:-1], right=True)  # bin k: (edge k, edge k+1]
+    rows = []
+    for k in range(bins):
+        members = index == k
+        count = int(members.sum())
+        rows.append(
+            {
+                "low": round(float(edges[k]), 4),
+                "high": round(float(edges[k + 1]), 4),
+                "count": count,
+                "confidence": round(float(confidence[members].mean()), 6) if count else None,
+                "accuracy": round(float(correct[members].mean()), 6) if count else None,
+            }
+        )
+    ece = multiclass_calibration_error(
+        probabilities, labels, num_classes=logits.shape[-1], n_bins=bins, norm="l1"
+    )
+    return {"ece": round(float(ece), 6), "bins": rows}
+
+
+def confident_errors(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    classes: list[str],
+    items: list[str],
+    count: int = CONFIDENT_ERRORS,
+) -> list[dict]:
+    """The ``count`` wrong predictions made with the highest probability, most confident first:
+    the input (a path, or a text cut to 500 characters), its label, the prediction and its
+    probability."""
+    probabilities = torch.softmax(logits.float(), dim=-1)
+    confidence, predicted = probabilities.max(dim=-1)
+    wrong = torch.nonzero(predicted != torch.as_tensor(labels)).flatten()
+    order = wrong[torch.argsort(confidence[wrong], descending=True)][:count]
+    return [
+        {
+            "item": items[i][:500],
+            "label": classes[int(labels[i])],
+            "predicted": classes[int(predicted[i])],
+            "probability": round(float(confidence[i]), 6),
+        }
+        for i in order.tolist()
+    ]
 
 
 def multilabel_metrics(

@@ -44,6 +44,9 @@ SEPARATED_KNN = 0.95
 
 #: The strategies auto chooses among, cheapest first.
 CHOICES = ("feature-extract", "partial", "full")
+#: Those it chooses among when the backbone must adapt to a target domain (``--adapt``): frozen
+#: features cannot move towards the target.
+ADAPTING_CHOICES = ("partial", "full")
 
 
 @dataclass
@@ -82,8 +85,25 @@ class Advice:
         }
 
 
-def decide(measured: Measurements) -> tuple[str, str]:
-    """The strategy for ``measured`` data and why (pure: the benchmark replays it)."""
+def decide(measured: Measurements, adapting: bool = False) -> tuple[str, str]:
+    """The strategy for ``measured`` data and why (pure: the benchmark replays it).
+
+    With ``adapting`` (domain adaptation asked for), a choice of feature extraction becomes
+    partial fine-tuning: the features must move towards the target domain, and the top of the
+    backbone is where they are domain-specific, the layers DAN adapts while it keeps the general
+    lower ones fixed (Long et al., "Learning Transferable Features with Deep Adaptation
+    Networks", ICML 2015).
+    """
+    strategy, reason = _decide_unadapted(measured)
+    if adapting and strategy not in ADAPTING_CHOICES:
+        return "partial", (
+            f"{reason}; but domain adaptation needs features that can move towards the target, "
+            "so the top of the backbone trains (partial fine-tuning), as in DAN"
+        )
+    return strategy, reason
+
+
+def _decide_unadapted(measured: Measurements) -> tuple[str, str]:
     per_class = measured.median_per_class
     knn = measured.knn_accuracy
     facts = (
@@ -146,13 +166,15 @@ def advise_strategy(
     cache: FeatureCache,
     batch_size: int = 64,
     num_workers: int = 0,
+    adapting: bool = False,
 ) -> Advice:
-    """Measure the data and the frozen ``backbone`` and choose a strategy (see module doc)."""
+    """Measure the data and the frozen ``backbone`` and choose a strategy (see module doc);
+    ``adapting``: among those that train the backbone (see :func:`decide`)."""
     if train.task != "multiclass":
         raise ConfigError(
             f"--strategy auto measures how frozen features separate classes; {train.source} "
             f"holds {train.task} targets: choose --strategy feature-extract, partial or full"
         )
     measured = measure(train, val, backbone, cache, batch_size, num_workers)
-    strategy, reason = decide(measured)
+    strategy, reason = decide(measured, adapting)
     return Advice(strategy, reason, measured)

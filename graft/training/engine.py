@@ -84,6 +84,9 @@ class EngineOptions:
         accelerator: Lightning's accelerator (``auto``: a GPU when there is one).
         grad_clip: clip the gradient norm to this value (None: no clipping).
         progress: show the progress bar.
+        logger: where the training curves go besides the run's CSV logs: ``csv`` (only
+            there), ``tensorboard`` (``logs/tensorboard``) or ``mlflow`` (``logs/mlruns``, or
+            the server in ``MLFLOW_TRACKING_URI``).
     """
 
     precision: str = "32"
@@ -93,6 +96,7 @@ class EngineOptions:
     accelerator: str = "auto"
     grad_clip: float | None = None
     progress: bool = True
+    logger: str = "csv"
 
     @property
     def world_size(self) -> int:
@@ -177,6 +181,27 @@ class EpochSeed(L.Callback):
                 generator.manual_seed(epoch_seed)
 
 
+LOGGERS = ("csv", "tensorboard", "mlflow")
+
+
+def training_loggers(kind: str, folder: Path, phase: str) -> list:
+    """Lightning's loggers for one phase: always the CSV files, plus ``kind``'s."""
+    loggers = [CSVLogger(folder, name=phase, version="")]
+    if kind == "tensorboard":
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        loggers.append(TensorBoardLogger(folder / "tensorboard", name=phase, version=""))
+    elif kind == "mlflow":
+        from lightning.pytorch.loggers import MLFlowLogger
+
+        uri = os.environ.get("MLFLOW_TRACKING_URI")
+        if uri is None:  # files beside the run, which MLflow 3 keeps only on request
+            uri = (folder / "mlruns").resolve().as_uri()
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+        loggers.append(MLFlowLogger(experiment_name="graft", run_name=phase, tracking_uri=uri))
+    return loggers
+
+
 def run_phase(
     module: TransferModule,
     train_loader: DataLoader,
@@ -221,7 +246,7 @@ def run_phase(
     )
     trainer = L.Trainer(
         max_epochs=phase.epochs,
-        logger=CSVLogger(work_dir / "logs", name=phase.name, version=""),
+        logger=training_loggers(options.logger, work_dir / "logs", phase.name),
         callbacks=[
             best,
             last,
