@@ -1,4 +1,4 @@
-"""The ``graft`` command line: models, fit, evaluate, predict, report, export."""
+"""The ``graft`` command line: models, fit, evaluate, predict, report, export, serve."""
 
 from __future__ import annotations
 
@@ -674,3 +674,34 @@ def _run_error(run: Path):
     from graft.errors import RunError
 
     return RunError(f"{run}: not a graft run (config.json is missing)")
+
+
+@app.command("serve")
+def serve_command(
+    run: Annotated[Path, typer.Argument(help="A run directory written by `graft fit`.")],
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    top_k: Annotated[int, typer.Option(help="Classes per answer unless a request asks.")] = 5,
+    max_batch: Annotated[int, typer.Option(help="Most inputs batched into one forward.")] = 32,
+    max_upload_mb: Annotated[float, typer.Option(help="Largest request body, in MiB.")] = 10.0,
+) -> None:
+    """Serve RUN over HTTP: POST /predict, GET /health, and a web page at /."""
+    from graft.errors import ConfigError
+
+    try:
+        from graft.serve import serve
+    except ImportError as error:
+        raise ConfigError(f"graft serve needs {error.name}: pip install 'graft[serve]'") from None
+    for name, value in (("--top-k", top_k), ("--max-batch", max_batch), ("--port", port)):
+        if value < (0 if name == "--port" else 1):
+            raise ConfigError(f"{name} must be positive, got {value}")
+    if not max_upload_mb > 0:
+        raise ConfigError(f"--max-upload-mb must be positive, got {max_upload_mb}")
+    serve(
+        run,
+        host=host,
+        port=port,
+        top_k=top_k,
+        max_batch=max_batch,
+        max_upload_bytes=int(max_upload_mb * 2**20),
+    )

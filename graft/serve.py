@@ -1,0 +1,412 @@
+"""``graft serve RUN``: an HTTP service and a web page for a trained model (FastAPI, uvicorn).
+
+- ``POST /predict``: for an image model, a multipart upload of one or more files (field
+  ``file`` or ``files``); for a text model, JSON ``{"text": "..."}`` or ``{"texts": [...]}``.
+  Optional ``top_k`` (query parameter, or a JSON field). The answer is
+  ``{"predictions": [[{"label": ..., "probability": ...}, ...], ...]}``, one list per input,
+  most probable first (multilabel: every label with its probability; regression:
+  ``{"value": ...}``).
+- ``GET /health``: the model and whether the service answers.
+- ``GET /``: a page where a person drops an image or types a text and sees the answer as bars
+  (inline script and style: nothing is fetched from elsewhere).
+
+Requests are batched under load: every input waits at most :data:`BATCH_WAIT_SECONDS` for
+others to join it, up to ``max_batch`` inputs, and the batch runs once in a worker thread
+(:class:`MicroBatcher`). Bad requests get a 4xx answer with a message, never a 500: a body
+over ``max_upload_bytes`` (413), a content type the model does not read (415), an image that
+cannot be decoded or is over the pixel limit, or malformed JSON (400). Texts are only ever
+texts: a request can never make the service read a file on the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from graft.data import LabelledData
+from graft.data.images import UnreadableImage, open_rgb
+
+#: Upload limit of one request, over all its files.
+MAX_UPLOAD_BYTES = 10 * 2**20
+#: How long an input waits for others to share its batch.
+BATCH_WAIT_SECONDS = 0.01
+MAX_BATCH = 32
+MAX_TEXTS = 256
+
+
+class RequestError(Exception):
+    """A request the service refuses, with its HTTP status and a message for the user."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+@dataclass
+class _Job:
+    items: list[str]
+    future: asyncio.Future
+
+
+@dataclass
+class MicroBatcher:
+    """Collects the inputs of concurrent requests into batches for one ``predict`` call.
+
+    Attributes:
+        predict: answers a list of inputs, one answer each (runs in a worker thread).
+        max_batch: the most inputs in one call.
+        wait: how long the first input of a batch waits for more.
+        batches, inputs: how many calls and inputs so far (for /health and tests).
+    """
+
+    predict: Any
+    max_batch: int = MAX_BATCH
+    wait: float = BATCH_WAIT_SECONDS
+    batches: int = 0
+    inputs: int = 0
+    _queue: asyncio.Queue | None = field(default=None, repr=False)
+
+    async def submit(self, items: list[str]) -> list:
+        if self._queue is None:
+            raise RuntimeError("the batcher is not running")
+        future = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Job(items, future))
+        return await future
+
+    async def run(self) -> None:
+        self._queue = asyncio.Queue()
+        while True:
+            jobs = [await self._queue.get()]
+            size = len(jobs[0].items)
+            deadline = time.monotonic() + self.wait
+            while size < self.max_batch and (left := deadline - time.monotonic()) > 0:
+                try:
+                    job = await asyncio.wait_for(self._queue.get(), timeout=left)
+                except TimeoutError:
+                    break
+                jobs.append(job)
+                size += len(job.items)
+            await self._answer(jobs)
+
+    async def _answer(self, jobs: list[_Job]) -> None:
+        items = [item for job in jobs for item in job.items]
+        try:
+            answers = await asyncio.to_thread(self.predict, items)
+        except Exception as error:  # noqa: BLE001  (handed to the requests that waited)
+            for job in jobs:
+                if not job.future.done():
+                    job.future.set_exception(error)
+            return
+        self.batches, self.inputs = self.batches + 1, self.inputs + len(items)
+        start = 0
+        for job in jobs:
+            if not job.future.done():
+                job.future.set_result(answers[start : start + len(job.items)])
+            start += len(job.items)
+
+
+def answers(model, items: list[str]) -> list[list[dict]] | list[dict]:
+    """Every class with its probability, most probable first, for each input (regression:
+    the value)."""
+    data = LabelledData(items, None, model.classes_, model.backbone_.modality, "request")
+    if model.task_ == "regression":
+        return [{"value": float(v)} for v in model.predict(data)]
+    probabilities = model.predict_proba(data)
+    return [
+        sorted(
+            (
+                {"label": label, "probability": round(float(p), 6)}
+                for label, p in zip(model.classes_, row, strict=True)
+            ),
+            key=lambda answer: -answer["probability"],
+        )
+        for row in probabilities
+    ]
+
+
+def create_app(
+    model,
+    max_upload_bytes: int = MAX_UPLOAD_BYTES,
+    max_batch: int = MAX_BATCH,
+    top_k: int = 5,
+):
+    """The FastAPI application serving fitted ``model``."""
+    modality = model.backbone_.modality
+    batcher = MicroBatcher(lambda items: answers(model, items), max_batch=max_batch)
+    uploads = tempfile.TemporaryDirectory(prefix="graft-serve-")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        worker = asyncio.create_task(batcher.run())
+        await asyncio.sleep(0)  # let it make its queue
+        try:
+            yield
+        finally:
+            worker.cancel()
+            uploads.cleanup()
+
+    app = FastAPI(title="graft", lifespan=lifespan)
+    app.state.batcher = batcher
+    describe = {
+        "model": model.config.model,
+        "modality": modality,
+        "task": model.task_,
+        "classes": list(model.classes_),
+    }
+
+    @app.exception_handler(RequestError)
+    async def refuse(request: Request, error: RequestError):
+        return JSONResponse({"error": error.message}, status_code=error.status)
+
+    @app.get("/health")
+    async def health():
+        return {"status": "ok", **describe, "batches": batcher.batches, "inputs": batcher.inputs}
+
+    @app.get("/", response_class=HTMLResponse)
+    async def page():
+        return HTMLResponse(_page(describe))
+
+    @app.post("/predict")
+    async def predict(request: Request):
+        body = await _body(request, max_upload_bytes)
+        kind = request.headers.get("content-type", "")
+        if modality == "image":
+            k = _top_k(request, top_k)
+            items = await _images(request, kind, Path(uploads.name))
+        else:
+            items, k = _texts(body, kind, top_k)
+        try:
+            found = await batcher.submit(items)
+        finally:
+            if modality == "image":
+                for item in items:
+                    Path(item).unlink(missing_ok=True)
+        if model.task_ != "regression":
+            found = [row[:k] for row in found]
+        return {"predictions": found}
+
+    return app
+
+
+async def _body(request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it passes ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise RequestError(413, f"the request is {int(declared):,} bytes; the limit is {limit:,}")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise RequestError(413, f"the request is over the limit of {limit:,} bytes")
+    request._body = bytes(body)  # starlette reads form() and json() from here
+    return request._body
+
+
+def _top_k(request, default: int) -> int:
+    value = request.query_params.get("top_k", str(default))
+    if not value.isdigit() or int(value) < 1:
+        raise RequestError(400, f"top_k must be a positive integer, got {value!r}")
+    return int(value)
+
+
+async def _images(request, kind: str, folder: Path) -> list[str]:
+    """The uploaded files, each checked to decode as an image, saved to ``folder``."""
+    if not kind.startswith("multipart/form-data"):
+        raise RequestError(
+            415,
+            f"this model reads images: send them as multipart/form-data (field 'file'), "
+            f"not {kind or 'no content type'}",
+        )
+    form = await request.form()
+    files = [v for key in ("file", "files") for v in form.getlist(key) if hasattr(v, "read")]
+    if not files:
+        raise RequestError(400, "no image in the request: upload it in the field 'file'")
+    paths = []
+    try:
+        for upload in files:
+            content = await upload.read()
+            handle = tempfile.NamedTemporaryFile(dir=folder, suffix=".upload", delete=False)
+            with handle:
+                handle.write(content)
+            paths.append(handle.name)
+            try:
+                open_rgb(handle.name)
+            except UnreadableImage as error:
+                reason = str(error).replace(handle.name, upload.filename or "the upload")
+                message = f"{upload.filename}: not a readable image ({reason})"
+                raise RequestError(400, message) from None
+    except RequestError:
+        for path in paths:
+            Path(path).unlink(missing_ok=True)
+        raise
+    return paths
+
+
+def _texts(body: bytes, kind: str, default_k: int) -> tuple[list[str], int]:
+    if not kind.startswith("application/json"):
+        raise RequestError(
+            415,
+            'this model reads text: send JSON {"text": "..."} or {"texts": [...]}, '
+            f"not {kind or 'no content type'}",
+        )
+    try:
+        payload = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise RequestError(400, f"the body is not valid JSON ({error})") from None
+    if not isinstance(payload, dict):
+        raise RequestError(400, 'send a JSON object: {"text": "..."} or {"texts": [...]}')
+    texts = payload.get("texts", [payload["text"]] if "text" in payload else None)
+    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+        raise RequestError(400, 'send {"text": "a string"} or {"texts": ["one or more strings"]}')
+    if len(texts) > MAX_TEXTS:
+        raise RequestError(413, f"{len(texts)} texts in one request; the limit is {MAX_TEXTS}")
+    k = payload.get("top_k", default_k)
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise RequestError(400, f"top_k must be a positive integer, got {k!r}")
+    return texts, k
+
+
+class BackgroundServer:
+    """uvicorn serving ``app`` on a free loopback port in a thread, as a context manager (for
+    tests, benchmarks and notebooks): ``with BackgroundServer(create_app(model)) as live:``
+    then requests to ``live.url``."""
+
+    def __init__(self, app, host: str = "127.0.0.1"):
+        import uvicorn
+
+        with socket.socket() as probe:
+            probe.bind((host, 0))
+            self.port = probe.getsockname()[1]
+        self.host = host
+        config = uvicorn.Config(app, host=host, port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def __enter__(self) -> BackgroundServer:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError(f"the server on {self.url} did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def serve(run: str | Path, host: str = "127.0.0.1", port: int = 8000, **options) -> None:
+    """Load the run and serve it until interrupted."""
+    import uvicorn
+
+    import graft
+
+    uvicorn.run(create_app(graft.load(run), **options), host=host, port=port, log_level="info")
+
+
+def _page(describe: dict) -> str:
+    """The web page: a drop zone (images) or a text box (text), and the answer as bars."""
+    image = describe["modality"] == "image"
+    control = (
+        '<label id="drop" class="drop">Drop an image here, or '
+        '<input id="file" type="file" accept="image/*"></label>'
+        if image
+        else '<textarea id="text" rows="5" placeholder="Type a text"></textarea>'
+        '<button id="send">Predict</button>'
+    )
+    model = json.dumps(describe)
+    return (
+        _PAGE.replace("{{CONTROL}}", control)
+        .replace("{{MODEL}}", model)
+        .replace("{{TITLE}}", f"graft: {describe['model']} ({describe['task']})")
+    )
+
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{{TITLE}}</title>
+<style>
+body { font-family: system-ui, sans-serif; max-width: 44rem; margin: 2rem auto; color: #222; }
+.drop { display: block; border: 2px dashed #888; padding: 2rem; text-align: center; }
+.drop.over { background: #eef; }
+textarea { width: 100%; font: inherit; }
+#preview { max-width: 12rem; display: block; margin: 1rem 0; }
+.bar { display: flex; align-items: center; gap: 0.5rem; margin: 0.3rem 0; }
+.bar .label { width: 10rem; overflow: hidden; text-overflow: ellipsis; }
+.bar .track { flex: 1; background: #eee; height: 1.1rem; }
+.bar .fill { background: #3a7bd5; height: 100%; }
+.bar .value { width: 4.5rem; text-align: right; font-variant-numeric: tabular-nums; }
+#error { color: #b00; }
+</style></head><body>
+<h1>{{TITLE}}</h1>
+{{CONTROL}}
+<img id="preview" alt="" hidden>
+<div id="error" role="alert"></div>
+<div id="result" aria-live="polite"></div>
+<script>
+const MODEL = {{MODEL}};
+const result = document.getElementById("result"), error = document.getElementById("error");
+function show(answer) {
+  result.replaceChildren();
+  for (const row of answer) {
+    const bar = document.createElement("div"); bar.className = "bar";
+    const label = document.createElement("span"); label.className = "label";
+    const track = document.createElement("span"); track.className = "track";
+    const fill = document.createElement("span"); fill.className = "fill";
+    const value = document.createElement("span"); value.className = "value";
+    if ("value" in row) { label.textContent = "value"; value.textContent = row.value.toFixed(4); }
+    else {
+      label.textContent = row.label; fill.style.width = (100 * row.probability) + "%";
+      value.textContent = (100 * row.probability).toFixed(1) + "%";
+    }
+    fill.style.display = "block"; track.append(fill); bar.append(label, track, value);
+    result.append(bar);
+  }
+}
+async function ask(request) {
+  error.textContent = ""; result.textContent = "…";
+  const response = await fetch("predict?top_k=5", request);
+  const body = await response.json();
+  if (!response.ok) {
+    result.textContent = ""; error.textContent = body.error || body.detail; return;
+  }
+  show(body.predictions[0]);
+}
+if (MODEL.modality === "image") {
+  const drop = document.getElementById("drop"), input = document.getElementById("file");
+  const send = (file) => {
+    const preview = document.getElementById("preview");
+    preview.src = URL.createObjectURL(file); preview.hidden = false;
+    const form = new FormData(); form.append("file", file);
+    ask({ method: "POST", body: form });
+  };
+  input.addEventListener("change", () => input.files[0] && send(input.files[0]));
+  drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (e) => {
+    e.preventDefault(); drop.classList.remove("over");
+    if (e.dataTransfer.files[0]) send(e.dataTransfer.files[0]);
+  });
+} else {
+  document.getElementById("send").addEventListener("click", () => ask({
+    method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ text: document.getElementById("text").value, top_k: 5 }),
+  }));
+}
+</script></body></html>
+"""
