@@ -44,7 +44,7 @@ from graft.evaluation import (
 )
 from graft.features import CacheStats, FeatureCache, to_device
 from graft.heads import ClassificationHead
-from graft.runs import check_run_dir, finish_run, start_run
+from graft.runs import check_run_dir, finish_run, run_lock, start_run
 from graft.selection.advisor import advise_strategy
 from graft.selection.baseline import fit_scratch_baseline
 from graft.strategies import STRATEGIES
@@ -128,8 +128,8 @@ class GraftClassifier:
         (see :func:`graft.resume`). ``target``: unlabelled data of the domain the model must
         serve, which the ``adapt`` method aligns the features with (with ``adapt="none"`` it
         is only measured); ``target_test``: labelled target data, evaluated at the end.
+        A run directory that another process is writing is refused (:func:`run_lock`).
         """
-        started = time.perf_counter()
         columns = dict(
             text_column=text_column, image_column=image_column, label_column=label_column
         )
@@ -138,6 +138,22 @@ class GraftClassifier:
         resume = resume or not is_global_zero()
         if out is not None and not resume:
             check_run_dir(out, overwrite)
+        with run_lock(out if is_global_zero() else None):
+            return self._fit(data, val, test, out, overwrite, resume, columns, target, target_test)
+
+    def _fit(
+        self,
+        data,
+        val,
+        test,
+        out,
+        overwrite: bool,
+        resume: bool,
+        columns: dict,
+        target,
+        target_test,
+    ) -> GraftClassifier:
+        started = time.perf_counter()
         splits = self._resolve_splits(data, val, test, columns)
         config = self.config
         config.model = config.model or DEFAULT_MODELS[splits.train.modality]

@@ -69,6 +69,15 @@ def save_model(model, path: Path, overwrite: bool) -> Path:
             "train": splits.train.source,
             "val": "stratified split of train" if model.split_ else splits.val.source,
             "test": splits.test.source if splits.test else None,
+            "content_sha256": {
+                name: part.content_hash()
+                for name, part in (
+                    ("train", splits.train),
+                    ("val", splits.val),
+                    ("test", splits.test),
+                )
+                if part is not None
+            },
         }
         config["split"] = model.split_
     if getattr(model, "arguments_", None) is not None:

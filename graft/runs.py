@@ -10,13 +10,18 @@ Layout::
     history.json       per-epoch metrics of every phase (CSV logs under logs/)
     summary.json       counts, skipped inputs, cache hits, timings
     checkpoints/       per-epoch checkpoints while the fit runs (removed when it finishes)
+    report.html        the run report (:mod:`graft.report`)
+    .graft.lock        held (flock) by the process writing the run; free once it ends
 
 ``config.json`` is written first, with ``"status": "running"``, and rewritten at the end; a run
 whose ``model.safetensors`` is missing is unfinished, and ``graft fit --resume RUN`` finishes it.
+A second process pointed at a run that another is writing is refused (:func:`run_lock`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -30,6 +35,39 @@ from safetensors.torch import load_file, save_file
 from graft.errors import RunError
 
 FORMAT_VERSION = 1
+LOCK_FILE = ".graft.lock"
+
+
+@contextlib.contextmanager
+def run_lock(path: str | Path | None):
+    """Hold the run directory ``path`` for this process (no-op for None): an advisory
+    ``flock`` on its lock file, which the system frees when the process ends in any way, even
+    by SIGKILL. A run another process holds raises :class:`RunError` naming its pid."""
+    if path is None:
+        yield
+        return
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise RunError(f"--out {path}: exists and is not a folder")
+    path.mkdir(parents=True, exist_ok=True)
+    handle = open(path / LOCK_FILE, "a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise RunError(
+                f"--out {path}: {holder} is writing this run now; wait for it to finish or "
+                "choose another folder"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"graft process {os.getpid()}")
+        handle.flush()
+        yield
+    finally:
+        handle.close()  # releases the lock
 
 
 def prepare_run_dir(path: str | Path, overwrite: bool) -> Path:
@@ -44,7 +82,7 @@ def check_run_dir(path: str | Path, overwrite: bool) -> Path:
     path = Path(path).expanduser()
     if path.exists() and not path.is_dir():
         raise RunError(f"--out {path}: exists and is not a folder")
-    if path.is_dir() and any(path.iterdir()) and not overwrite:
+    if path.is_dir() and any(p.name != LOCK_FILE for p in path.iterdir()) and not overwrite:
         raise RunError(
             f"--out {path}: the folder is not empty; choose another folder or pass --overwrite"
         )

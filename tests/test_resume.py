@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import graft
+from graft.data import load_data
 from graft.errors import RunError
 
 from .conftest import copy_flowers
@@ -107,3 +108,55 @@ def test_ddp_on_two_cpu_processes_matches_one_process(photos, tmp_path):
     distributed = json.loads((run / "metrics.json").read_text())["val"]["accuracy"]
     assert distributed >= single.metrics_["val"]["accuracy"] - 0.1
     assert distributed >= 0.5  # 30 validation photos of 5 classes
+
+
+def test_a_second_fit_on_a_run_being_written_is_refused(photos, tmp_path):
+    from graft.runs import run_lock
+
+    run = tmp_path / "busy"
+    first = subprocess.Popen(
+        graft_command(
+            "fit", str(photos), "--out", str(run), "--no-progress", *cli_options(FIT_OPTIONS)
+        ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (run / "config.json").exists():
+            assert first.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        second = subprocess.run(
+            graft_command("fit", str(photos), "--out", str(run), "--overwrite", "--no-progress"),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert second.returncode == 2
+        assert f"graft process {first.pid} is writing this run now" in " ".join(
+            second.stderr.split()
+        )
+        assert first.poll() is None  # the first fit goes on
+    finally:
+        first.kill()
+        first.wait()
+    with run_lock(run):  # SIGKILL freed the lock: a resume could take the run now
+        assert json.loads((run / "config.json").read_text())["status"] == "running"
+
+
+def test_same_seed_same_metrics_and_the_run_records_versions_and_data_hash(photos, tmp_path):
+    options = dict(strategy="fine-tune", head_epochs=3, epochs=1, batch_size=8, seed=5)
+    runs = [tmp_path / "a", tmp_path / "b"]
+    for run in runs:
+        graft.fit(photos, out=run, progress=False, num_workers=0, **options)
+    first, second = (json.loads((run / "metrics.json").read_text()) for run in runs)
+    assert first == second  # identical on the CPU, not merely close
+    config = json.loads((runs[0] / "config.json").read_text())
+    assert {"graft", "torch", "timm", "transformers"} <= set(config["versions"])
+    hashes = config["data"]["content_sha256"]
+    assert set(hashes) == {"train", "val"} and all(len(h) == 64 for h in hashes.values())
+    assert json.loads((runs[1] / "config.json").read_text())["data"]["content_sha256"] == hashes
+    changed = load_data(photos / "train")
+    changed.labels = changed.labels.copy()
+    changed.labels[0] = (changed.labels[0] + 1) % len(changed.classes)
+    assert changed.content_hash() != hashes["train"]

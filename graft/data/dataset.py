@@ -75,6 +75,17 @@ class LabelledData:
             return [hashlib.sha256(text.encode("utf-8")).digest() for text in self.items]
         return [hashlib.sha256(Path(path).read_bytes()).digest() for path in self.items]
 
+    def content_hash(self) -> str:
+        """SHA-256 over every item's content and label, in order: equal exactly when the
+        data are the same (recorded with a run, for reproducibility)."""
+        digest = hashlib.sha256()
+        digest.update("\x1f".join(self.classes).encode("utf-8"))
+        for key in self.content_keys():
+            digest.update(key)
+        if self.labels is not None:
+            digest.update(np.ascontiguousarray(self.labels).tobytes())
+        return digest.hexdigest()
+
     def relabel(self, classes: list[str]) -> LabelledData:
         """The same data with labels re-indexed into ``classes`` (a model's class list).
 
