@@ -7,7 +7,10 @@ their features, while editing a file or changing the weights misses the cache. A
 the same data with another head or learning rate then does no backbone forward pass at all.
 
 Layout: ``<root>/<fingerprint[:24]>/shard-*.safetensors``, each shard holding ``keys``
-(``uint8[n, 32]``) and ``features`` (``float32[n, dim]``), written atomically.
+(``uint8[n, 32]``) and ``features`` (``float32[n, dim]``), written atomically (a temporary file,
+then a rename: readers never see half a shard), with the SHA-256 of both in its metadata. A
+shard that cannot be read or whose checksum fails is deleted with a warning and its features
+are computed again: a corrupt entry is never used.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader
 
@@ -100,8 +103,13 @@ class FeatureCache:
             try:
                 tensors = load_file(shard)
                 keys, features = tensors["keys"].numpy(), tensors["features"]
-            except (SafetensorError, KeyError, OSError) as error:
-                log.warning("feature cache: ignoring unreadable %s (%s)", shard, error)
+                with safe_open(shard, "pt") as handle:
+                    recorded = (handle.metadata() or {}).get("sha256")
+                if recorded != _checksum(tensors["keys"], features):
+                    raise ValueError("its checksum does not match its contents")
+            except (SafetensorError, KeyError, OSError, ValueError) as error:
+                log.warning("feature cache: dropping corrupt %s (%s); recomputing", shard, error)
+                shard.unlink(missing_ok=True)
                 continue
             for row, key in enumerate(keys):
                 stored[key.tobytes()] = features[row]
@@ -115,8 +123,17 @@ class FeatureCache:
         )
         target = folder / f"shard-{uuid.uuid4().hex}.safetensors"
         temporary = target.with_suffix(".tmp")
-        save_file({"keys": key_array, "features": features.contiguous()}, temporary)
+        features = features.contiguous()
+        metadata = {"sha256": _checksum(key_array, features)}
+        save_file({"keys": key_array, "features": features}, temporary, metadata=metadata)
         os.replace(temporary, target)
+
+
+def _checksum(keys: torch.Tensor, features: torch.Tensor) -> str:
+    """SHA-256 of a shard's keys and features, stored in its metadata and checked on load."""
+    digest = hashlib.sha256(keys.numpy().tobytes())
+    digest.update(features.contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 @torch.inference_mode()

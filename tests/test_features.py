@@ -65,7 +65,23 @@ def test_unreadable_cache_shard_is_recomputed(tiny_flowers, tmp_path, caplog):
     fresh = FeatureCache(tmp_path / "cache")
     assert torch.allclose(fresh.features(backbone, data), expected, atol=1e-5)
     assert fresh.stats.misses == len(data)
-    assert "unreadable" in caplog.text
+    assert "dropping corrupt" in caplog.text
+
+
+def test_a_silently_flipped_feature_is_caught_by_the_checksum(tiny_flowers, tmp_path, caplog):
+    backbone = create_backbone("efficientnet_lite0")
+    cache = FeatureCache(tmp_path / "cache")
+    data = load_data(tiny_flowers / "val")
+    expected = cache.features(backbone, data)
+    (shard,) = (tmp_path / "cache").rglob("shard-*.safetensors")
+    raw = bytearray(shard.read_bytes())
+    raw[-5] ^= 0x40  # one bit of the last feature: the file still loads
+    shard.write_bytes(bytes(raw))
+    fresh = FeatureCache(tmp_path / "cache")
+    assert torch.allclose(fresh.features(backbone, data), expected, atol=1e-5)
+    assert fresh.stats.misses == len(data)  # recomputed, not used
+    assert "checksum does not match" in caplog.text
+    assert len(list((tmp_path / "cache").rglob("shard-*.safetensors"))) == 1  # bad one gone
 
 
 @pytest.mark.parametrize("strategy", ["feature-extract", "fine-tune"])
