@@ -635,9 +635,34 @@ class GraftClassifier:
             "class_counts": {n: p.class_counts() for n, p in parts.items()},
             "skipped": {n: [{"input": w, "reason": r} for w, r in s] for n, s in skipped.items()},
             "skipped_count": sum(len(s) for s in skipped.values()),
+            "duplicates": _duplicates(parts),
+            **(
+                {"truncated_texts": self._truncated(parts)}
+                if self.backbone_.modality == "text"
+                else {}
+            ),
             "feature_cache": {"hits": stats.hits, "misses": stats.misses},
             "seconds": {k: round(v, 3) for k, v in timings.items()},
         }
+
+    def _truncated(self, parts: dict[str, LabelledData]) -> dict:
+        """How many texts of each split are longer than the backbone reads (cut to
+        ``max_length`` tokens), logged when any are."""
+        from transformers import AutoTokenizer
+
+        preprocessing = self.backbone_.preprocessing
+        tokenizer = AutoTokenizer.from_pretrained(preprocessing.tokenizer)
+        counts = {}
+        for name, part in parts.items():
+            lengths = [len(ids) for ids in tokenizer(part.items, truncation=False)["input_ids"]]
+            counts[name] = sum(length > preprocessing.max_length for length in lengths)
+        if any(counts.values()):
+            log.warning(
+                "texts longer than %d tokens were cut to that length: %s",
+                preprocessing.max_length,
+                ", ".join(f"{n} {c} of {len(parts[n])}" for n, c in counts.items()),
+            )
+        return {"max_length": preprocessing.max_length, **counts}
 
     # Inference ----------------------------------------------------------------------------------
 
@@ -808,6 +833,28 @@ def _arguments(data, val, test, columns: dict, target=None, target_test=None) ->
         k: None if v is None else str(Path(v).expanduser().resolve()) for k, v in values.items()
     }
     return {**paths, "columns": {k: v for k, v in columns.items() if v is not None}}
+
+
+def _duplicates(parts: dict[str, LabelledData]) -> dict:
+    """Repeated inputs within each split, and inputs of val or test that are also in train
+    (which inflate their scores), logged when there are any."""
+    report = {name: part.duplicates() for name, part in parts.items()}
+    train_keys = set(parts["train"].content_keys())
+    for name in ("val", "test"):
+        if name in parts:
+            shared = sum(key in train_keys for key in parts[name].content_keys())
+            report[name]["also_in_train"] = shared
+    for name, found in report.items():
+        extra, leaked = found["extra_copies"], found.get("also_in_train", 0)
+        if extra or leaked:
+            log.warning(
+                "%s data: %d repeated input(s) (%d with different labels)%s",
+                name,
+                extra,
+                found["conflicting_labels"],
+                f", {leaked} also in the training data" if leaked else "",
+            )
+    return report
 
 
 def _write_report(run_dir: Path) -> None:

@@ -207,3 +207,43 @@ def test_prediction_inputs(tmp_path):
     assert load_inputs([long_text, with_nul], "text") == [long_text, with_nul]
     with pytest.raises(DataError, match="not an image file"):
         load_inputs([long_text], "image")
+
+
+def test_table_paths_outside_its_folder_are_skipped_and_named(tmp_path):
+    make_images(tmp_path / "data" / "img", 3)
+    make_images(tmp_path / "elsewhere", 1)
+    table = tmp_path / "data" / "t.csv"
+    table.write_text(
+        "image,label\nimg/0.png,a\n../elsewhere/0.png,b\nimg/1.png,b\n"
+        f"{tmp_path / 'elsewhere' / '0.png'},a\nimg/2.png,a\n"
+    )
+    data = load_data(table)
+    assert data.modality == "image" and len(data) == 3
+    reasons = dict(data.skipped)
+    assert "outside" in reasons[f"{table}, row 3"] and "outside" in reasons[f"{table}, row 5"]
+
+
+def test_a_symlink_back_up_the_tree_is_not_followed(tmp_path, caplog):
+    make_images(tmp_path / "a", 2)
+    make_images(tmp_path / "b", 3)
+    (tmp_path / "a" / "up").symlink_to(tmp_path, target_is_directory=True)
+    with caplog.at_level(logging.WARNING, logger="graft"):
+        data = load_data(tmp_path)
+    assert data.class_counts() == {"a": 2, "b": 3}  # b's photos did not leak into a
+    assert "symlink back up" in caplog.text
+
+
+def test_duplicates_are_counted_with_conflicting_labels(tmp_path):
+    (tmp_path / "t.csv").write_text("text,label\nsame,a\nsame,a\nclash,a\nclash,b\nlone,b\n")
+    found = load_data(tmp_path / "t.csv").duplicates()
+    assert found["extra_copies"] == 2 and found["conflicting_labels"] == 1
+    assert ["clash", "clash"] in found["examples"]
+
+
+def test_a_decompression_bomb_is_refused(tmp_path, monkeypatch):
+    from graft.data import images
+
+    monkeypatch.setattr(images, "MAX_IMAGE_PIXELS", 10_000)
+    Image.new("L", (200, 100)).save(tmp_path / "bomb.png")
+    with pytest.raises(images.UnreadableImage, match="200x100 pixels is over the limit of 10,000"):
+        open_rgb(tmp_path / "bomb.png")

@@ -35,6 +35,13 @@ def test_feature_extract_accuracy_floor(text_runs):
 
 def test_fine_tune_accuracy_floor(text_runs):
     model, _ = text_runs["fine-tune"]
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model.backbone_.preprocessing.tokenizer)
+    train = model.splits_.train.items
+    over = sum(len(ids) > 64 for ids in tokenizer(train, truncation=False)["input_ids"])
+    assert model.summary_["truncated_texts"]["max_length"] == 64
+    assert model.summary_["truncated_texts"]["train"] == over  # counted, as they were cut
     assert model.metrics_["test"]["accuracy"] >= 0.72
     assert {row["phase"] for row in model.history_} == {"head", "finetune"}
     kept = model.summary_["kept_phase"]

@@ -75,6 +75,25 @@ class LabelledData:
             return [hashlib.sha256(text.encode("utf-8")).digest() for text in self.items]
         return [hashlib.sha256(Path(path).read_bytes()).digest() for path in self.items]
 
+    def duplicates(self) -> dict:
+        """Inputs that occur more than once (by content): how many extra copies, how many of
+        the repeated inputs carry different labels, and a few of them."""
+        groups: dict[bytes, list[int]] = {}
+        for index, key in enumerate(self.content_keys()):
+            groups.setdefault(key, []).append(index)
+        repeated = [members for members in groups.values() if len(members) > 1]
+        conflicting = [
+            members
+            for members in repeated
+            if self.labels is not None
+            and len({np.asarray(self.labels[i]).tobytes() for i in members}) > 1
+        ]
+        return {
+            "extra_copies": sum(len(members) - 1 for members in repeated),
+            "conflicting_labels": len(conflicting),
+            "examples": [[self.items[i][:200] for i in members] for members in repeated[:5]],
+        }
+
     def content_hash(self) -> str:
         """SHA-256 over every item's content and label, in order: equal exactly when the
         data are the same (recorded with a run, for reproducibility)."""

@@ -14,6 +14,7 @@ import csv
 import json
 import logging
 import math
+import os
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -119,9 +120,18 @@ def _split_folder(root: Path, names: Iterable[str]) -> Path | None:
 # Class folders ---------------------------------------------------------------------------------
 
 
+def _outside(root: Path, value: str) -> bool:
+    """Whether the path ``value`` of a table in ``root`` leads out of it (``..`` or absolute);
+    checked on the path as written, so a symlinked folder inside ``root`` stays allowed."""
+    joined = Path(os.path.normpath(root / value))
+    return not joined.is_relative_to(Path(os.path.normpath(root)))
+
+
 def _class_files(folder: Path) -> list[Path]:
-    """Files under a class folder, hidden files and folders left out, symlink loops refused."""
+    """Files under a class folder, hidden files and folders left out; a symlinked folder that
+    leads back up to the class folder or above it (a loop, or into other classes) is refused."""
     files, seen = [], set()
+    top = folder.resolve()
     stack = [folder]
     while stack:
         current = stack.pop()
@@ -136,6 +146,9 @@ def _class_files(folder: Path) -> list[Path]:
             if is_hidden(entry):
                 continue
             if entry.is_dir():
+                if entry.is_symlink() and top.is_relative_to(entry.resolve()):
+                    log.warning("ignored %s: a symlink back up to %s", entry, entry.resolve())
+                    continue
                 stack.append(entry)
             elif entry.is_file():
                 files.append(entry)
@@ -298,7 +311,9 @@ def _detect_input_column(
     if text_column and image_column:
         raise DataError(f"{path}: give --text-column or --image-column, not both")
     image = _pick_column(path, columns, image_column, IMAGE_COLUMNS, "--image-column")
-    if image is not None and (image_column or _looks_like_paths(rows, image)):
+    # a column named like an image column holds paths when most values look like image files
+    # (the others are then skipped, named); an unnamed one only when all of them do
+    if image is not None and (image_column or _looks_like_paths(rows, image, share=0.5)):
         return image, "image"
     text = _pick_column(path, columns, text_column, TEXT_COLUMNS, "--text-column")
     if text is not None:
@@ -315,9 +330,11 @@ def _detect_input_column(
     )
 
 
-def _looks_like_paths(rows: list[dict[str, str]], column: str) -> bool:
+def _looks_like_paths(rows: list[dict[str, str]], column: str, share: float = 1.0) -> bool:
+    """Whether at least ``share`` of the column's first 200 values name image files."""
     values = [row.get(column, "") for row in rows[:200] if row.get(column)]
-    return bool(values) and all(is_image_file(Path(v.strip())) for v in values)
+    looking = sum(is_image_file(Path(v.strip())) for v in values)
+    return bool(values) and looking >= share * len(values)
 
 
 def _from_rows(
@@ -344,6 +361,15 @@ def _from_rows(
             skipped.append((where, f"missing label in column {label!r}"))
             continue
         if modality == "image":
+            if value and _outside(path.parent, value):
+                skipped.append(
+                    (
+                        where,
+                        f"image {value!r} is outside {path.parent}, the table's "
+                        "folder (paths are read relative to it)",
+                    )
+                )
+                continue
             file = (path.parent / value).resolve() if value else None
             if file is None or not file.is_file():
                 skipped.append((where, f"image {value!r} does not exist"))
