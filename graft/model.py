@@ -157,6 +157,14 @@ class GraftClassifier:
         splits = self._resolve_splits(data, val, test, columns)
         config = self.config
         config.model = config.model or DEFAULT_MODELS[splits.train.modality]
+        if config.batch_size > len(splits.train):
+            log.warning(
+                "--batch-size %d is larger than the %d training examples: every epoch is one "
+                "batch of %d",
+                config.batch_size,
+                len(splits.train),
+                len(splits.train),
+            )
         backbone = self._create_backbone()
         if backbone.modality != splits.train.modality:
             raise ConfigError(

@@ -72,6 +72,17 @@ def test_models_lists_the_offline_backbones():
         (["fit", "{data}", "--model", "resnet5O"], "unknown model"),
         (["fit", "{data}", "--lr", "-1"], "--lr must be positive"),
         (["evaluate", "/no/such/run", "{data}"], "no such run directory"),
+        (["fit", "{data}", "--model", "efficientnet_lite"], "Did you mean: efficientnet_lite4"),
+        (["fit", "{data}", "--batch-size", "0"], "--batch-size must be a positive integer"),
+        (
+            ["fit", "{data}", "--strategy", "feature-extract", "--lora-rank", "4"],
+            "--lora-rank configure --strategy lora, not feature-extract",
+        ),
+        (["fit", "{data}", "--logger", "wandb"], "--logger must be one of csv"),
+        (["export", "/no/such/run"], "no such run directory"),
+        (["report", "/no/such/run"], "not a graft run"),
+        (["predict", "/no/such/run", "x.jpg", "--engine", "tflite"], "--engine must be one of"),
+        (["serve", "/no/such/run", "--top-k", "0"], "--top-k must be positive"),
     ],
 )
 def test_errors_are_one_clear_line_and_exit_code_2(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -100,8 +101,11 @@ def test_bad_options_are_refused_before_any_work(option):
         graft.GraftClassifier(**option)
 
 
-def test_python_save_of_a_model_fitted_without_a_run_directory(tiny_flowers, tmp_path):
-    model = graft.GraftClassifier(strategy="feature-extract", epochs=3).fit(tiny_flowers)
+def test_python_save_of_a_model_fitted_without_a_run_directory(tiny_flowers, tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="graft"):  # 40 examples, batches of 64
+        model = graft.GraftClassifier(strategy="feature-extract", epochs=3, batch_size=64)
+        model.fit(tiny_flowers)
+    assert "--batch-size 64 is larger than the 40 training examples" in caplog.text
     assert model.score(tiny_flowers / "val") == pytest.approx(model.metrics_["val"]["accuracy"])
     model.save(tmp_path / "saved")
     restored = graft.load(tmp_path / "saved")

@@ -160,3 +160,24 @@ def test_same_seed_same_metrics_and_the_run_records_versions_and_data_hash(photo
     changed.labels = changed.labels.copy()
     changed.labels[0] = (changed.labels[0] + 1) % len(changed.classes)
     assert changed.content_hash() != hashes["train"]
+
+
+def test_a_crash_while_saving_keeps_the_previous_model_file(photos, tmp_path, monkeypatch):
+    from graft import runs
+
+    run = tmp_path / "saved"
+    model = graft.fit(photos, strategy="feature-extract", epochs=2, out=run, progress=False)
+    before = (run / "model.safetensors").read_bytes()
+
+    def crash_midway(tensors, path, metadata=None):
+        Path(path).write_bytes(b"half a model")  # what a crash leaves in the temporary file
+        raise OSError("disk full")
+
+    monkeypatch.setattr(runs, "save_file", crash_midway)
+    with pytest.raises(OSError, match="disk full"):
+        model.save(run, overwrite=True)
+    assert (run / "model.safetensors").read_bytes() == before
+    assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]  # no debris either
+    np.testing.assert_array_equal(
+        graft.load(run).predict_proba(photos / "val"), model.predict_proba(photos / "val")
+    )
