@@ -72,6 +72,10 @@ def test_image_modes_become_rgb_and_exif_rotation_is_applied(tmp_path):
         converted = open_rgb(tmp_path / name)
         assert converted.mode == "RGB" and converted.size == (8, 4), name
     assert open_rgb(tmp_path / "rgba.png").getpixel((0, 0)) == (255, 255, 255)
+    clear = Image.new("P", (8, 4), 0)  # palette index 0 (red) marked transparent
+    clear.putpalette([255, 0, 0] + [0, 255, 0] * 255)
+    clear.save(tmp_path / "clear.png", transparency=0)
+    assert open_rgb(tmp_path / "clear.png").getpixel((0, 0)) == (255, 255, 255)  # on white
     assert open_rgb(tmp_path / "cmyk.jpg").getpixel((0, 0))[0] > 200  # red stays red
     rotated = Image.new("RGB", (8, 4), (10, 200, 10))
     exif = rotated.getexif()
@@ -247,3 +251,10 @@ def test_a_decompression_bomb_is_refused(tmp_path, monkeypatch):
     Image.new("L", (200, 100)).save(tmp_path / "bomb.png")
     with pytest.raises(images.UnreadableImage, match="200x100 pixels is over the limit of 10,000"):
         open_rgb(tmp_path / "bomb.png")
+
+
+def test_nested_folders_below_a_class_are_read(tmp_path):
+    make_images(tmp_path / "a" / "2019" / "march", 2)
+    make_images(tmp_path / "a" / "2020", 1)
+    make_images(tmp_path / "b" / "x" / "y" / "z", 3)
+    assert load_data(tmp_path).class_counts() == {"a": 3, "b": 3}
