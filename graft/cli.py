@@ -646,6 +646,10 @@ def export_command(
     model = graft.load(run)
     items = parity_items(model, run, check, column)
     folder = out or run / "export"
+    if folder.expanduser().resolve() == run.expanduser().resolve():
+        raise _run_error(
+            run, "--out is the run directory itself: choose a folder inside or beside it"
+        )
     record = export_model(model, items, folder, format, overwrite)
     parity = record["parity"]
     size = (folder / record["file"]).stat().st_size / 2**20
@@ -670,10 +674,10 @@ def report(
     console.print(f"report written to [bold]{write_report(run)}[/]")
 
 
-def _run_error(run: Path):
+def _run_error(run: Path, reason: str = "not a graft run (config.json is missing)"):
     from graft.errors import RunError
 
-    return RunError(f"{run}: not a graft run (config.json is missing)")
+    return RunError(f"{run}: {reason}")
 
 
 @app.command("serve")

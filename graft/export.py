@@ -23,6 +23,7 @@ uses it in place of the PyTorch modules, with the same preprocessing and the sam
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import logging
@@ -90,6 +91,8 @@ def export_model(
     out = Path(out).expanduser()
     if out.exists() and not overwrite:
         raise RunError(f"{out} already exists: choose another --out or pass --overwrite")
+    if out.exists() and any(out.iterdir()) and not (out / "export.json").is_file():
+        raise RunError(f"{out} is not an export folder (no export.json): it is left alone")
     if not items:
         raise ConfigError("the parity check needs real inputs: give them with --check DATA")
     items = items[:: max(1, len(items) // PARITY_INPUTS)][:PARITY_INPUTS]
@@ -113,6 +116,7 @@ def export_model(
                 "nothing was written"
             )
         record = _record(model, format, names, difference, len(items), seconds)
+        record["model_sha256"] = _model_hash(getattr(model, "run_dir_", None))
         if model.backbone_.modality == "text":
             _save_tokenizer(model.backbone_.preprocessing.tokenizer, building / "tokenizer")
             record["preprocessing"]["tokenizer"] = "tokenizer"
@@ -247,6 +251,13 @@ def _record(model, format: str, names: list[str], difference: float, count: int,
     }
 
 
+def _model_hash(run_dir: Path | None) -> str | None:
+    """SHA-256 of the run's ``model.safetensors``: ties an export to the weights it came from."""
+    if run_dir is None or not (Path(run_dir) / "model.safetensors").is_file():
+        return None
+    return hashlib.sha256((Path(run_dir) / "model.safetensors").read_bytes()).hexdigest()
+
+
 def _versions(format: str) -> dict[str, str]:
     versions = {"graft": __version__, "torch": torch.__version__}
     if format == "onnx":
@@ -293,9 +304,12 @@ class ExportedEngine:
             return self.module(*(t.cpu() for t in tensors)).float()
 
 
-def load_engine(folder: str | Path, format: str | None = None) -> tuple[ExportedEngine, dict]:
+def load_engine(
+    folder: str | Path, format: str | None = None, run_dir: str | Path | None = None
+) -> tuple[ExportedEngine, dict]:
     """The engine of the export in ``folder`` and its ``export.json`` record; ``format``, when
-    given, must be the one the folder holds."""
+    given, must be the one the folder holds, and ``run_dir``, when given, must hold the model
+    it was exported from (not one trained since)."""
     folder = Path(folder).expanduser()
     record_path = folder / "export.json"
     if not record_path.is_file():
@@ -308,6 +322,12 @@ def load_engine(folder: str | Path, format: str | None = None) -> tuple[Exported
         raise RunError(
             f"{folder} holds a {record['format']} export, not {format}: "
             f"write one with: graft export RUN --format {format} --out OTHER_FOLDER"
+        )
+    exported_from = record.get("model_sha256")
+    if run_dir is not None and exported_from and exported_from != _model_hash(Path(run_dir)):
+        raise RunError(
+            f"{folder} was exported from another model than the one now in {run_dir} (it was "
+            f"trained again since): export it again with graft export {run_dir} --overwrite"
         )
     engine = ExportedEngine(folder / record["file"], record["format"], record["inputs"])
     return engine, record

@@ -15,6 +15,7 @@ are computed again: a corrupt entry is never used.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -105,11 +106,15 @@ class FeatureCache:
                 keys, features = tensors["keys"].numpy(), tensors["features"]
                 with safe_open(shard, "pt") as handle:
                     recorded = (handle.metadata() or {}).get("sha256")
-                if recorded != _checksum(tensors["keys"], features):
+                if recorded is not None and recorded != _checksum(tensors["keys"], features):
                     raise ValueError("its checksum does not match its contents")
-            except (SafetensorError, KeyError, OSError, ValueError) as error:
+            except (SafetensorError, KeyError, ValueError) as error:  # the shard is bad
                 log.warning("feature cache: dropping corrupt %s (%s); recomputing", shard, error)
-                shard.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # a read-only cache: skip it, still unused
+                    shard.unlink()
+                continue
+            except OSError as error:  # the file system, not the shard: leave it for later
+                log.warning("feature cache: cannot read %s now (%s)", shard, error)
                 continue
             for row, key in enumerate(keys):
                 stored[key.tobytes()] = features[row]

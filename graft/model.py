@@ -50,7 +50,7 @@ from graft.selection.baseline import fit_scratch_baseline
 from graft.strategies import STRATEGIES
 from graft.training import TransferModule, run_phase
 from graft.training.adaptation import TARGET_MONITOR, AdaptationModule
-from graft.training.engine import EngineOptions, is_global_zero
+from graft.training.engine import EngineOptions, is_global_zero, require_logger
 from graft.training.imbalance import balanced_class_weights, balanced_sampler
 from graft.training.lr_finder import FALLBACK_LR, LRFinding, find_learning_rate
 from graft.training.module import Phase
@@ -138,7 +138,7 @@ class GraftClassifier:
         resume = resume or not is_global_zero()
         if out is not None and not resume:
             check_run_dir(out, overwrite)
-        with run_lock(out if is_global_zero() else None):
+        with run_lock(out if is_global_zero() else None, create=not resume):
             return self._fit(data, val, test, out, overwrite, resume, columns, target, target_test)
 
     def _fit(
@@ -157,6 +157,12 @@ class GraftClassifier:
         splits = self._resolve_splits(data, val, test, columns)
         config = self.config
         config.model = config.model or DEFAULT_MODELS[splits.train.modality]
+        if config.logger != "csv":
+            require_logger(config.logger)
+            if out is None:
+                raise ConfigError(
+                    f"--logger {config.logger} writes into the run directory: give --out too"
+                )
         if config.batch_size > len(splits.train):
             log.warning(
                 "--batch-size %d is larger than the %d training examples: every epoch is one "
@@ -340,6 +346,12 @@ class GraftClassifier:
         if length is not None:
             if backbone.modality != "text":
                 raise ConfigError(f"--max-length cuts texts; {self.config.model} reads images")
+            limit = getattr(getattr(backbone, "model", None), "config", None)
+            limit = getattr(limit, "max_position_embeddings", None)
+            if limit is not None and length > limit:
+                raise ConfigError(
+                    f"--max-length {length} is over the {limit} positions {self.config.model} has"
+                )
             backbone.preprocessing = dataclasses.replace(backbone.preprocessing, max_length=length)
         return backbone
 

@@ -135,7 +135,14 @@ def load(path: str | Path, engine: str = "torch", export: str | Path | None = No
     adapter = config.get("adapter")
     pretrained = strategy.frozen_backbone or adapter is not None
     backbone = create_backbone(config["backbone"], pretrained=pretrained)
-    if pretrained:
+    saved_preprocessing = preprocessing_from_dict(read_json(path / "preprocessing.json"))
+    if saved_preprocessing.modality == "image":
+        backbone.preprocessing = saved_preprocessing
+    else:  # the tokenizer where this machine has it, the length the model was trained with
+        backbone.preprocessing = dataclasses.replace(
+            backbone.preprocessing, max_length=saved_preprocessing.max_length
+        )
+    if pretrained:  # the fingerprint covers the preprocessing: compare after restoring it
         if backbone.fingerprint() != config["backbone_fingerprint"]:
             raise RunError(
                 f"{path}: the weights of backbone {config['backbone']} differ from those this "
@@ -149,13 +156,6 @@ def load(path: str | Path, engine: str = "torch", export: str | Path | None = No
             k.removeprefix("backbone."): v for k, v in weights.items() if k.startswith("backbone.")
         }
         backbone.load_state_dict(state, strict=True)
-    saved_preprocessing = preprocessing_from_dict(read_json(path / "preprocessing.json"))
-    if saved_preprocessing.modality == "image":
-        backbone.preprocessing = saved_preprocessing
-    else:  # the tokenizer where this machine has it, the length the model was trained with
-        backbone.preprocessing = dataclasses.replace(
-            backbone.preprocessing, max_length=saved_preprocessing.max_length
-        )
     head = ClassificationHead(config["feature_dim"], len(model.classes_), config["head"]["dropout"])
     head.load_state_dict(
         {k.removeprefix("head."): v for k, v in weights.items() if k.startswith("head.")}
@@ -168,7 +168,7 @@ def load(path: str | Path, engine: str = "torch", export: str | Path | None = No
     if engine != "torch":
         from graft.export import load_engine
 
-        model.engine_, _ = load_engine(export or path / "export", engine)
+        model.engine_, _ = load_engine(export or path / "export", engine, run_dir=path)
     return model
 
 

@@ -55,9 +55,6 @@ def write_report(run_dir: str | Path) -> Path:
 
 def render(run_dir: Path) -> str:
     """The report of ``run_dir`` as one HTML string."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, no display
     config = read_json(run_dir / "config.json")
     metrics = _optional(run_dir / "metrics.json", {})
     history = _optional(run_dir / "history.json", [])

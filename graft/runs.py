@@ -39,14 +39,15 @@ LOCK_FILE = ".graft.lock"
 
 
 @contextlib.contextmanager
-def run_lock(path: str | Path | None):
+def run_lock(path: str | Path | None, create: bool = True):
     """Hold the run directory ``path`` for this process (no-op for None): an advisory
     ``flock`` on its lock file, which the system frees when the process ends in any way, even
-    by SIGKILL. A run another process holds raises :class:`RunError` naming its pid."""
-    if path is None:
+    by SIGKILL. A run another process holds raises :class:`RunError` naming its pid. Without
+    ``create`` (a resume), a missing folder is not made: the caller reports it."""
+    path = None if path is None else Path(path).expanduser()
+    if path is None or (not create and not path.is_dir()):
         yield
         return
-    path = Path(path).expanduser()
     if path.exists() and not path.is_dir():
         raise RunError(f"--out {path}: exists and is not a folder")
     path.mkdir(parents=True, exist_ok=True)

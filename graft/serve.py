@@ -2,19 +2,22 @@
 
 - ``POST /predict``: for an image model, a multipart upload of one or more files (field
   ``file`` or ``files``); for a text model, JSON ``{"text": "..."}`` or ``{"texts": [...]}``.
-  Optional ``top_k`` (query parameter, or a JSON field). The answer is
+  Optional ``top_k`` (query parameter, or a JSON field for text). The answer is
   ``{"predictions": [[{"label": ..., "probability": ...}, ...], ...]}``, one list per input,
-  most probable first (multilabel: every label with its probability; regression:
+  the ``top_k`` most probable first (multilabel: each label's own probability; regression:
   ``{"value": ...}``).
 - ``GET /health``: the model and whether the service answers.
 - ``GET /``: a page where a person drops an image or types a text and sees the answer as bars
   (inline script and style: nothing is fetched from elsewhere).
 
-Requests are batched under load: every input waits at most :data:`BATCH_WAIT_SECONDS` for
-others to join it, up to ``max_batch`` inputs, and the batch runs once in a worker thread
-(:class:`MicroBatcher`). Bad requests get a 4xx answer with a message, never a 500: a body
-over ``max_upload_bytes`` (413), a content type the model does not read (415), an image that
-cannot be decoded or is over the pixel limit, or malformed JSON (400). Texts are only ever
+Requests are batched under load: the inputs of concurrent requests that arrive within
+:data:`BATCH_WAIT_SECONDS` of each other are merged, up to ``max_batch`` inputs, into one call
+of the model in a worker thread (:class:`MicroBatcher`); if a merged call fails, each request
+is answered on its own, so one bad input cannot fail its neighbours. Bad requests get a 4xx
+answer with a message, never a 500: a body over ``max_upload_bytes`` or more than
+:data:`MAX_FILES` files or :data:`MAX_TEXTS` texts (413), a content type the model does not
+read (415), an image that cannot be decoded or is over the pixel limit, malformed JSON or a
+bad ``top_k`` (400). Texts are only ever
 texts: a request can never make the service read a file on the server.
 """
 
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import json
 import socket
 import tempfile
@@ -43,6 +47,7 @@ MAX_UPLOAD_BYTES = 10 * 2**20
 BATCH_WAIT_SECONDS = 0.01
 MAX_BATCH = 32
 MAX_TEXTS = 256
+MAX_FILES = 64
 
 
 class RequestError(Exception):
@@ -104,9 +109,12 @@ class MicroBatcher:
         try:
             answers = await asyncio.to_thread(self.predict, items)
         except Exception as error:  # noqa: BLE001  (handed to the requests that waited)
-            for job in jobs:
-                if not job.future.done():
-                    job.future.set_exception(error)
+            if len(jobs) > 1:  # answer each on its own: only the culprit fails
+                for job in jobs:
+                    await self._answer([job])
+                return
+            if not jobs[0].future.done():
+                jobs[0].future.set_exception(error)
             return
         self.batches, self.inputs = self.batches + 1, self.inputs + len(items)
         start = 0
@@ -181,11 +189,11 @@ def create_app(
     async def predict(request: Request):
         body = await _body(request, max_upload_bytes)
         kind = request.headers.get("content-type", "")
+        k = _top_k(request, top_k)
         if modality == "image":
-            k = _top_k(request, top_k)
             items = await _images(request, kind, Path(uploads.name))
         else:
-            items, k = _texts(body, kind, top_k)
+            items, k = _texts(body, kind, k)
         try:
             found = await batcher.submit(items)
         finally:
@@ -215,8 +223,8 @@ async def _body(request, limit: int) -> bytes:
 
 def _top_k(request, default: int) -> int:
     value = request.query_params.get("top_k", str(default))
-    if not value.isdigit() or int(value) < 1:
-        raise RequestError(400, f"top_k must be a positive integer, got {value!r}")
+    if not (value.isascii() and value.isdecimal() and len(value) <= 6) or int(value) < 1:
+        raise RequestError(400, f"top_k must be a positive integer, got {value[:20]!r}")
     return int(value)
 
 
@@ -228,7 +236,11 @@ async def _images(request, kind: str, folder: Path) -> list[str]:
             f"this model reads images: send them as multipart/form-data (field 'file'), "
             f"not {kind or 'no content type'}",
         )
-    form = await request.form()
+    try:
+        form = await request.form(max_files=MAX_FILES)
+    except Exception as error:  # noqa: BLE001  (starlette's multipart parser: a bad body)
+        status = 413 if "Too many files" in str(error) else 400
+        raise RequestError(status, f"the multipart body cannot be read ({error})") from None
     files = [v for key in ("file", "files") for v in form.getlist(key) if hasattr(v, "read")]
     if not files:
         raise RequestError(400, "no image in the request: upload it in the field 'file'")
@@ -241,12 +253,12 @@ async def _images(request, kind: str, folder: Path) -> list[str]:
                 handle.write(content)
             paths.append(handle.name)
             try:
-                open_rgb(handle.name)
+                await asyncio.to_thread(open_rgb, handle.name)  # off the event loop
             except UnreadableImage as error:
                 reason = str(error).replace(handle.name, upload.filename or "the upload")
                 message = f"{upload.filename}: not a readable image ({reason})"
                 raise RequestError(400, message) from None
-    except RequestError:
+    except BaseException:  # a refusal, a full disk, a cancelled request: no file left behind
         for path in paths:
             Path(path).unlink(missing_ok=True)
         raise
@@ -262,7 +274,7 @@ def _texts(body: bytes, kind: str, default_k: int) -> tuple[list[str], int]:
         )
     try:
         payload = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    except (ValueError, RecursionError) as error:  # bad JSON or UTF-8, absurd numbers
         raise RequestError(400, f"the body is not valid JSON ({error})") from None
     if not isinstance(payload, dict):
         raise RequestError(400, 'send a JSON object: {"text": "..."} or {"texts": [...]}')
@@ -330,11 +342,12 @@ def _page(describe: dict) -> str:
         else '<textarea id="text" rows="5" placeholder="Type a text"></textarea>'
         '<button id="send">Predict</button>'
     )
-    model = json.dumps(describe)
+    model = json.dumps(describe).replace("<", "\\u003c")  # no "</script>" from a label
+    title = html.escape(f"graft: {describe['model']} ({describe['task']})")
     return (
         _PAGE.replace("{{CONTROL}}", control)
         .replace("{{MODEL}}", model)
-        .replace("{{TITLE}}", f"graft: {describe['model']} ({describe['task']})")
+        .replace("{{TITLE}}", title)
     )
 
 

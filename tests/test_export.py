@@ -100,5 +100,21 @@ def test_export_refusals_are_clear(image_run, tmp_path):
     assert "--format must be one of onnx, torchscript" in str(result.exception)
     with pytest.raises(RunError, match="no exported model .* graft export RUN --format onnx"):
         graft.load(run, engine="onnx", export=tmp_path / "missing")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("years of work")
+    with pytest.raises(RunError, match="not an export folder .* left alone"):
+        export_model(model, photos, tmp_path / "mine", "onnx", overwrite=True)
+    assert (tmp_path / "mine" / "thesis.tex").read_text() == "years of work"
     with pytest.raises(DataError, match="no-such-folder: no such image file or folder"):
         parity_items(model, run, str(tmp_path / "no-such-folder"))
+
+
+def test_an_export_of_an_older_model_is_refused(image_run, tmp_path):
+    run, photos = image_run
+    folder = tmp_path / "old"
+    record = export_model(graft.load(run), photos, folder, "torchscript")
+    assert len(record["model_sha256"]) == 64
+    record["model_sha256"] = "0" * 64  # as if the run had been trained again since
+    (folder / "export.json").write_text(json.dumps(record))
+    with pytest.raises(RunError, match="exported from another model .* --overwrite"):
+        graft.load(run, engine="torchscript", export=folder)

@@ -62,7 +62,7 @@ def test_calibration_against_a_direct_computation():
     result = calibration(logits, labels, bins=10)
     probabilities = torch.softmax(logits, -1).numpy()
     confidence, correct = probabilities.max(1), probabilities.argmax(1) == labels.numpy()
-    bins = np.clip(np.ceil(confidence * 10).astype(int) - 1, 0, 9)  # (k/10, (k+1)/10]
+    bins = np.minimum(np.floor(confidence * 10).astype(int), 9)  # [k/10, (k+1)/10)
     ece = sum(
         (bins == k).mean() * abs(correct[bins == k].mean() - confidence[bins == k].mean())
         for k in range(10)

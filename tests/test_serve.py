@@ -69,8 +69,11 @@ def test_bad_requests_get_4xx_with_a_message(server, tmp_path):
         response = httpx.post(f"{server.url}/predict", **request)
         assert response.status_code == status, response.text
         assert words in response.json()["error"]
-    bad_k = httpx.post(f"{server.url}/predict?top_k=0", files={"file": fake.open("rb")})
-    assert bad_k.status_code == 400 and "top_k" in bad_k.json()["error"]
+    for k in ("0", "%C2%B2", "9" * 5000):  # zero, a superscript digit, an absurd number
+        bad_k = httpx.post(f"{server.url}/predict?top_k={k}", files={"file": fake.open("rb")})
+        assert bad_k.status_code == 400 and "top_k" in bad_k.json()["error"]
+    many = [("files", (f"{i}.jpg", b"x", "image/jpeg")) for i in range(70)]
+    assert httpx.post(f"{server.url}/predict", files=many).status_code == 413
 
 
 def test_concurrent_requests_are_batched(server, photos):
@@ -98,7 +101,13 @@ def test_text_requests_are_never_read_as_files(sst2_model_server):
     assert response.json()["predictions"][1][0]["probability"] == pytest.approx(
         expected.max(), abs=1e-5
     )
-    for body, words in ((b"{not json", "not valid JSON"), (b'{"texts": [1]}', "one or more")):
+    nested = b"[" * 100_000 + b"]" * 100_000
+    for body, words in (
+        (b"{not json", "not valid JSON"),
+        (b'{"texts": [1]}', "one or more"),
+        (nested, "not valid JSON"),
+        (b'{"text": "x", "top_k": ' + b"9" * 5000 + b"}", "not valid JSON"),
+    ):
         bad = httpx.post(
             f"{url}/predict", content=body, headers={"content-type": "application/json"}
         )
@@ -136,3 +145,17 @@ def test_the_web_page_shows_the_prediction_of_a_dropped_photo(server, model, pho
         page.screenshot(path=str(ARTIFACTS / "serve-page.png"), full_page=True)
         browser.close()
     assert (ARTIFACTS / "serve-page.png").stat().st_size > 1000
+
+
+def test_the_page_escapes_what_it_shows():
+    from graft.serve import _page
+
+    page = _page(
+        {
+            "model": "<b>m</b>",
+            "modality": "text",
+            "task": "multiclass",
+            "classes": ["</script><script>alert(1)</script>"],
+        }
+    )
+    assert "<script>alert(1)" not in page and "&lt;b&gt;m&lt;/b&gt;" in page

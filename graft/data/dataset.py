@@ -42,6 +42,7 @@ class LabelledData:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     task: Task = "multiclass"
     label_delimiter: str | None = None
+    _content_keys: list[bytes] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -70,10 +71,15 @@ class LabelledData:
         return {name: counts.get(i, 0) for i, name in enumerate(self.classes)}
 
     def content_keys(self) -> list[bytes]:
-        """A SHA-256 digest of each item's content (file bytes, or the text itself)."""
-        if self.modality == "text":
-            return [hashlib.sha256(text.encode("utf-8")).digest() for text in self.items]
-        return [hashlib.sha256(Path(path).read_bytes()).digest() for path in self.items]
+        """A SHA-256 digest of each item's content (file bytes, or the text itself), read once
+        per dataset and remembered."""
+        if self._content_keys is None or len(self._content_keys) != len(self.items):
+            if self.modality == "text":
+                keys = [hashlib.sha256(text.encode("utf-8")).digest() for text in self.items]
+            else:
+                keys = [hashlib.sha256(Path(path).read_bytes()).digest() for path in self.items]
+            self._content_keys = keys
+        return self._content_keys
 
     def duplicates(self) -> dict:
         """Inputs that occur more than once (by content): how many extra copies, how many of

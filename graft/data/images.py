@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import warnings
 from pathlib import Path
 
@@ -45,7 +46,15 @@ def open_rgb(path: str | Path) -> Image.Image:
                 return _to_rgb(image)
     except UnreadableImage:
         raise
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning) as error:
+    except (
+        OSError,
+        SyntaxError,
+        ValueError,
+        EOFError,
+        struct.error,
+        Image.DecompressionBombWarning,
+        Image.DecompressionBombError,
+    ) as error:
         raise UnreadableImage(str(error) or type(error).__name__) from None
 
 

@@ -129,7 +129,8 @@ def _outside(root: Path, value: str) -> bool:
 
 def _class_files(folder: Path) -> list[Path]:
     """Files under a class folder, hidden files and folders left out; a symlinked folder that
-    leads back up to the class folder or above it (a loop, or into other classes) is refused."""
+    leads back up to the class folder or above it (a loop, which would also reach the other
+    classes) is not followed, nor is a folder seen before."""
     files, seen = [], set()
     top = folder.resolve()
     stack = [folder]
@@ -312,8 +313,10 @@ def _detect_input_column(
         raise DataError(f"{path}: give --text-column or --image-column, not both")
     image = _pick_column(path, columns, image_column, IMAGE_COLUMNS, "--image-column")
     # a column named like an image column holds paths when most values look like image files
-    # (the others are then skipped, named); an unnamed one only when all of them do
-    if image is not None and (image_column or _looks_like_paths(rows, image, share=0.5)):
+    # (the others are then skipped, named), or all of them when a text column is there too
+    has_text = text_column is not None or any(c in TEXT_COLUMNS for c in columns)
+    share = 1.0 if has_text else 0.5
+    if image is not None and (image_column or _looks_like_paths(rows, image, share=share)):
         return image, "image"
     text = _pick_column(path, columns, text_column, TEXT_COLUMNS, "--text-column")
     if text is not None:

@@ -11,7 +11,6 @@ from torchmetrics.functional import (
 )
 from torchmetrics.functional.classification import (
     multiclass_accuracy,
-    multiclass_calibration_error,
     multiclass_confusion_matrix,
     multiclass_f1_score,
     multiclass_precision,
@@ -66,14 +65,17 @@ def classification_metrics(
 
 
 def calibration(logits: torch.Tensor, labels: torch.Tensor, bins: int = CALIBRATION_BINS) -> dict:
-    """Expected calibration error (Guo et al., ICML 2017; torchmetrics, L1, equal-width bins)
-    and the reliability diagram's bins: mean confidence, accuracy and count of each."""
+    """Expected calibration error (Guo et al., ICML 2017: the count-weighted mean gap between
+    accuracy and mean confidence over equal-width bins of the top-class probability) and the
+    reliability diagram's bins (mean confidence, accuracy and count of each), the same bins
+    for both."""
     labels = torch.as_tensor(labels, dtype=torch.long)
     probabilities = torch.softmax(logits.float(), dim=-1)
     confidence, predicted = probabilities.max(dim=-1)
     correct = (predicted == labels).float()
     edges = torch.linspace(0, 1, bins + 1)
-    index = torch.bucketize(confidence, edges[1:-1], right=True)  # bin k: (edge k, edge k+1]
+    index = torch.bucketize(confidence, edges[1:-1], right=True)  # bin k: [edge k, edge k+1)
+    # (a confidence of exactly 1, common for saturated softmax, falls in the last bin)
     rows = []
     for k in range(bins):
         members = index == k
@@ -87,8 +89,13 @@ def calibration(logits: torch.Tensor, labels: torch.Tensor, bins: int = CALIBRAT
                 "accuracy": round(float(correct[members].mean()), 6) if count else None,
             }
         )
-    ece = multiclass_calibration_error(
-        probabilities, labels, num_classes=logits.shape[-1], n_bins=bins, norm="l1"
+    total = max(1, len(labels))
+    ece = sum(
+        float(members.sum())
+        / total
+        * abs(float(correct[members].mean() - confidence[members].mean()))
+        for members in (index == k for k in range(bins))
+        if members.any()
     )
     return {"ece": round(float(ece), 6), "bins": rows}
 

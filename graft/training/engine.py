@@ -13,6 +13,7 @@ train the head alone on cached features (milliseconds an epoch) always run in on
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import time
@@ -181,7 +182,13 @@ class EpochSeed(L.Callback):
                 generator.manual_seed(epoch_seed)
 
 
-LOGGERS = ("csv", "tensorboard", "mlflow")
+def require_logger(kind: str) -> None:
+    """Refuse ``--logger kind`` when its package is missing (checked before training, not
+    when a trained model is loaded: serving needs no logger)."""
+    packages = {"tensorboard": ("tensorboard", "tensorboardX"), "mlflow": ("mlflow",)}
+    needed = packages.get(kind)
+    if needed and not any(importlib.util.find_spec(name) for name in needed):
+        raise ConfigError(f"--logger {kind} needs the {needed[0]} package: pip install {needed[0]}")
 
 
 def training_loggers(kind: str, folder: Path, phase: str) -> list:
