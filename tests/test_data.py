@@ -258,3 +258,11 @@ def test_nested_folders_below_a_class_are_read(tmp_path):
     make_images(tmp_path / "a" / "2020", 1)
     make_images(tmp_path / "b" / "x" / "y" / "z", 3)
     assert load_data(tmp_path).class_counts() == {"a": 3, "b": 3}
+
+
+def test_rows_with_an_empty_text_are_skipped_and_named(tmp_path):
+    (tmp_path / "t.csv").write_text('text,label\n"",a\nhello,a\nworld,b\n   ,b\nfoo,b\n')
+    data = load_data(tmp_path / "t.csv")
+    assert data.items == ["hello", "world", "foo"]
+    assert [where.rsplit(" ", 1)[1] for where, _ in data.skipped] == ["2", "5"]
+    assert all("empty text in column 'text'" in why for _, why in data.skipped)

@@ -31,6 +31,10 @@ def test_feature_extract_accuracy_floor(text_runs):
     assert model.config.model == "minilm"  # the default text backbone
     assert model.metrics_["test"]["accuracy"] >= 0.72  # measured 0.757
     assert model.summary_["examples"] == {"train": 800, "val": 200, "test": 300}
+    duplicates, splits = model.summary_["duplicates"], model.splits_
+    train_texts = set(splits.train.items)
+    assert duplicates["test"]["also_in_train"] == sum(t in train_texts for t in splits.test.items)
+    assert duplicates["train"]["extra_copies"] == len(splits.train.items) - len(train_texts)
 
 
 def test_fine_tune_accuracy_floor(text_runs):

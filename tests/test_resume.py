@@ -181,3 +181,13 @@ def test_a_crash_while_saving_keeps_the_previous_model_file(photos, tmp_path, mo
     np.testing.assert_array_equal(
         graft.load(run).predict_proba(photos / "val"), model.predict_proba(photos / "val")
     )
+
+
+def test_a_run_from_an_incompatible_graft_says_which_version_wrote_it(photos, tmp_path):
+    run = tmp_path / "old"
+    graft.fit(photos, strategy="feature-extract", epochs=1, out=run, progress=False)
+    config = json.loads((run / "config.json").read_text())
+    config["format_version"], config["versions"]["graft"] = 99, "9.9.0"
+    (run / "config.json").write_text(json.dumps(config))
+    with pytest.raises(RunError, match="written by graft 9.9.0 in run format 99"):
+        graft.load(run)
