@@ -92,3 +92,34 @@ def test_same_seed_gives_the_same_model(tiny_flowers, strategy):
     ]
     inputs = [str(tiny_flowers / "val")]
     assert (runs[0].predict_proba(inputs) == runs[1].predict_proba(inputs)).all()
+
+
+def _features_in_a_fresh_process(cache_root: str, folder: str, rounds: int) -> list[torch.Tensor]:
+    backbone = create_backbone("efficientnet_lite0")
+    data = load_data(folder)
+    return [FeatureCache(cache_root).features(backbone, data) for _ in range(rounds)]
+
+
+def test_processes_sharing_one_cache_read_and_write_it_safely(tiny_flowers, tmp_path, caplog):
+    import concurrent.futures
+    import multiprocessing
+
+    cache_root, folder = str(tmp_path / "cache"), str(tiny_flowers / "val")
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(3, mp_context=context) as pool:
+        futures = [
+            pool.submit(_features_in_a_fresh_process, cache_root, folder, 3) for _ in range(3)
+        ]
+        results = [tensor for future in futures for tensor in future.result()]
+    expected = features.extract_features(create_backbone("efficientnet_lite0"), load_data(folder))
+    for result in results:
+        assert torch.allclose(result, expected, atol=1e-5)
+    after = FeatureCache(cache_root)
+    assert torch.allclose(
+        after.features(create_backbone("efficientnet_lite0"), load_data(folder)),
+        expected,
+        atol=1e-5,
+    )
+    assert after.stats.misses == 0
+    assert "dropping corrupt" not in caplog.text
+    assert not list((tmp_path / "cache").rglob("*.tmp"))
