@@ -63,6 +63,7 @@ def run(pair: str, method: str, seed: int, args, scratch: Path) -> dict:
         epochs=args.epochs,
         adapt=method,
         adapt_weight=args.adapt_weight,
+        adapt_guard=False,  # the guarded result is replayed from the source-only run
         seed=seed,
         image_size=args.image_size if image else None,
         max_length=None if image else args.max_length,
@@ -72,9 +73,7 @@ def run(pair: str, method: str, seed: int, args, scratch: Path) -> dict:
     adaptation = fitted.metrics_["adaptation"]
     return {
         "pair": pair,
-        "method": method
-        if args.adapt_weight == 1.0 or method == "none"
-        else f"{method}@{args.adapt_weight:g}",
+        "method": method_label(method, args.adapt_weight),
         "seed": seed,
         "train": len(train),
         "target_accuracy": fitted.metrics_["target_test"]["accuracy"],
@@ -102,6 +101,35 @@ def run(pair: str, method: str, seed: int, args, scratch: Path) -> dict:
     }
 
 
+def method_label(method: str, weight: float) -> str:
+    return method if weight == 1.0 or method == "none" else f"{method}@{weight:g}"
+
+
+def guarded(records: list[dict]) -> list[dict]:
+    """The runs graft's default (the source-risk guard, :mod:`graft.adaptation.guard`) would
+    return: each adapted run, or the source-only run of the same pair and seed when that one
+    scores higher on the source validation data. The guarded fit trains exactly these two
+    models (tests/test_adaptation.py checks it returns the very same weights), so replaying
+    the recorded runs gives its result without training the source-only model again."""
+    source_only = {(r["pair"], r["seed"]): r for r in records if r["method"] == "none"}
+    replayed = []
+    for record in records:
+        baseline = source_only.get((record["pair"], record["seed"]))
+        if record["method"] == "none" or baseline is None:
+            continue
+        adapted = record["source_val_accuracy"] >= baseline["source_val_accuracy"]
+        kept = record if adapted else baseline
+        replayed.append(
+            {
+                **kept,
+                "method": f"{record['method']}+guard",
+                "guard_kept": "adapted" if adapted else "source-only",
+                "seconds": record["seconds"] + baseline["seconds"],
+            }
+        )
+    return replayed
+
+
 def table(records: list[dict]) -> str:
     lines = [
         "| pair | method | seeds | target acc mean | spread | gain over none | source val acc "
@@ -124,6 +152,24 @@ def table(records: list[dict]) -> str:
             f" | {statistics.mean(r['gap_before'] for r in runs):.3f}"
             f" | {statistics.mean(r['gap_after'] for r in runs):.3f}"
             f" | {statistics.mean(r['seconds'] for r in runs):.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def guard_table(records: list[dict]) -> str:
+    """The table of :func:`table` for the guarded runs, with how often adaptation was kept."""
+    replayed = guarded(records)
+    lines = table(records=[r for r in records if r["method"] == "none"] + replayed).splitlines()
+    kept: dict[tuple[str, str], list[str]] = {}
+    for record in replayed:
+        kept.setdefault((record["pair"], record["method"]), []).append(record["guard_kept"])
+    lines[0] += " adapted kept |"
+    lines[1] += "---|"
+    for index, line in enumerate(lines[2:], start=2):
+        pair, method = (cell.strip() for cell in line.split("|")[1:3])
+        choices = kept.get((pair, method))
+        lines[index] += (
+            " n/a |" if choices is None else f" {choices.count('adapted')}/{len(choices)} |"
         )
     return "\n".join(lines)
 
@@ -171,20 +217,28 @@ def main() -> None:
     parser.add_argument("--adapt-weight", type=float, default=1.0)
     parser.add_argument("--out", type=Path, default=Path("bench/out/adaptation.json"))
     parser.add_argument("--replay", type=Path, nargs="+", help="recorded JSON files")
+    parser.add_argument(
+        "--resume", action="store_true", help="keep the runs already in --out, run the rest"
+    )
     args = parser.parse_args()
     if args.replay:
         records = [r for path in args.replay for r in json.loads(path.read_text())]
     else:
-        records = []
+        records = json.loads(args.out.read_text()) if args.resume and args.out.is_file() else []
+        done = {(r["pair"], r["method"], r["seed"]) for r in records}
         with tempfile.TemporaryDirectory() as scratch:
             for pair in args.pairs.split(","):
                 for seed in (int(s) for s in args.seeds.split(",")):
                     for method in args.methods.split(","):
+                        if (pair, method_label(method, args.adapt_weight), seed) in done:
+                            continue
                         records.append(run(pair, method, seed, args, Path(scratch)))
                         print(records[-1], flush=True)
                         args.out.parent.mkdir(parents=True, exist_ok=True)
                         args.out.write_text(json.dumps(records, indent=2))
     print(table(records))
+    print("\nwith the source-risk guard (graft's default), replayed from the runs above:")
+    print(guard_table(records))
     print("\ntarget accuracy of the epoch each rule keeps (mean over seeds):")
     print(selection_table(records))
 

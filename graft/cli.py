@@ -1,4 +1,4 @@
-"""The ``graft`` command line: models, fit, evaluate, predict, report, export, serve."""
+"""The ``graft`` command line: models, fit, pretrain, evaluate, predict, report, export, serve."""
 
 from __future__ import annotations
 
@@ -90,7 +90,8 @@ def fit(
     model: Annotated[
         str | None,
         typer.Option(
-            help="Backbone: a name from `graft models`, timm:NAME, hf:ORG/NAME or a folder."
+            help="Backbone: a name from `graft models`, timm:NAME, hf:ORG/NAME, a folder, or "
+            "a `graft pretrain` run."
         ),
     ] = None,
     strategy: Annotated[
@@ -188,6 +189,13 @@ def fit(
     adapt_weight: Annotated[
         float, typer.Option(help="Weight of the adaptation loss against the task loss.")
     ] = 1.0,
+    adapt_guard: Annotated[
+        bool,
+        typer.Option(
+            help="Also train source-only and keep the adapted model only if it scores no "
+            "worse on the source validation data (doubles the adapted phases' time)."
+        ),
+    ] = True,
     image_size: Annotated[
         int | None,
         typer.Option(help="Resize images to this side in pixels (default: the weights' size)."),
@@ -211,6 +219,22 @@ def fit(
     label_delimiter: Annotated[
         str | None,
         typer.Option(help="What separates a multilabel row's labels (default: ; or |)."),
+    ] = None,
+    tasks: Annotated[
+        str | None,
+        typer.Option(
+            help="Train several label columns of a table at once, one head each on the shared "
+            "backbone: sentiment,topic,rating (each kind inferred; COLUMN:KIND sets it, like "
+            "rating:regression). A row missing a task's label still trains the others."
+        ),
+    ] = None,
+    task_weights: Annotated[
+        str | None,
+        typer.Option(
+            help="How the --tasks losses add up: weights in --tasks order (1,0.5), by name "
+            "(sentiment=1,topic=0.5), or uncertainty (learned; Kendall et al. 2018). "
+            "Default: 1 each."
+        ),
     ] = None,
     text_column: Annotated[str | None, typer.Option(help="Table column holding the texts.")] = None,
     image_column: Annotated[
@@ -288,6 +312,7 @@ def fit(
             baseline_epochs=baseline_epochs,
             adapt=adapt,
             adapt_weight=adapt_weight,
+            adapt_guard=adapt_guard,
             image_size=image_size,
             max_length=max_length,
             seed=seed,
@@ -300,6 +325,8 @@ def fit(
             progress=progress,
             task=task,
             label_delimiter=label_delimiter,
+            tasks=tasks,
+            task_weights=task_weights,
             text_column=text_column,
             image_column=image_column,
             label_column=label_column,
@@ -312,20 +339,31 @@ def fit(
         _report_fit(fitted, run_dir)
 
 
+def _task_text(task: str, classes: list[str]) -> str:
+    return {
+        "multiclass": f"{len(classes)} classes",
+        "multilabel": f"{len(classes)} labels",
+        "regression": f"target {classes[0]!r}",
+    }[task]
+
+
 def _report_fit(fitted, run_dir: Path) -> None:
     summary = fitted.summary_
     examples = ", ".join(f"{n} {c}" for n, c in summary["examples"].items())
-    kind = {
-        "multiclass": f"{len(fitted.classes_)} classes",
-        "multilabel": f"{len(fitted.classes_)} labels",
-        "regression": f"target {fitted.classes_[0]!r}",
-    }[fitted.task_]
+    multitask = fitted.task_ == "multitask"
+    if multitask:
+        kind = f"{len(fitted.tasks_)} tasks"
+    else:
+        kind = _task_text(fitted.task_, fitted.classes_)
     console.print(
         f"\n[bold]{fitted.config.strategy}[/] of [bold]{fitted.config.model}[/] on {examples} "
         f"examples, {kind}, in {summary['seconds']['total']:.1f}s"
     )
-    inferred = " (inferred from the labels)" if fitted.config.task == "auto" else ""
-    console.print(f"task: [bold]{fitted.task_}[/]{inferred}")
+    if multitask:
+        _print_tasks(fitted)
+    else:
+        inferred = " (inferred from the labels)" if fitted.config.task == "auto" else ""
+        console.print(f"task: [bold]{fitted.task_}[/]{inferred}")
     if summary["skipped_count"]:
         console.print(
             f"[yellow]{summary['skipped_count']} unreadable input(s) skipped[/] "
@@ -344,14 +382,36 @@ def _report_fit(fitted, run_dir: Path) -> None:
             highlight=False,
         )
     for split in ("val", "test"):
-        if split in fitted.metrics_:
-            metrics = fitted.metrics_[split]
+        if split not in fitted.metrics_:
+            continue
+        metrics = fitted.metrics_[split]
+        if not multitask:
             _print_metrics(metrics, f"{split} metrics", fitted.classes_, fitted.task_)
+            continue
+        for task, values in metrics.items():
+            title = f"{split} metrics, task {task}"
+            _print_metrics(values, title, fitted.classes_[task], fitted.tasks_[task])
     if "transfer" in fitted.metrics_:
         _print_transfer(fitted.metrics_["transfer"])
     if "adaptation" in fitted.metrics_:
         _print_adaptation(fitted.metrics_)
     console.print(f"run saved to [bold]{run_dir}[/] (report: {run_dir / 'report.html'})")
+
+
+def _print_tasks(fitted) -> None:
+    """The tasks of a multi-task fit, their labelled rows and the weights of their losses."""
+    labelled, weighting = fitted.summary_["labelled"], fitted.summary_["task_weights"]
+    mode = "learned by uncertainty" if weighting["mode"] == "uncertainty" else "fixed"
+    table = Table(title=f"tasks (loss weights {mode})")
+    for column in ("task", "kind", "", "labelled rows", "weight"):
+        table.add_column(
+            column, justify="right" if column in ("labelled rows", "weight") else "left"
+        )
+    for task, kind in fitted.tasks_.items():
+        rows = ", ".join(f"{split} {counts[task]}" for split, counts in labelled.items())
+        weight = f"{weighting['weights'][task]:.3f}"
+        table.add_row(task, kind, _task_text(kind, fitted.classes_[task]), rows, weight)
+    console.print(table)
 
 
 def _print_adaptation(metrics: dict) -> None:
@@ -370,6 +430,8 @@ def _print_adaptation(metrics: dict) -> None:
     table.add_row("target prediction entropy", f"{scores['entropy']:.4f}")
     if "target_test" in metrics:
         table.add_row("target test accuracy", f"{metrics['target_test']['accuracy']:.4f}")
+    for decision in adaptation.get("guard", []):
+        table.add_row(f"source-risk guard ({decision['phase']})", decision["reason"])
     console.print(table)
 
 
@@ -425,6 +487,186 @@ def _print_metrics(metrics: dict, title: str, classes: list[str], task: str = "m
             str(row["support"]),
         )
     console.print(table)
+
+
+@app.command()
+def pretrain(
+    data: Annotated[
+        Path | None,
+        typer.Argument(
+            help="What to pre-train on: a folder of images (class folders optional), a "
+            "folder of .txt files, a CSV/TSV/JSONL table (texts or image paths, labels "
+            "optional), or a .txt file with one text per line (not with --resume)."
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Run directory (default: runs/pretrain-DATE-TIME); then `graft fit DATA "
+            "--model RUN` uses the backbone it holds."
+        ),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Backbone to start from: a name from `graft models`, timm:NAME, hf:ORG/NAME, "
+            "a folder or an earlier pretrain run (default: efficientnet_lite0 or minilm)."
+        ),
+    ] = None,
+    objective: Annotated[
+        str,
+        typer.Option(
+            help="supervised (the data's labels), simclr (contrastive, unlabelled images), "
+            "mlm (masked words, unlabelled text), or auto: supervised when the data have "
+            "labels, else simclr for images and mlm for text."
+        ),
+    ] = "auto",
+    init: Annotated[
+        str,
+        typer.Option(
+            help="pretrained: continue from the model's weights (domain-adaptive); scratch: "
+            "its architecture from random weights."
+        ),
+    ] = "pretrained",
+    epochs: Annotated[
+        int | None, typer.Option(help="Most epochs (supervised 10, simclr 20, mlm 3).")
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Examples per step (simclr 64 images, else 32).")
+    ] = None,
+    lr: Annotated[
+        float | None,
+        typer.Option(
+            help="Peak learning rate of the backbone (pretrained: 3e-4, mlm 5e-5; scratch: "
+            "1e-3, mlm 5e-4); the objective's head learns 10x faster on a pretrained one."
+        ),
+    ] = None,
+    weight_decay: Annotated[float, typer.Option(help="AdamW weight decay.")] = 0.01,
+    patience: Annotated[
+        int, typer.Option(help="Epochs without a lower held-out loss before stopping.")
+    ] = 5,
+    temperature: Annotated[float, typer.Option(help="simclr: NT-Xent temperature.")] = 0.5,
+    flip: Annotated[
+        bool, typer.Option(help="simclr: horizontal flips among the augmentations.")
+    ] = True,
+    mask_probability: Annotated[
+        float, typer.Option(help="mlm: share of the tokens masked and predicted.")
+    ] = 0.15,
+    augment: Annotated[
+        str, typer.Option(help="supervised, images: augmentation preset none, light, strong.")
+    ] = "light",
+    image_size: Annotated[
+        int | None,
+        typer.Option(help="Resize images to this side in pixels (fit then uses it too)."),
+    ] = None,
+    max_length: Annotated[
+        int | None,
+        typer.Option(help="Cut texts to this many tokens (fit then uses it too)."),
+    ] = None,
+    val_fraction: Annotated[
+        float, typer.Option(help="Share of the data held out to measure the loss.")
+    ] = 0.1,
+    seed: Annotated[int, typer.Option(help="Seed of the split, heads, order, augmentation.")] = 0,
+    text_column: Annotated[str | None, typer.Option(help="Table column holding the texts.")] = None,
+    image_column: Annotated[
+        str | None, typer.Option(help="Table column holding image paths.")
+    ] = None,
+    label_column: Annotated[
+        str | None, typer.Option(help="Table column holding the labels (supervised).")
+    ] = None,
+    precision: Annotated[
+        str, typer.Option(help="32, 16-mixed (CUDA) or bf16-mixed, as Lightning takes it.")
+    ] = "32",
+    num_workers: Annotated[int | None, typer.Option(help="Data-loading processes.")] = None,
+    logger: Annotated[
+        str, typer.Option(help="csv (always kept), or also tensorboard or mlflow.")
+    ] = "csv",
+    overwrite: Annotated[
+        bool, typer.Option(help="Allow writing into a non-empty run directory.")
+    ] = False,
+    resume: Annotated[
+        Path | None,
+        typer.Option(help="Finish an interrupted pretrain run from its last checkpoint (no DATA)."),
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
+) -> None:
+    """Pre-train a backbone on a larger dataset you own, with its labels or without
+    (SimCLR for images, masked-language-model training for text), from a pretrained model or
+    from scratch; `graft fit DATA --model RUN` then starts from it."""
+    from graft.pretraining import pretrain as run_pretraining
+    from graft.pretraining import resume_pretrain
+
+    if resume is not None:
+        if data is not None:
+            raise GraftError("--resume RUN continues a run with its own data: give no DATA")
+        _report_pretrain(resume_pretrain(resume))
+        return
+    if data is None:
+        raise GraftError("missing DATA: images or texts to pre-train on (or --resume RUN)")
+    result = run_pretraining(
+        data,
+        out=out or Path("runs") / datetime.now().strftime("pretrain-%Y%m%d-%H%M%S"),
+        overwrite=overwrite,
+        model=model,
+        objective=objective,
+        init=init,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=weight_decay,
+        patience=patience,
+        temperature=temperature,
+        flip=flip,
+        mask_probability=mask_probability,
+        augment=augment,
+        image_size=image_size,
+        max_length=max_length,
+        val_fraction=val_fraction,
+        seed=seed,
+        precision=precision,
+        num_workers=num_workers,
+        logger=logger,
+        progress=progress,
+        text_column=text_column,
+        image_column=image_column,
+        label_column=label_column,
+    )
+    _report_pretrain(result)
+
+
+def _report_pretrain(result) -> None:
+    record = result.record
+    items = record["data"]["items"]
+    start = "from scratch" if record["init"] == "scratch" else "from its pretrained weights"
+    console.print(
+        f"\n[bold]{record['objective']}[/] pre-training of [bold]{record['model']}[/] {start} "
+        f"on {items['train']} {record['modality']} items ({items['val']} held out), "
+        f"in {record['seconds']:.1f}s",
+        highlight=False,
+    )
+    table = Table(
+        title=f"loss (held-out loss before training: {record['initial_val_loss']:.4f})",
+        box=box.SIMPLE_HEAD,
+    )
+    for column in ("epoch", "train loss", "held-out loss", "seconds", "kept"):
+        table.add_column(column, justify="right")
+    for row in record["history"]:
+        table.add_row(
+            str(row["epoch"]),
+            _or_na(row.get("train_loss")),
+            _or_na(row.get("val_loss")),
+            f"{row['seconds']:.1f}",
+            "yes" if row.get("kept") else "",
+        )
+    console.print(table)
+    preprocessing = record["preprocessing"]
+    size = preprocessing.get("input_size") or preprocessing.get("max_length")
+    console.print(
+        f"backbone saved to [bold]{result.path / record['backbone']}[/] "
+        f"({record['feature_dim']} features, input {size}); use it with: "
+        f"graft fit DATA --model {result.path}",
+        highlight=False,
+    )
 
 
 @app.command()
@@ -553,6 +795,10 @@ def evaluate(
     )
     if as_json:
         print(json.dumps(metrics, indent=2))
+    elif model.task_ == "multitask":
+        for task, values in metrics.items():
+            title = f"{data}, task {task}"
+            _print_metrics(values, title, model.classes_[task], model.tasks_[task])
     else:
         _print_metrics(metrics, str(data), model.classes_, model.task_)
 
@@ -580,9 +826,15 @@ def predict(
     its threshold (multilabel), or the value (regression)."""
     import graft
     from graft.data import load_inputs
+    from graft.errors import ConfigError
 
+    if top_k < 1:
+        raise ConfigError(f"--top-k must be at least 1, got {top_k}")
     model = graft.load(run, engine=engine, export=export)
     items = load_inputs(inputs, model.backbone_.modality, column=column)
+    if model.task_ == "multitask":
+        _predict_tasks(model, items, top_k, as_json)
+        return
     if model.task_ == "regression":
         values = model.predict(items)
         if as_json:
@@ -590,18 +842,9 @@ def predict(
                 print(json.dumps({"input": item, "prediction": float(value)}))
             return
         answers = [[(f"{value:.4g}", None)] for value in values]
-    elif model.task_ == "multilabel":
-        answers = [
-            sorted(
-                ((model.classes_[j], float(p)) for j, p in enumerate(row)),
-                key=lambda pair: -pair[1],
-            )
-            for row in model.predict_proba(items)
-        ]
-        threshold = dict(zip(model.classes_, model.thresholds_, strict=True))
-        answers = [[(lab, p) for lab, p in pairs if p >= threshold[lab]] for pairs in answers]
     else:
-        answers = model.predict_top_k(items, k=min(top_k, len(model.classes_)))
+        scores = model.predict_proba(items)
+        answers = _answers(model.task_, scores, model.classes_, model.thresholds_, top_k)
     if as_json:
         for item, pairs in zip(items, answers, strict=True):
             print(
@@ -623,6 +866,56 @@ def predict(
             item if len(item) < 120 else item[:117] + "...",
             ", ".join(lab if p is None else f"{lab} ({p:.3f})" for lab, p in pairs) or "-",
         )
+    console.print(table)
+
+
+def _answers(task: str, scores, classes: list[str], thresholds, top_k: int) -> list[list]:
+    """A classification task's answers as ``(label, probability)`` pairs for each input: the
+    ``top_k`` classes (multiclass) or every label at or above its threshold (multilabel)."""
+    from graft.model import top_k as most_probable
+
+    if task == "multiclass":
+        return most_probable(scores, classes, min(top_k, len(classes)))
+    pairs = [
+        sorted(((classes[j], float(p)) for j, p in enumerate(row)), key=lambda pair: -pair[1])
+        for row in scores
+    ]
+    threshold = dict(zip(classes, thresholds, strict=True))
+    return [[(label, p) for label, p in row if p >= threshold[label]] for row in pairs]
+
+
+def _predict_tasks(model, items: list[str], top_k: int, as_json: bool) -> None:
+    """``graft predict`` of a multi-task model: every task's answer for each input."""
+    scores = model.task_outputs(items)
+    answers = {}
+    for task, kind in model.tasks_.items():
+        if kind == "regression":
+            answers[task] = [float(value) for value in scores[task]]
+        else:
+            thresholds = model.thresholds_.get(task)
+            answers[task] = _answers(kind, scores[task], model.classes_[task], thresholds, top_k)
+    if as_json:
+        for index, item in enumerate(items):
+            predictions = {
+                task: values[index]
+                if model.tasks_[task] == "regression"
+                else [{"label": lab, "probability": round(p, 6)} for lab, p in values[index]]
+                for task, values in answers.items()
+            }
+            print(json.dumps({"input": item, "predictions": predictions}))
+        return
+    table = Table()
+    table.add_column("input", overflow="fold")
+    for task in model.tasks_:
+        table.add_column(task)
+    for index, item in enumerate(items):
+        cells = [
+            f"{values[index]:.4g}"
+            if model.tasks_[task] == "regression"
+            else ", ".join(f"{lab} ({p:.3f})" for lab, p in values[index]) or "-"
+            for task, values in answers.items()
+        ]
+        table.add_row(item if len(item) < 120 else item[:117] + "...", *cells)
     console.print(table)
 
 

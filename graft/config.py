@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -53,6 +54,10 @@ class FitConfig:
             the backbone trains: ``dann``, ``coral``, ``mmd`` (:mod:`graft.adaptation`) or
             ``none`` (source-only training; the target is only measured).
         adapt_weight: weight of the adaptation loss against the classification loss.
+        adapt_guard: the source-risk guard (:mod:`graft.adaptation.guard`): each adapted phase
+            also trains source-only from the same weights, and the adapted weights are kept
+            only if they score no worse on the source validation data. Doubles the cost of
+            the adapted phases; makes adaptation no worse than source-only training.
         image_size: side in pixels that images are resized to, instead of the size the
             weights were trained at (smaller is faster: 16-pixel digits need no 224); None:
             the weights' own size.
@@ -65,6 +70,17 @@ class FitConfig:
             ``"multiclass"``, ``"multilabel"`` or ``"regression"``.
         label_delimiter: what separates a multilabel row's labels; None: ``;`` or ``|``,
             whichever the labels hold.
+        tasks: several label columns of a table, trained at once with one head each on the
+            shared backbone (:class:`graft.multitask.MultiTaskClassifier`): a list of column
+            names, a comma-separated string, or a dict column -> kind; ``COLUMN:KIND`` sets
+            a column's kind (``multiclass``, ``multilabel``, ``regression``; otherwise
+            inferred as ``task="auto"`` infers it). Normalised to a dict column -> kind.
+            None: one task, the label column.
+        task_weights: how the tasks' losses add up: None (every weight 1), one weight per task
+            in the order of ``tasks`` (a list, or ``"1,0.5"``), weights by name (a dict, or
+            ``"sentiment=1,topic=0.5"``), or ``"uncertainty"``: weights learned by
+            homoscedastic uncertainty (Kendall et al. 2018). Normalised to a dict task ->
+            weight, or ``"uncertainty"``.
         label_smoothing, weight_decay: regularisation of the loss and of AdamW.
         grad_clip: clip the gradient norm to this value (None: no clipping).
         logger: the training curves also go to ``tensorboard`` or ``mlflow`` (Lightning's
@@ -101,12 +117,15 @@ class FitConfig:
     baseline_epochs: int | None = None
     adapt: str = "none"
     adapt_weight: float = 1.0
+    adapt_guard: bool = True
     image_size: int | None = None
     max_length: int | None = None
     seed: int = 0
     val_fraction: float = 0.2
     task: str = "auto"
     label_delimiter: str | None = None
+    tasks: dict[str, str] | None = None
+    task_weights: dict[str, float] | str | None = None
     label_smoothing: float = 0.1
     weight_decay: float = 0.01
     grad_clip: float | None = None
@@ -179,6 +198,7 @@ class FitConfig:
                 raise ConfigError("--label-delimiter must be a visible character, like ; or |")
             if self.task not in ("auto", "multilabel"):
                 raise ConfigError(f"--label-delimiter splits multilabel rows, not {self.task} ones")
+        self._validate_tasks()
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.weight_decay < 0:
@@ -256,6 +276,21 @@ class FitConfig:
                 "lora or auto"
             )
 
+    def _validate_tasks(self) -> None:
+        """Normalise ``tasks`` and ``task_weights`` (see the class docstring) and check them."""
+        if self.tasks is None:
+            if self.task_weights is not None:
+                raise ConfigError("--task-weights weighs the tasks of --tasks: give --tasks too")
+            return
+        self.tasks = parse_tasks(self.tasks)
+        if self.task != "auto":
+            raise ConfigError(
+                "--task sets the kind of the one label column; with --tasks give a column's "
+                "kind as COLUMN:KIND (like rating:regression)"
+            )
+        if self.task_weights is not None:
+            self.task_weights = parse_task_weights(self.task_weights, list(self.tasks))
+
     def lora_target_list(self) -> list[str]:
         """``lora_targets`` split at commas ([] when not given)."""
         return [t.strip() for t in (self.lora_targets or "").split(",") if t.strip()]
@@ -271,3 +306,103 @@ class FitConfig:
     def from_dict(cls, values: dict[str, Any]) -> FitConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
+
+
+#: ``task_weights`` that learns the weights (Kendall et al. 2018) instead of fixing them.
+UNCERTAINTY = "uncertainty"
+
+
+def parse_tasks(value: str | list[str] | dict[str, str]) -> dict[str, str]:
+    """``tasks`` as a dict column -> kind (``auto`` where not given); see :class:`FitConfig`.
+
+    Raises:
+        ConfigError: fewer than two columns, a column named twice, or an unknown kind.
+    """
+    from graft.data import TASKS
+
+    if isinstance(value, dict):
+        pairs = [(str(name), str(kind)) for name, kind in value.items()]
+    else:
+        entries = value.split(",") if isinstance(value, str) else [str(v) for v in value]
+        pairs = []
+        for entry in (e.strip() for e in entries):
+            name, _, kind = entry.rpartition(":") if ":" in entry else (entry, "", "auto")
+            pairs.append((name.strip(), kind.strip()))
+    tasks: dict[str, str] = {}
+    for name, kind in pairs:
+        if not name:
+            raise ConfigError(f"--tasks names an empty column in {value!r}")
+        if kind not in ("auto", *TASKS):
+            raise ConfigError(
+                f"--tasks: the kind of column {name!r} must be one of {', '.join(TASKS)} "
+                f"(or left out to infer it), got {kind!r}"
+            )
+        if name in tasks:
+            raise ConfigError(f"--tasks names column {name!r} twice")
+        tasks[name] = kind
+    if len(tasks) < 2:
+        raise ConfigError(
+            f"--tasks needs at least two label columns, got {', '.join(tasks) or 'none'} "
+            "(for one, use --label-column)"
+        )
+    return tasks
+
+
+def parse_task_weights(
+    value: str | list[float] | dict[str, float], tasks: list[str]
+) -> dict[str, float] | str:
+    """``task_weights`` as a dict task -> weight, or ``"uncertainty"``; see :class:`FitConfig`.
+
+    Raises:
+        ConfigError: weights that do not match ``tasks`` (too many, too few, unknown names),
+            that are not numbers, negative or not finite, or all zero.
+    """
+    if isinstance(value, str) and value.strip() == UNCERTAINTY:
+        return UNCERTAINTY
+    if isinstance(value, str):
+        entries = [e.strip() for e in value.split(",") if e.strip()]
+        if entries and all("=" in e for e in entries):
+            value = dict(tuple(part.strip() for part in e.split("=", 1)) for e in entries)
+        elif any("=" in e for e in entries):
+            raise ConfigError(
+                f"--task-weights {value!r}: give every weight by name (a=1,b=0.5) or none"
+            )
+        else:
+            value = entries
+    if isinstance(value, dict):
+        unknown = [name for name in value if name not in tasks]
+        if unknown:
+            raise ConfigError(
+                f"--task-weights names {', '.join(map(repr, unknown))}, not among the tasks "
+                f"({', '.join(tasks)})"
+            )
+        missing = [name for name in tasks if name not in value]
+        if missing:
+            raise ConfigError(f"--task-weights gives no weight for {', '.join(map(repr, missing))}")
+        weights = {name: value[name] for name in tasks}
+    else:
+        values = list(value)
+        if len(values) != len(tasks):
+            raise ConfigError(
+                f"--task-weights gives {len(values)} weight(s) for the {len(tasks)} tasks "
+                f"{', '.join(tasks)}"
+            )
+        weights = dict(zip(tasks, values, strict=True))
+    checked = {}
+    for name, weight in weights.items():
+        try:
+            number = float(weight)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"--task-weights: the weight of {name!r} is {weight!r}, not a number "
+                f"(give numbers, name=number pairs, or {UNCERTAINTY})"
+            ) from None
+        if not math.isfinite(number) or number < 0:
+            raise ConfigError(
+                f"--task-weights: the weight of {name!r} is {weight}; weights must be finite "
+                "and not negative"
+            )
+        checked[name] = number
+    if not any(checked.values()):
+        raise ConfigError("--task-weights: at least one weight must be positive")
+    return checked

@@ -88,6 +88,11 @@ def export_model(
     paths or texts); return the record written to ``export.json``."""
     if format not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
+    if model.task_ == "multitask":
+        raise ConfigError(
+            f"graft export writes single-task models; this one has the tasks "
+            f"{', '.join(model.tasks_)} (predict with it through graft predict or graft.load)"
+        )
     out = Path(out).expanduser()
     if out.exists() and not overwrite:
         raise RunError(f"{out} already exists: choose another --out or pass --overwrite")

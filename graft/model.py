@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from graft.adaptation import create_adaptation
+from graft.adaptation.guard import SOURCE_ONLY_SUFFIX, guard_adaptation
 from graft.adaptation.target import (
     TARGET_SAMPLE,
     TargetDomain,
@@ -99,6 +100,14 @@ class GraftClassifier:
         if unknown:
             raise ConfigError(f"unknown option(s): {', '.join(sorted(unknown))}")
         self.config = FitConfig(**params).validate()
+        if self.config.tasks and not self._multitask:
+            raise ConfigError(
+                "tasks=... trains several tasks at once: use graft.fit(data, tasks=...) or "
+                "graft.MultiTaskClassifier"
+            )
+
+    #: Whether this estimator trains several tasks (:class:`graft.multitask.MultiTaskClassifier`).
+    _multitask = False
 
     def get_params(self) -> dict[str, Any]:
         return self.config.to_dict()
@@ -202,12 +211,11 @@ class GraftClassifier:
         strategy = STRATEGIES[config.strategy]()
         gap_before = self._gap_before(splits, domain, backbone, cache) if domain else None
         torch.manual_seed(config.seed)  # the head's initialisation
-        self.classes_ = list(splits.train.classes)
         self.backbone_ = backbone
         self.head_ = self._new_head()
         self.strategy_ = strategy
         strategy.prepare(config, backbone)  # lora: adapters, seeded like the head
-        best = _BestPhase(backbone, self.head_)
+        best = _BestPhase(self._networks())
         if config.lr == "auto":
             self.lr_finding_ = self._find_lr(splits, cache, timings)
             config.lr = self.lr_finding_.suggestion
@@ -256,40 +264,80 @@ class GraftClassifier:
         """Run the strategy's phases through the engine; return the per-epoch history.
 
         With a target domain and an ``adapt`` method, the phases that train the backbone
-        adapt it (:class:`AdaptationModule`), keep their epoch of best label-free target
-        score, and are kept even when the source validation score drops (adaptation trades
-        some source accuracy for the target's).
+        adapt it (:class:`AdaptationModule`) and keep their epoch of best label-free target
+        score. Under the source-risk guard (``adapt_guard``, :mod:`graft.adaptation.guard`)
+        each such phase also trains source-only from the same weights, and the adapted weights
+        are kept only when they score no worse on the source validation data; an adapted phase
+        that passes is kept even if the source score is below an earlier phase's.
         """
         config, history = self.config, []
-        engine = self._engine_options()
+        self.adapt_guard_: list[dict] = []
         for phase in self.strategy_.phases(config, self.backbone_):
             phase_start = time.perf_counter()
             adapting = phase.train_backbone and domain is not None and config.adapt != "none"
-            if adapting:
-                phase = dataclasses.replace(phase, monitor=TARGET_MONITOR)
-                train_loader, val_loader = self._adaptation_loaders(splits, domain)
-            elif phase.train_backbone:
-                train_loader, val_loader = self._input_loaders(splits)
+            run = dict(splits=splits, cache=cache, work_dir=work_dir, resume=resume)
+            if adapting and config.adapt_guard:
+                rows, adapted = self._guarded_phase(phase, domain, timings, run)
             else:
-                train_loader, val_loader = self._feature_loaders(splits, cache, timings)
-            module = self._module(phase, splits, adapting)
-            trained = module.trained_parameters()
-            log.info("phase %s: training %s parameters", phase.name, f"{trained:,}")
-            rows = run_phase(
-                module,
-                train_loader,
-                val_loader,
-                _phase_work_dir(work_dir, phase),
-                config.seed,
-                engine,
-                resume,
-            )
-            for row in rows:
-                row["trained_parameters"] = trained
+                rows, adapted = self._phase(phase, domain if adapting else None, timings, run)
             history += rows
-            best.update(phase.name, rows, keep=adapting)
+            best.update(phase.name, rows, keep=adapted)
             timings[f"phase_{phase.name}"] = time.perf_counter() - phase_start
         return history
+
+    def _phase(
+        self, phase: Phase, domain: TargetDomain | None, timings: dict, run: dict
+    ) -> tuple[list[dict], bool]:
+        """Train one phase (adapting to ``domain`` when given); its history, and whether it
+        adapted."""
+        splits, cache = run["splits"], run["cache"]
+        if domain is not None:
+            phase = dataclasses.replace(phase, monitor=TARGET_MONITOR)
+            train_loader, val_loader = self._adaptation_loaders(splits, domain)
+        elif phase.train_backbone:
+            train_loader, val_loader = self._input_loaders(splits)
+        else:
+            train_loader, val_loader = self._feature_loaders(splits, cache, timings)
+        module = self._module(phase, splits, adapting=domain is not None)
+        trained = module.trained_parameters()
+        log.info("phase %s: training %s parameters", phase.name, f"{trained:,}")
+        rows = run_phase(
+            module,
+            train_loader,
+            val_loader,
+            _phase_work_dir(run["work_dir"], phase),
+            self.config.seed,
+            self._engine_options(),
+            run["resume"],
+        )
+        for row in rows:
+            row["trained_parameters"] = trained
+        return rows, domain is not None
+
+    def _guarded_phase(
+        self, phase: Phase, domain: TargetDomain, timings: dict, run: dict
+    ) -> tuple[list[dict], bool]:
+        """Train ``phase`` source-only, then adapted from the same weights; keep the adapted
+        weights only if :func:`guard_adaptation` accepts them. Returns both histories (the
+        source-only phase named ``<phase>-source-only``) and whether the adapted one was kept."""
+        networks = {"backbone": self.backbone_, "head": self.head_}
+        start = _Snapshot(networks)
+        source_phase = dataclasses.replace(phase, name=f"{phase.name}{SOURCE_ONLY_SUFFIX}")
+        source_rows, _ = self._phase(source_phase, None, timings, run)
+        source_only = _Snapshot(networks)
+        start.restore()
+        adapted_rows, _ = self._phase(phase, domain, timings, run)
+        decision = guard_adaptation(source_rows, adapted_rows)
+        if decision.kept == "source-only":
+            source_only.restore()
+            for row in adapted_rows:  # the phase's kept epoch is the source-only one
+                row["kept"] = False
+        else:
+            for row in source_rows:
+                row["kept"] = False
+        log.info("phase %s: %s", phase.name, decision.reason)
+        self.adapt_guard_.append({"phase": phase.name, **decision.to_dict()})
+        return source_rows + adapted_rows, decision.kept == "adapted"
 
     def _scratch_baseline(self, splits: DataSplits, timings: dict[str, float]) -> dict:
         """Train the from-scratch control (:mod:`graft.selection.baseline`); its gain record."""
@@ -433,6 +481,8 @@ class GraftClassifier:
             },
             "label_free": label_free_scores(self.head_, target_features),
         }
+        if self.adapt_guard_:
+            self.metrics_["adaptation"]["guard"] = self.adapt_guard_
         if domain.test is not None:
             self.metrics_["target_test"] = self._metrics(domain.test, frozen)
         timings["target"] = time.perf_counter() - start
@@ -452,7 +502,6 @@ class GraftClassifier:
         splits = self._resolve_splits(data, val, None, columns)
         config.model = config.model or DEFAULT_MODELS[splits.train.modality]
         self.backbone_ = self._create_backbone()
-        self.classes_ = list(splits.train.classes)
         torch.manual_seed(config.seed)
         self.head_ = self._new_head()
         cache = FeatureCache(Path(config.cache_dir) / "features" if config.cache_dir else None)
@@ -500,11 +549,13 @@ class GraftClassifier:
                 )
             setattr(splits, name, part.relabel(splits.train.classes))
         if self.task_ == "regression":
-            self.target_stats_ = _target_stats(splits.train)
+            self.target_stats_ = regression_stats(splits.train)
         return splits
 
     def _set_task(self, train: LabelledData) -> None:
-        """Record the training data's task; refuse the options that only multiclass has."""
+        """Record the training data's task and classes; refuse the options that only
+        multiclass has."""
+        self.classes_ = list(train.classes)
         task = self.task_ = train.task
         log.info("task: %s", task)
         if task != "multiclass":
@@ -544,6 +595,10 @@ class GraftClassifier:
 
     def _new_head(self) -> ClassificationHead:
         return ClassificationHead(self.backbone_.feature_dim, len(self.classes_))
+
+    def _networks(self) -> dict[str, torch.nn.Module]:
+        """What training changes, which :class:`_BestPhase` keeps the best state of."""
+        return {"backbone": self.backbone_, "head": self.head_}
 
     def _engine_options(self) -> EngineOptions:
         config = self.config
@@ -694,7 +749,7 @@ class GraftClassifier:
     def _logits(self, items: list[str], cache: FeatureCache | None = None) -> torch.Tensor:
         self._check_fitted()
         if cache is not None:
-            data = LabelledData(items, None, self.classes_, self.backbone_.modality, "inputs")
+            data = LabelledData(items, None, [], self.backbone_.modality, "inputs")
             return self.head_.eval()(cache.features(self.backbone_, data, self.config.batch_size))
         batch_size = self.config.batch_size * 2
         if getattr(self, "engine_", None) is not None:  # an exported model (--engine onnx)
@@ -702,9 +757,9 @@ class GraftClassifier:
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         backbone, head = self.backbone_.to(device).eval(), self.head_.to(device).eval()
         batches = self.input_batches(items, batch_size)
-        chunks = [head(backbone(to_device(x, device))).float().cpu() for x in batches]
+        chunks = [_float_cpu(head(backbone(to_device(x, device)))) for x in batches]
         backbone.cpu(), head.cpu()
-        return torch.cat(chunks)
+        return _concatenate(chunks)
 
     def input_batches(self, items: list[str], batch_size: int):
         """``items`` (image paths or texts) preprocessed for the backbone, batch by batch: a
@@ -731,52 +786,27 @@ class GraftClassifier:
         self._check_fitted()
         if self.task_ == "regression":
             raise ConfigError("a regression model predicts values, not probabilities: predict()")
-        logits = self._logits(self._items(inputs))
-        if self.task_ == "multilabel":
-            return torch.sigmoid(logits).numpy()
-        return torch.softmax(logits, dim=-1).numpy()
+        return to_probabilities(self.task_, self._logits(self._items(inputs)))
 
     def predict(self, inputs) -> list[str] | list[list[str]] | np.ndarray:
         """The most probable class name of each input; multilabel: the list of labels at or
         above their threshold; regression: the predicted values (float64 ``[n]``)."""
         self._check_fitted()
-        if self.task_ == "regression":
-            return self._values(self._logits(self._items(inputs)))
-        probabilities = self.predict_proba(inputs)
-        if self.task_ == "multilabel":
-            chosen = probabilities >= self.thresholds_
-            return [[self.classes_[j] for j in np.flatnonzero(row)] for row in chosen]
-        return [self.classes_[i] for i in probabilities.argmax(axis=1)]
-
-    def _values(self, outputs: torch.Tensor) -> np.ndarray:
-        """A regression head's outputs in the target's units."""
-        mean, std = self.target_stats_
-        return outputs.squeeze(-1).double().numpy() * std + mean
+        outputs = self._logits(self._items(inputs))
+        return to_answers(self.task_, outputs, self.classes_, self.thresholds_, self.target_stats_)
 
     def predict_top_k(self, inputs, k: int = 5) -> list[list[tuple[str, float]]]:
         """The ``k`` most probable ``(class, probability)`` pairs of each input."""
         if k < 1:
             raise ConfigError(f"--top-k must be at least 1, got {k}")
-        probabilities = self.predict_proba(inputs)
-        order = np.argsort(-probabilities, axis=1)[:, :k]
-        return [
-            [(self.classes_[j], float(row[j])) for j in idx]
-            for row, idx in zip(probabilities, order, strict=True)
-        ]
+        return top_k(self.predict_proba(inputs), self.classes_, k)
 
     def _metrics(self, data: LabelledData, cache: FeatureCache | None = None) -> dict:
         if data.task != self.task_:
             raise DataError(f"{data.source} holds {data.task} labels; this model is {self.task_}")
         data = data.relabel(self.classes_)
         outputs = self._logits(data.items, cache)
-        labels = torch.as_tensor(data.labels)
-        if self.task_ == "multilabel":
-            return multilabel_metrics(
-                torch.sigmoid(outputs), labels, self.classes_, self.thresholds_
-            )
-        if self.task_ == "regression":
-            return regression_metrics(torch.as_tensor(self._values(outputs)), labels)
-        return classification_metrics(outputs, labels, self.classes_, data.items)
+        return task_metrics(self.task_, outputs, data, self.thresholds_, self.target_stats_)
 
     def evaluate(self, data: DataLike, **columns: str | None) -> dict:
         """The task's metrics on labelled ``data``: multiclass, accuracy, macro-F1, per-class
@@ -801,6 +831,76 @@ class GraftClassifier:
         return save_model(self, Path(path), overwrite)
 
 
+def to_probabilities(task: str, outputs: torch.Tensor) -> np.ndarray:
+    """A classification head's outputs as probabilities: of each label on its own
+    (multilabel, sigmoid) or of each class (softmax)."""
+    if task == "multilabel":
+        return torch.sigmoid(outputs).numpy()
+    return torch.softmax(outputs, dim=-1).numpy()
+
+
+def to_values(outputs: torch.Tensor, target_stats: tuple[float, float]) -> np.ndarray:
+    """A regression head's outputs (the standardised target) in the target's units."""
+    mean, std = target_stats
+    return outputs.squeeze(-1).double().numpy() * std + mean
+
+
+def to_answers(
+    task: str,
+    outputs: torch.Tensor,
+    classes: list[str],
+    thresholds: np.ndarray | None = None,
+    target_stats: tuple[float, float] | None = None,
+) -> list[str] | list[list[str]] | np.ndarray:
+    """A head's outputs as predictions: the most probable class of each input; multilabel,
+    the labels at or above their threshold; regression, the values."""
+    if task == "regression":
+        return to_values(outputs, target_stats)
+    chances = to_probabilities(task, outputs)
+    if task == "multilabel":
+        return [[classes[j] for j in np.flatnonzero(row)] for row in chances >= thresholds]
+    return [classes[i] for i in chances.argmax(axis=1)]
+
+
+def top_k(chances: np.ndarray, classes: list[str], k: int) -> list[list[tuple[str, float]]]:
+    """The ``k`` most probable ``(class, probability)`` pairs of each row of ``chances``."""
+    order = np.argsort(-chances, axis=1)[:, :k]
+    return [
+        [(classes[j], float(row[j])) for j in idx] for row, idx in zip(chances, order, strict=True)
+    ]
+
+
+def task_metrics(
+    task: str,
+    outputs: torch.Tensor,
+    data: LabelledData,
+    thresholds: np.ndarray | None = None,
+    target_stats: tuple[float, float] | None = None,
+) -> dict:
+    """The metrics of ``task`` for a head's ``outputs`` on labelled ``data`` (its labels
+    indexed into the head's classes)."""
+    labels = torch.as_tensor(data.labels)
+    if task == "multilabel":
+        return multilabel_metrics(torch.sigmoid(outputs), labels, data.classes, thresholds)
+    if task == "regression":
+        return regression_metrics(torch.as_tensor(to_values(outputs, target_stats)), labels)
+    return classification_metrics(outputs, labels, data.classes, data.items)
+
+
+def _float_cpu(outputs):
+    """A head's outputs (a tensor, or a dict of them by task) as float32 on the CPU."""
+    if isinstance(outputs, dict):
+        return {name: value.float().cpu() for name, value in outputs.items()}
+    return outputs.float().cpu()
+
+
+def _concatenate(chunks: list):
+    """Batches of head outputs (tensors, or dicts of them by task) joined along the batch."""
+    if chunks and isinstance(chunks[0], dict):
+        return {name: torch.cat([chunk[name] for chunk in chunks]) for name in chunks[0]}
+    return torch.cat(chunks)
+
+
 class _BestPhase:
     """Keeps the weights of the phase with the best validation score (``val_score``: accuracy,
     micro-F1 or R² by task).
@@ -809,8 +909,8 @@ class _BestPhase:
     data can) is rolled back, so a fit never returns a model worse than one it already had.
     """
 
-    def __init__(self, backbone: Backbone, head: torch.nn.Module):
-        self.networks = {"backbone": backbone, "head": head}
+    def __init__(self, networks: dict[str, torch.nn.Module]):
+        self.networks = networks
         self.accuracy = -math.inf
         self.scores: dict[str, float] = {}
         self.name: str | None = None
@@ -847,7 +947,7 @@ def _arguments(data, val, test, columns: dict, target=None, target_test=None) ->
     """The data arguments of a fit, as the run records them for ``--resume`` (None when the
     data are in-memory objects that a later process could not read back)."""
     values = {"data": data, "val": val, "test": test, "target": target, "target_test": target_test}
-    if any(isinstance(v, LabelledData) for v in values.values()):
+    if any(v is not None and not isinstance(v, str | os.PathLike) for v in values.values()):
         return None
     paths = {
         k: None if v is None else str(Path(v).expanduser().resolve()) for k, v in values.items()
@@ -889,6 +989,27 @@ def _write_report(run_dir: Path) -> None:
         )
 
 
+class _Snapshot:
+    """The weights and train/eval modes of networks, to start a second training from exactly
+    where the first one started (Lightning keeps each submodule's mode as it finds it)."""
+
+    def __init__(self, networks: dict[str, torch.nn.Module]):
+        self.networks = networks
+        self.states = {
+            name: {key: value.detach().clone() for key, value in net.state_dict().items()}
+            for name, net in networks.items()
+        }
+        self.modes = {
+            name: [module.training for module in net.modules()] for name, net in networks.items()
+        }
+
+    def restore(self) -> None:
+        for name, net in self.networks.items():
+            net.load_state_dict(self.states[name])
+            for module, training in zip(net.modules(), self.modes[name], strict=True):
+                module.train(training)
+
+
 def _phase_work_dir(work_dir: Path, phase) -> Path:
     """Where a phase checkpoints: the run directory, except for the extra processes of a
     distributed fit in a phase that is not distributed and that the first process has not
@@ -908,7 +1029,7 @@ def _as_data(value: DataLike, columns: dict, **task: str | None) -> LabelledData
     return load_data(value, **{k: v for k, v in columns.items() if v is not None}, **task)
 
 
-def _target_stats(train: LabelledData) -> tuple[float, float]:
+def regression_stats(train: LabelledData) -> tuple[float, float]:
     """The mean and standard deviation of a regression target, which must vary."""
     mean, std = float(np.mean(train.labels, dtype=np.float64)), float(np.std(train.labels))
     if not std > 0:
@@ -925,10 +1046,21 @@ def fit(
     overwrite: bool = False,
     **params: Any,
 ) -> GraftClassifier:
-    """Shortcut for ``GraftClassifier(**params).fit(data, val, test, out=out)``."""
+    """Shortcut for ``GraftClassifier(**params).fit(data, val, test, out=out)``; with
+    ``tasks=[...]`` (several label columns), for :class:`graft.multitask.MultiTaskClassifier`'s."""
     data_names = ("text_column", "image_column", "label_column", "target", "target_test")
     arguments = {k: params.pop(k) for k in data_names if k in params}
-    return GraftClassifier(**params).fit(data, val, test, out=out, overwrite=overwrite, **arguments)
+    estimator = estimator_class(params.get("tasks"))(**params)
+    return estimator.fit(data, val, test, out=out, overwrite=overwrite, **arguments)
+
+
+def estimator_class(tasks) -> type[GraftClassifier]:
+    """:class:`GraftClassifier`, or with ``tasks`` :class:`graft.multitask.MultiTaskClassifier`."""
+    if not tasks:
+        return GraftClassifier
+    from graft.multitask import MultiTaskClassifier
+
+    return MultiTaskClassifier
 
 
 def resume(run_dir: str | os.PathLike) -> GraftClassifier:
@@ -947,7 +1079,8 @@ def resume(run_dir: str | os.PathLike) -> GraftClassifier:
             f"{run_dir}: this run was fitted on in-memory data, which it cannot read back; "
             "resume it from Python: GraftClassifier(...).fit(data, out=RUN, resume=True)"
         )
-    model = GraftClassifier(**FitConfig.from_dict(record["config"]).to_dict())
+    config = FitConfig.from_dict(record["config"])
+    model = estimator_class(config.tasks)(**config.to_dict())
     return model.fit(
         arguments["data"],
         arguments["val"],

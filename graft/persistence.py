@@ -1,4 +1,5 @@
-"""Saving a fitted :class:`GraftClassifier` to a run directory and loading it back."""
+"""Saving a fitted :class:`GraftClassifier` (or :class:`MultiTaskClassifier`) to a run
+directory and loading it back."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from graft.backbones import create_backbone, preprocessing_from_dict
 from graft.backbones.lora import LoraSettings, adapter_state, inject_lora
 from graft.config import FitConfig
 from graft.errors import ConfigError, RunError
-from graft.heads import ClassificationHead
+from graft.heads import ClassificationHead, MultiTaskHead
 from graft.runs import (
     FORMAT_VERSION,
     prepare_run_dir,
@@ -47,6 +48,9 @@ def save_model(model, path: Path, overwrite: bool) -> Path:
     adapter = model.backbone_.adapter
     frozen = model.strategy_.frozen_backbone or adapter is not None
     tensors = {f"head.{k}": v for k, v in model.head_.state_dict().items()}
+    weighting = getattr(model, "weighting_", None)  # a multi-task model's learned weights
+    if weighting is not None:
+        tensors.update({f"weighting.{k}": v for k, v in weighting.state_dict().items()})
     if adapter is not None:
         state = adapter_state(model.backbone_.state_dict())
         tensors.update({f"adapter.{k}": v for k, v in state.items()})
@@ -67,7 +71,9 @@ def save_model(model, path: Path, overwrite: bool) -> Path:
         splits = model.splits_
         config["data"] = {
             "train": splits.train.source,
-            "val": "stratified split of train" if model.split_ else splits.val.source,
+            "val": f"{model.split_.get('kind', 'stratified')} split of train"
+            if model.split_
+            else splits.val.source,
             "test": splits.test.source if splits.test else None,
             "content_sha256": {
                 name: part.content_hash()
@@ -105,7 +111,7 @@ def load(path: str | Path, engine: str = "torch", export: str | Path | None = No
     ``engine="onnx"`` or ``"torchscript"``: predict with the model exported by ``graft export``
     (``export``, by default the run's ``export/`` folder) instead of the PyTorch modules.
     """
-    from graft.model import GraftClassifier
+    from graft.model import estimator_class
 
     if engine not in ENGINES:
         raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
@@ -127,9 +133,13 @@ def load(path: str | Path, engine: str = "torch", export: str | Path | None = No
             f"{FORMAT_VERSION}"
         )
     fit_config = FitConfig.from_dict(config["config"])
-    model = GraftClassifier(**fit_config.to_dict())
+    model = estimator_class(fit_config.tasks)(**fit_config.to_dict())
     model.classes_ = read_json(path / "labels.json")
     _restore_task(model, config.get("task") or {"kind": "multiclass"})
+    if model.task_ == "multitask" and engine != "torch":
+        raise ConfigError(
+            f"{path}: a multi-task model predicts with the torch engine only, not {engine}"
+        )
     strategy = STRATEGIES[fit_config.strategy]()
     weights = read_weights(path / "model.safetensors")
     adapter = config.get("adapter")
@@ -156,10 +166,18 @@ def load(path: str | Path, engine: str = "torch", export: str | Path | None = No
             k.removeprefix("backbone."): v for k, v in weights.items() if k.startswith("backbone.")
         }
         backbone.load_state_dict(state, strict=True)
-    head = ClassificationHead(config["feature_dim"], len(model.classes_), config["head"]["dropout"])
+    head = _new_head(model, config["feature_dim"], config["head"]["dropout"])
     head.load_state_dict(
         {k.removeprefix("head."): v for k, v in weights.items() if k.startswith("head.")}
     )
+    if model.task_ == "multitask":
+        model.weighting_.load_state_dict(
+            {
+                k.removeprefix("weighting."): v
+                for k, v in weights.items()
+                if k.startswith("weighting.")
+            }
+        )
     model.backbone_, model.head_, model.strategy_ = backbone.eval(), head.eval(), strategy
     for name in ("metrics", "history", "summary"):
         if (path / f"{name}.json").is_file():
@@ -184,9 +202,37 @@ def _load_adapter(backbone, weights: dict, path: Path) -> None:
     backbone.load_state_dict(saved, strict=False)
 
 
+def _new_head(model, feature_dim: int, dropout: float):
+    """An untrained head of the shape of the saved one (and a multi-task model's weighting)."""
+    if model.task_ != "multitask":
+        return ClassificationHead(feature_dim, len(model.classes_), dropout)
+    from graft.multitask import new_weighting
+
+    model.weighting_ = new_weighting(model.task_specs_, model.config.task_weights)
+    outputs = {task.name: task.outputs for task in model.task_specs_}
+    return MultiTaskHead(feature_dim, outputs, dropout)
+
+
 def _task_record(model) -> dict:
     """What predictions need beyond the weights: the task, a multilabel model's delimiter and
-    thresholds, a regression model's target mean and standard deviation."""
+    thresholds, a regression model's target mean and standard deviation; for a multi-task
+    model, that of each task and how the task losses were weighted."""
+    if model.task_ == "multitask":
+        from graft.multitask import weighting_record
+
+        tasks = []
+        for spec in model.task_specs_:
+            task = spec.to_dict()
+            if spec.kind == "multilabel":
+                task["thresholds"] = [float(t) for t in model.thresholds_[spec.name]]
+            if spec.kind == "regression":
+                task["target_mean"], task["target_std"] = model.target_stats_[spec.name]
+            tasks.append(task)
+        return {
+            "kind": "multitask",
+            "tasks": tasks,
+            "weighting": weighting_record(model.weighting_),
+        }
     record: dict = {"kind": model.task_}
     if model.task_ == "multilabel":
         record["label_delimiter"] = model.label_delimiter_
@@ -199,6 +245,23 @@ def _task_record(model) -> dict:
 def _restore_task(model, record: dict) -> None:
     import numpy as np
 
+    if record["kind"] == "multitask":
+        from graft.data.multitask import TaskSpec
+
+        model.task_ = "multitask"
+        model.task_specs_ = [TaskSpec.from_dict(task) for task in record["tasks"]]
+        model.label_delimiter_ = None
+        model.thresholds_ = {
+            task["name"]: np.asarray(task["thresholds"], dtype=np.float64)
+            for task in record["tasks"]
+            if "thresholds" in task
+        }
+        model.target_stats_ = {
+            task["name"]: (task["target_mean"], task["target_std"])
+            for task in record["tasks"]
+            if "target_mean" in task
+        }
+        return
     model.task_ = record["kind"]
     model.label_delimiter_ = record.get("label_delimiter")
     thresholds = record.get("thresholds")

@@ -13,6 +13,9 @@ files are still there). It holds:
   matrix, per-class precision, recall and F1, the reliability diagram with the expected
   calibration error, and the most confidently wrong examples (thumbnails, or the text).
 
+A multi-task run (``--tasks``) has all of these for each task: its metrics, its validation
+score's curve, and the sections of each multiclass task.
+
 Plots are drawn by matplotlib into PNGs embedded as data URIs, and the style sheet is inline,
 so the file opens offline with no script, font or image fetched from anywhere.
 """
@@ -60,20 +63,29 @@ def render(run_dir: Path) -> str:
     history = _optional(run_dir / "history.json", [])
     summary = _optional(run_dir / "summary.json", {})
     classes = _optional(run_dir / "labels.json", [])
+    multitask = (config.get("task") or {}).get("kind") == "multitask"
     sections = [
         _overview(run_dir, config, summary),
         _decisions(summary, metrics),
-        _metrics_table(metrics),
+        _metrics_table(metrics, multitask),
         _curves(history),
     ]
     split = "test" if "test" in metrics else "val"
-    if split in metrics and "confusion_matrix" in metrics[split]:
-        sections += [
-            _confusion(metrics[split], classes, split),
-            _per_class(metrics[split], split),
-            _calibration(metrics[split], split),
-            _errors(metrics[split], split, summary.get("modality")),
-        ]
+    evaluated = metrics.get(split, {})
+    # (title, metrics, classes) of each classification with a confusion matrix
+    shown = (
+        [(f"{split}, task {t}", v, classes[t]) for t, v in evaluated.items()]
+        if multitask
+        else [(split, evaluated, classes)]
+    )
+    for title, values, names in shown:
+        if "confusion_matrix" in values:
+            sections += [
+                _confusion(values, names, title),
+                _per_class(values, title),
+                _calibration(values, title),
+                _errors(values, title, summary.get("modality")),
+            ]
     sections.append(_settings(config))
     title = f"graft run {run_dir.name}"
     body = "\n".join(section for section in sections if section)
@@ -124,6 +136,7 @@ def _overview(run_dir: Path, config: dict, summary: dict) -> str:
         ("backbone", config.get("backbone")),
         ("strategy", settings.get("strategy")),
         ("task", (config.get("task") or {}).get("kind", summary.get("task"))),
+        *_tasks(config.get("task") or {}),
         ("examples", ", ".join(f"{k} {v}" for k, v in examples.items()) or "n/a"),
         ("data", ", ".join(f"{k}: {v}" for k, v in (config.get("data") or {}).items() if v)),
         ("training time", "n/a" if seconds is None else f"{seconds:.1f} s"),
@@ -131,6 +144,19 @@ def _overview(run_dir: Path, config: dict, summary: dict) -> str:
         ("run directory", str(run_dir)),
     ]
     return "<h2>Run</h2>" + _rows(pairs)
+
+
+def _tasks(record: dict) -> list[tuple[str, str]]:
+    """A multi-task run's tasks and the weights of their losses (none for one task)."""
+    if record.get("kind") != "multitask":
+        return []
+    weighting = record.get("weighting", {})
+    weights = weighting.get("weights", {})
+    mode = "learned by uncertainty" if weighting.get("mode") == "uncertainty" else "fixed"
+    return [
+        ("tasks", ", ".join(f"{t['name']} ({t['kind']})" for t in record.get("tasks", []))),
+        (f"loss weights ({mode})", ", ".join(f"{k} {v:.4f}" for k, v in weights.items())),
+    ]
 
 
 def _decisions(summary: dict, metrics: dict) -> str:
@@ -169,26 +195,35 @@ def _decisions(summary: dict, metrics: dict) -> str:
             f"after; information maximisation {free['im']:.4f}"
             + ("" if target is None else f"; target accuracy {target:.4f}")
         )
+        items += [
+            f"<b>source-risk guard</b> ({_e(decision['phase'])}): {_e(decision['reason'])}"
+            for decision in adaptation.get("guard", [])
+        ]
     if not items:
         return ""
     return "<h2>Decisions</h2><ul>" + "".join(f"<li>{item}</li>" for item in items) + "</ul>"
 
 
-def _metrics_table(metrics: dict) -> str:
+def _metrics_table(metrics: dict, multitask: bool = False) -> str:
     rows = []
     for split in ("val", "test", "target_test"):
         if split not in metrics:
             continue
-        values = metrics[split]
-        shown = {
-            k: v
-            for k, v in values.items()
-            if isinstance(v, int | float) and not isinstance(v, bool)
-        }
-        if "calibration" in values:
-            shown["expected calibration error"] = values["calibration"]["ece"]
-        cells = ", ".join(f"{k} {_number(v)}" for k, v in shown.items())
-        rows.append((split, cells))
+        parts = (
+            [(f"{split}, task {t}", v) for t, v in metrics[split].items()]
+            if multitask
+            else [(split, metrics[split])]
+        )
+        for name, values in parts:
+            shown = {
+                k: v
+                for k, v in values.items()
+                if isinstance(v, int | float) and not isinstance(v, bool)
+            }
+            if "calibration" in values:
+                shown["expected calibration error"] = values["calibration"]["ece"]
+            cells = ", ".join(f"{k} {_number(v)}" for k, v in shown.items())
+            rows.append((name, cells))
     return "<h2>Metrics</h2>" + _rows(rows) if rows else ""
 
 
@@ -198,6 +233,7 @@ def _curves(history: list[dict]) -> str:
     from matplotlib.ticker import MaxNLocator
 
     phases = list(dict.fromkeys(row["phase"] for row in history))
+    tasks = list(dict.fromkeys(k for row in history for k in row if k.startswith("val_score_")))
 
     def draw(figure):
         losses, scores = figure.subplots(1, 2)
@@ -212,6 +248,10 @@ def _curves(history: list[dict]) -> str:
                     losses.plot(steps, values, style, marker="o", label=f"{phase} {key}")
             values = [r.get("val_score") for r in rows]
             scores.plot(steps, values, marker="o", label=f"{phase} validation score")
+            for key in tasks:  # a multi-task run's score of each task (val_score: their mean)
+                values = [r.get(key) for r in rows]
+                label = f"{phase} {key.removeprefix('val_score_')}"
+                scores.plot(steps, values, ":", marker=".", label=label)
             kept = [r for r in rows if r.get("kept")]
             if kept:
                 scores.scatter(

@@ -3,7 +3,7 @@
 Layout::
 
     config.json        resolved configuration, data sources, split seed, versions
-    labels.json        class names in label order
+    labels.json        class names in label order (a multi-task run: by task)
     preprocessing.json what input the backbone expects
     model.safetensors  the head (and the backbone, when it was trained)
     metrics.json       validation and test metrics

@@ -40,6 +40,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from graft.data import LabelledData
 from graft.data.images import UnreadableImage, open_rgb
+from graft.errors import ConfigError
 
 #: Upload limit of one request, over all its files.
 MAX_UPLOAD_BYTES = 10 * 2**20
@@ -150,6 +151,11 @@ def create_app(
     top_k: int = 5,
 ):
     """The FastAPI application serving fitted ``model``."""
+    if model.task_ == "multitask":
+        raise ConfigError(
+            f"graft serve answers for single-task models; this one has the tasks "
+            f"{', '.join(model.tasks_)} (predict with it through graft predict or graft.load)"
+        )
     modality = model.backbone_.modality
     batcher = MicroBatcher(lambda items: answers(model, items), max_batch=max_batch)
     uploads = tempfile.TemporaryDirectory(prefix="graft-serve-")

@@ -3,6 +3,7 @@ target), through ``graft.fit`` and ``graft fit --target-unlabeled``."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -12,6 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 import graft
+import graft.model
+from graft.adaptation import guard
 from graft.cli import app
 from graft.data import LabelledData, load_data
 from graft.errors import ConfigError, DataError
@@ -63,7 +66,16 @@ def test_adapt_none_equals_plain_fine_tuning(digits):
 @pytest.fixture(scope="module")
 def adapted(digits):
     train, val, target = digits
-    return graft.fit(train, val, epochs=2, target=target, target_test=target, adapt="coral", **FAST)
+    return graft.fit(
+        train,
+        val,
+        epochs=2,
+        target=target,
+        target_test=target,
+        adapt="coral",
+        adapt_guard=False,
+        **FAST,
+    )
 
 
 def test_adaptation_chooses_the_epoch_by_the_label_free_score(adapted):
@@ -90,6 +102,51 @@ def test_short_adaptation_improves_the_label_free_score(adapted, digits):
     source_only = graft.fit(train, val, epochs=2, target=target, **FAST)
     before = source_only.metrics_["adaptation"]["label_free"]["im"]
     assert adapted.metrics_["adaptation"]["label_free"]["im"] > before
+
+
+@pytest.mark.parametrize("kept", ["source-only", "adapted"])
+def test_the_guard_keeps_exactly_the_training_it_chose(digits, monkeypatch, kept):
+    """The guarded fit trains source-only and adapted from the same weights; the model it
+    returns is exactly the unguarded fit of the branch it kept."""
+    train, val, target = digits
+
+    def forced(source_rows, adapted_rows):
+        return dataclasses.replace(guard.guard_adaptation(source_rows, adapted_rows), kept=kept)
+
+    monkeypatch.setattr(graft.model, "guard_adaptation", forced)
+    options = dict(epochs=1, target=target, **FAST)
+    guarded = graft.fit(train, val, adapt="dann", **options)
+    same = dict(adapt="dann", adapt_guard=False) if kept == "adapted" else {}
+    reference = graft.fit(train, val, **options, **same)
+    np.testing.assert_allclose(
+        guarded.predict_proba(target.items[:40]),
+        reference.predict_proba(target.items[:40]),
+        atol=1e-6,
+    )
+    (decision,) = guarded.metrics_["adaptation"]["guard"]
+    assert decision["kept"] == kept and decision["phase"] == "full"
+    assert {row["phase"] for row in guarded.history_} == {"full", "full-source-only"}
+    (kept_row,) = [row for row in guarded.history_ if row.get("kept")]
+    assert kept_row["phase"] == ("full" if kept == "adapted" else "full-source-only")
+
+
+@pytest.mark.parametrize(
+    ("adapted", "source_only", "tolerance", "kept"),
+    [(0.80, 0.85, 0.0, "source-only"), (0.85, 0.85, 0.0, "adapted"), (0.83, 0.85, 0.05, "adapted")],
+)
+def test_the_guard_keeps_adaptation_only_if_the_source_score_holds(
+    adapted, source_only, tolerance, kept
+):
+    def rows(score):
+        return [{"epoch": 1, "val_score": 0.1, "kept": False}, {"val_score": score, "kept": True}]
+
+    decision = guard.guard_adaptation(rows(source_only), rows(adapted), tolerance)
+    assert decision.kept == kept
+    assert (decision.adapted_score, decision.source_only_score) == (adapted, source_only)
+    assert ("kept" if kept == "adapted" else "dropped") in decision.reason
+    assert guard.guard_adaptation([], rows(0.1)).kept == "adapted"  # no source-only history
+    with pytest.raises(ValueError, match="tolerance"):
+        guard.guard_adaptation(rows(0.1), rows(0.1), -0.1)
 
 
 @pytest.mark.parametrize(
@@ -151,10 +208,16 @@ def test_cli_adapts_with_auto_strategy_and_records_the_domain_gap(digits, tmp_pa
     )
     assert result.exit_code == 0, result.output
     assert "adaptation: mmd" in result.output and "domain gap" in result.output
+    assert "source-risk guard" in result.output
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["adaptation"]["method"] == "mmd"
+    (decision,) = metrics["adaptation"]["guard"]
+    assert (
+        decision["kept"] in ("adapted", "source-only") and decision["phase"] == "top2"
+    )  # partial: the top blocks
     assert set(metrics["adaptation"]["domain_gap"]) >= {"before", "after", "measure"}
     assert 0 <= metrics["target_test"]["accuracy"] <= 1
+    assert "source-risk guard" in (out / "report.html").read_text()
     advice = json.loads((out / "summary.json").read_text())["advice"]  # 20 per class: frozen
     assert advice["strategy"] == "partial"  # features would do, but the backbone must adapt
     assert "domain adaptation needs features that can move" in advice["reason"]

@@ -7,6 +7,7 @@ sentence-transformers models such as all-MiniLM-L6-v2 were trained with.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from torch import nn
 from graft.backbones.base import Backbone, TextPreprocessing
 from graft.backbones.lora import known_targets
 from graft.errors import ModelUnavailableError
+
+log = logging.getLogger("graft")
 
 DEFAULT_MAX_LENGTH = 256
 
@@ -100,7 +103,7 @@ class HFTextBackbone(Backbone):
         try:
             config = AutoConfig.from_pretrained(source)
             if pretrained:
-                model = AutoModel.from_pretrained(source)
+                model = _load_encoder(source)
             else:
                 model = AutoModel.from_config(config)
         except OSError as error:
@@ -110,6 +113,31 @@ class HFTextBackbone(Backbone):
                 f"transformers cannot build an encoder from {source}: {error}"
             ) from None
         return cls(model, source, _max_length(folder, config), spec or f"hf:{source}")
+
+
+def _load_encoder(source: str) -> nn.Module:
+    """``AutoModel.from_pretrained(source)`` without transformers' load report, which lists
+    the pooler a checkpoint may lack (mean pooling never uses it) and the weights of other
+    heads it may hold (a masked-language-model head, say); only missing encoder weights are
+    worth a warning."""
+    from transformers import AutoModel
+    from transformers.utils import logging as transformers_logging
+
+    verbosity = transformers_logging.get_verbosity()
+    transformers_logging.set_verbosity_error()
+    try:
+        model, info = AutoModel.from_pretrained(source, output_loading_info=True)
+    finally:
+        transformers_logging.set_verbosity(verbosity)
+    missing = sorted(key for key in info["missing_keys"] if not key.startswith("pooler."))
+    if missing:
+        log.warning(
+            "%s: %d encoder weight(s) missing from the checkpoint, initialised at random: %s",
+            source,
+            len(missing),
+            ", ".join(missing[:5]),
+        )
+    return model
 
 
 def _download_message(source: str, error: Exception) -> str:

@@ -8,12 +8,16 @@ Accepted model strings, tried in this order:
 - ``timm:NAME`` or a bare timm architecture name (weights from the hub);
 - ``timm:NAME@/path/weights.safetensors`` (a local timm checkpoint file);
 - ``hf:ORG/NAME`` (a Hugging Face text encoder from the hub);
-- a local folder: timm's hub layout (``config.json`` with ``architecture``) or a Hugging Face
-  model folder (``config.json`` with ``model_type``).
+- a local folder: timm's hub layout (``config.json`` with ``architecture``, and its
+  ``pretrained_cfg`` for the preprocessing) or a Hugging Face model folder (``config.json``
+  with ``model_type``);
+- a ``graft pretrain`` run directory (``pretrain.json``): the backbone it wrote, with the
+  preprocessing it was pre-trained with.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 from collections.abc import Callable
@@ -113,17 +117,45 @@ def _timm_names() -> list[str]:
     return timm.list_models(pretrained=False)
 
 
+#: What ``graft pretrain`` writes in its run directory: the record, and the backbone's folder.
+PRETRAIN_RECORD, PRETRAINED_BACKBONE = "pretrain.json", "backbone"
+
+
+def _pretrained_backbone_folder(run: Path) -> Path:
+    """The backbone folder of a ``graft pretrain`` run (refused until the run has finished)."""
+    try:
+        record = json.loads((run / PRETRAIN_RECORD).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ModelUnavailableError(f"{run / PRETRAIN_RECORD} is not valid JSON: {error}") from None
+    folder = run / PRETRAINED_BACKBONE
+    if record.get("status") != "finished" or not folder.is_dir():
+        raise ModelUnavailableError(
+            f"{run} is a pre-training run that has not finished (no {folder.name}/ yet): finish "
+            f"it with `graft pretrain --resume {run}`"
+        )
+    return folder
+
+
 def _from_folder(folder: Path, spec: str, pretrained: bool) -> Backbone:
+    if (folder / PRETRAIN_RECORD).is_file():  # a `graft pretrain` run: the backbone it wrote
+        folder = _pretrained_backbone_folder(folder)
     config_file = folder / "config.json"
     if not config_file.is_file():
         raise ModelUnavailableError(
-            f"{folder} is not a model folder: it has no config.json (expected timm's hub layout "
-            "or a Hugging Face model folder)"
+            f"{folder} is not a model folder: it has no config.json (expected timm's hub layout, "
+            f"a Hugging Face model folder, or a `graft pretrain` run with its {PRETRAIN_RECORD})"
         )
     try:
         config = json.loads(config_file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ModelUnavailableError(f"{config_file} is not valid JSON: {error}") from None
+    if not isinstance(config, dict):
+        raise ModelUnavailableError(f"{config_file} is not a model configuration (a JSON object)")
+    if "format_version" in config and not ({"architecture", "model_type"} & set(config)):
+        raise ModelUnavailableError(
+            f"{folder} is a `graft fit` run (a trained classifier: load it with graft.load), "
+            "not a backbone; --model takes a model folder or a `graft pretrain` run"
+        )
     if "architecture" in config:  # timm's hub layout
         weights = next(
             (
@@ -135,10 +167,25 @@ def _from_folder(folder: Path, spec: str, pretrained: bool) -> Backbone:
         )
         if pretrained and weights is None:
             raise ModelUnavailableError(f"{folder} has no model.safetensors or pytorch_model.bin")
-        return TimmBackbone.create(
+        backbone = TimmBackbone.create(
             config["architecture"], pretrained=pretrained, weights_file=weights, spec=spec
         )
+        return _with_saved_preprocessing(backbone, config.get("pretrained_cfg") or {})
     return HFTextBackbone.create(str(folder), pretrained=pretrained, spec=spec)
+
+
+def _with_saved_preprocessing(backbone: Backbone, cfg: dict) -> Backbone:
+    """The input size, mean, std, interpolation and crop of a timm folder's ``pretrained_cfg``
+    (what its weights were trained with), over the architecture's defaults."""
+    values = {key: cfg[key] for key in ("mean", "std", "interpolation", "crop_pct") if key in cfg}
+    if "input_size" in cfg:
+        values["input_size"] = tuple(int(v) for v in cfg["input_size"][-2:])
+    for key in ("mean", "std"):
+        if key in values:
+            values[key] = tuple(float(v) for v in values[key])
+    if values:
+        backbone.preprocessing = dataclasses.replace(backbone.preprocessing, **values)
+    return backbone
 
 
 def create_backbone(spec: str, pretrained: bool = True) -> Backbone:

@@ -15,7 +15,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -304,11 +304,11 @@ def _detect_input_column(
     path: Path,
     rows: list[dict[str, str]],
     columns: list[str],
-    label: str,
+    labels: Collection[str],
     text_column: str | None,
     image_column: str | None,
 ) -> tuple[str, str]:
-    """The column holding the inputs, and its modality."""
+    """The column holding the inputs, and its modality; ``labels`` are the label columns."""
     if text_column and image_column:
         raise DataError(f"{path}: give --text-column or --image-column, not both")
     image = _pick_column(path, columns, image_column, IMAGE_COLUMNS, "--image-column")
@@ -321,7 +321,7 @@ def _detect_input_column(
     text = _pick_column(path, columns, text_column, TEXT_COLUMNS, "--text-column")
     if text is not None:
         return text, "text"
-    others = [c for c in columns if c != label]
+    others = [c for c in columns if c not in labels]
     path_columns = [c for c in others if _looks_like_paths(rows, c)]
     if len(path_columns) == 1:
         return path_columns[0], "image"
@@ -355,31 +355,18 @@ def _from_rows(
         raise DataError(
             f"{path}: no label column found among {', '.join(columns)}; name it with --label-column"
         )
-    column, modality = _detect_input_column(path, rows, columns, label, text_column, image_column)
+    column, modality = _detect_input_column(
+        path, rows, columns, (label,), text_column, image_column
+    )
     items, names, wheres, skipped = [], [], [], []
-    for number, row in enumerate(rows, start=2 if path.suffix.lower() != ".jsonl" else 1):
-        where = f"{path}, row {number}"
-        value, name = (row.get(column) or "").strip(), (row.get(label) or "").strip()
+    for where, row in numbered_rows(path, rows):
+        name = (row.get(label) or "").strip()
         if not name:
             skipped.append((where, f"missing label in column {label!r}"))
             continue
-        if modality == "image":
-            if value and _outside(path.parent, value):
-                skipped.append(
-                    (
-                        where,
-                        f"image {value!r} is outside {path.parent}, the table's "
-                        "folder (paths are read relative to it)",
-                    )
-                )
-                continue
-            file = (path.parent / value).resolve() if value else None
-            if file is None or not file.is_file():
-                skipped.append((where, f"image {value!r} does not exist"))
-                continue
-            value = str(file)
-        elif not value:
-            skipped.append((where, f"empty text in column {column!r}"))
+        value, problem = row_input(path, row, column, modality)
+        if problem is not None:
+            skipped.append((where, problem))
             continue
         items.append(value)
         names.append(name)
@@ -398,6 +385,34 @@ def _from_rows(
     else:
         _require_classes(data)
     return data
+
+
+def numbered_rows(path: Path, rows: list[dict[str, str]]):
+    """``(where, row)`` for each row of the table at ``path``, ``where`` naming the file and
+    the row's number as an editor shows it (after a CSV's header line)."""
+    start = 2 if path.suffix.lower() != ".jsonl" else 1
+    for number, row in enumerate(rows, start=start):
+        yield f"{path}, row {number}", row
+
+
+def row_input(
+    path: Path, row: dict[str, str], column: str, modality: str
+) -> tuple[str, str | None]:
+    """A row's input (a text, or an image's absolute path) and why it is unusable (None when
+    it is usable): an empty text, or an image path that does not exist or that leads outside
+    the table's folder."""
+    value = (row.get(column) or "").strip()
+    if modality != "image":
+        return value, None if value else f"empty text in column {column!r}"
+    if value and _outside(path.parent, value):
+        return value, (
+            f"image {value!r} is outside {path.parent}, the table's folder (paths are read "
+            "relative to it)"
+        )
+    file = (path.parent / value).resolve() if value else None
+    if file is None or not file.is_file():
+        return value, f"image {value!r} does not exist"
+    return str(file), None
 
 
 def infer_task(

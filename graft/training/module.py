@@ -96,9 +96,7 @@ class TransferModule(L.LightningModule):
         self.weight_decay = weight_decay
         self.task = task
         self.target_mean, self.target_std = target_stats
-        multiclass = task == "multiclass"
-        self.val_accuracy = validation_score(task, head.num_classes) if multiclass else None
-        self.val_score = validation_score(task, head.num_classes)
+        self.val_accuracy, self.val_score = self.validation_metrics()
         self.trained_groups: list[list[nn.Parameter]] = []
         if backbone is not None:
             groups = backbone.parameter_groups()
@@ -111,6 +109,13 @@ class TransferModule(L.LightningModule):
             for group in self.trained_groups:
                 for param in group:
                     param.requires_grad_(True)
+
+    def validation_metrics(self) -> tuple[Metric | None, Metric | None]:
+        """The metrics of ``val_acc`` (multiclass only) and ``val_score``, for the task."""
+        score = validation_score(self.task, self.head.num_classes)
+        if self.task != "multiclass":
+            return None, score
+        return validation_score(self.task, self.head.num_classes), score
 
     def trained_parameters(self) -> int:
         """How many parameters this phase trains (head included)."""
@@ -163,24 +168,23 @@ class TransferModule(L.LightningModule):
         if self.val_accuracy is not None:
             self.val_accuracy(outputs, targets)
             self.log("val_acc", self.val_accuracy, **shown)
-        if self.task == "multilabel":
-            self.val_score(torch.sigmoid(outputs), targets.int())
-        elif self.task == "regression":
-            self.val_score(outputs.squeeze(-1), self.standardise(targets))
-        else:
-            self.val_score(outputs, targets)
+        if self.task == "regression":
+            targets = self.standardise(targets)
+        self.val_score(*score_inputs(self.task, outputs, targets))
         self.log("val_score", self.val_score, **shown)
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor, train: bool) -> torch.Tensor:
         """The task's loss; class weights and label smoothing weigh only multiclass training."""
-        if self.task == "multilabel":
-            return F.binary_cross_entropy_with_logits(outputs, targets.to(outputs.dtype))
         if self.task == "regression":
-            return F.mse_loss(outputs.squeeze(-1), self.standardise(targets).to(outputs.dtype))
+            targets = self.standardise(targets)
         if not train:
-            return F.cross_entropy(outputs, targets)
-        return F.cross_entropy(
-            outputs, targets, weight=self.class_weights, label_smoothing=self.label_smoothing
+            return task_loss(self.task, outputs, targets)
+        return task_loss(
+            self.task,
+            outputs,
+            targets,
+            class_weights=self.class_weights,
+            label_smoothing=self.label_smoothing,
         )
 
     def standardise(self, targets: torch.Tensor) -> torch.Tensor:
@@ -219,6 +223,37 @@ class TransferModule(L.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
         }
+
+
+def task_loss(
+    task: str,
+    outputs: torch.Tensor,
+    targets: torch.Tensor,
+    class_weights: torch.Tensor | None = None,
+    label_smoothing: float = 0.0,
+) -> torch.Tensor:
+    """The mean loss of one task over a batch: cross-entropy (multiclass, with the optional
+    class weights and label smoothing), binary cross-entropy on each label's logit
+    (multilabel), or the mean squared error of the (already standardised) target (regression).
+    """
+    if task == "multilabel":
+        return F.binary_cross_entropy_with_logits(outputs, targets.to(outputs.dtype))
+    if task == "regression":
+        return F.mse_loss(outputs.squeeze(-1), targets.to(outputs.dtype))
+    return F.cross_entropy(outputs, targets, weight=class_weights, label_smoothing=label_smoothing)
+
+
+def score_inputs(
+    task: str, outputs: torch.Tensor, targets: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """What the task's validation metric (:func:`validation_score`) takes from a batch:
+    probabilities and 0/1 labels (multilabel), values and standardised targets (regression),
+    or logits and class indices (multiclass)."""
+    if task == "multilabel":
+        return torch.sigmoid(outputs), targets.int()
+    if task == "regression":
+        return outputs.squeeze(-1), targets
+    return outputs, targets
 
 
 def validation_score(task: str, outputs: int) -> Metric:

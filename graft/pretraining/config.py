@@ -1,0 +1,159 @@
+"""The configuration of a pre-training run: every option, validated once, saved with the run."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from graft.data.transforms import AUGMENT_PRESETS
+from graft.errors import ConfigError
+
+OBJECTIVES = ("supervised", "simclr", "mlm")
+INITS = ("pretrained", "scratch")
+#: Per objective: epochs, examples per step, and the backbone's learning rate by ``init``.
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "supervised": {"epochs": 10, "batch_size": 32, "lr": {"pretrained": 3e-4, "scratch": 1e-3}},
+    "simclr": {"epochs": 20, "batch_size": 64, "lr": {"pretrained": 3e-4, "scratch": 1e-3}},
+    "mlm": {"epochs": 3, "batch_size": 32, "lr": {"pretrained": 5e-5, "scratch": 5e-4}},
+}
+#: The objective's new head learns this many times faster than a pretrained backbone (as fast
+#: as a backbone trained from scratch).
+HEAD_LR_MULT = 10.0
+
+
+@dataclass
+class PretrainConfig:
+    """Options of :func:`graft.pretrain`; ``None`` means "the objective's default".
+
+    Attributes:
+        model: the backbone to start from (any ``--model`` string: a registered name, a timm or
+            Hugging Face name, a folder, an earlier pre-training run); None: efficientnet_lite0
+            for images, minilm for text.
+        objective: ``supervised`` (a classifier on the data's labels), ``simclr`` (contrastive
+            learning on two augmented views of each image), ``mlm`` (masked-language-model
+            training on text), or ``auto``: supervised when the data have labels, else simclr
+            for images and mlm for text.
+        init: ``pretrained`` continues from the model's weights (domain-adaptive continued
+            pre-training); ``scratch`` starts from its architecture with random weights.
+        epochs: the most epochs (supervised 10, simclr 20, mlm 3).
+        batch_size: examples per step (simclr 64 images, two views each; 32 otherwise).
+        lr: the backbone's peak learning rate (pretrained init: 3e-4, or 5e-5 for mlm; from
+            scratch: 1e-3, or 5e-4 for mlm); the objective's head learns at
+            :data:`HEAD_LR_MULT` times it when the backbone is pretrained, at it otherwise.
+        weight_decay: AdamW's.
+        warmup_fraction: share of the steps with a linear warm-up, before the cosine decay.
+        patience: epochs without a lower validation loss before stopping.
+        temperature: simclr: the temperature of the NT-Xent loss.
+        projection_dim: simclr: the width of the projection head's output.
+        flip: simclr: horizontal flips among the augmentations (off for digits or text in
+            images, whose mirror images mean something else).
+        mask_probability: mlm: the share of tokens chosen for prediction.
+        augment: supervised, images: graft's augmentation preset (none, light, strong).
+        image_size: resize images to this side (recorded: ``fit`` uses it by default).
+        max_length: cut texts to this many tokens (recorded: ``fit`` uses it by default).
+        val_fraction: share of the data held out to measure the loss each epoch.
+        seed: seeds the split, the heads' initialisation, the data order and the augmentation.
+        precision: ``32``, ``16-mixed`` (CUDA) or ``bf16-mixed``.
+        num_workers: data-loading processes; None: none on CPU, up to 8 on a GPU.
+        logger: where the curves go besides the CSV logs: ``csv``, ``tensorboard``, ``mlflow``.
+        progress: show Lightning's progress bar.
+    """
+
+    model: str | None = None
+    objective: str = "auto"
+    init: str = "pretrained"
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    weight_decay: float = 0.01
+    warmup_fraction: float = 0.1
+    patience: int = 5
+    temperature: float = 0.5
+    projection_dim: int = 128
+    flip: bool = True
+    mask_probability: float = 0.15
+    augment: str = "light"
+    image_size: int | None = None
+    max_length: int | None = None
+    val_fraction: float = 0.1
+    seed: int = 0
+    precision: str = "32"
+    num_workers: int | None = None
+    logger: str = "csv"
+    progress: bool = True
+
+    def validate(self) -> PretrainConfig:
+        """Check every option; raise :class:`ConfigError` naming the first bad one."""
+        from graft.training.engine import PRECISIONS
+
+        if self.objective not in ("auto", *OBJECTIVES):
+            raise ConfigError(
+                f"--objective must be auto or one of {', '.join(OBJECTIVES)}, "
+                f"got {self.objective!r}"
+            )
+        if self.init not in INITS:
+            raise ConfigError(f"--init must be pretrained or scratch, got {self.init!r}")
+        for name in ("epochs", "batch_size", "patience", "projection_dim", "image_size"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ConfigError(f"--{_option(name)} must be a positive integer, got {value}")
+        if self.max_length is not None and (
+            not isinstance(self.max_length, int) or self.max_length < 8
+        ):
+            raise ConfigError(
+                f"--max-length must be an integer of at least 8, got {self.max_length}"
+            )
+        for name in ("lr", "temperature"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ConfigError(f"--{_option(name)} must be positive, got {value}")
+        if not self.weight_decay >= 0:
+            raise ConfigError(f"--weight-decay must be 0 or more, got {self.weight_decay}")
+        for name in ("warmup_fraction",):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(f"--{_option(name)} must be in [0, 1), got {getattr(self, name)}")
+        for name in ("val_fraction", "mask_probability"):
+            if not 0.0 < getattr(self, name) < 1.0:
+                raise ConfigError(
+                    f"--{_option(name)} must be between 0 and 1, got {getattr(self, name)}"
+                )
+        if self.augment not in AUGMENT_PRESETS:
+            raise ConfigError(
+                f"--augment must be one of {', '.join(AUGMENT_PRESETS)}, got {self.augment!r}"
+            )
+        if self.precision not in PRECISIONS:
+            raise ConfigError(
+                f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
+            )
+        if self.logger not in ("csv", "tensorboard", "mlflow"):
+            raise ConfigError(f"--logger must be csv, tensorboard or mlflow, got {self.logger!r}")
+        return self
+
+    def resolved(self, objective: str) -> PretrainConfig:
+        """A copy with the objective's defaults filled in (epochs, batch size, learning rate)."""
+        defaults = DEFAULTS[objective]
+        values = self.to_dict()
+        values["objective"] = objective
+        for name in ("epochs", "batch_size"):
+            if values[name] is None:
+                values[name] = defaults[name]
+        if values["lr"] is None:
+            values["lr"] = defaults["lr"][self.init]
+        return PretrainConfig(**values)
+
+    @property
+    def head_lr(self) -> float:
+        """The learning rate of the objective's own head."""
+        return self.lr * (HEAD_LR_MULT if self.init == "pretrained" else 1.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> PretrainConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def _option(name: str) -> str:
+    return name.replace("_", "-")
