@@ -112,26 +112,27 @@ def simclr_transform(preprocessing: ImagePreprocessing, flip: bool = True) -> Ca
 
 
 class ViewPairs(Dataset):
-    """Two augmented views of each image. ``fixed``: each view drawn under a seed of its own
-    (from the path and the view), the same every time: the validation loss then measures the
-    backbone, not the luck of the augmentation."""
+    """Two augmented views of each image. ``fixed_seed``: each view drawn under a seed of its
+    own (from ``fixed_seed``, the image's position and the view), the same in every epoch and
+    wherever the folder lives: the validation loss then measures the backbone, not the luck of
+    the augmentation."""
 
-    def __init__(self, items: list[str], transform: Callable, fixed: bool = False):
+    def __init__(self, items: list[str], transform: Callable, fixed_seed: int | None = None):
         self.items = items
         self.transform = transform
-        self.fixed = fixed
+        self.fixed_seed = fixed_seed
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         image = open_rgb(self.items[index])
-        if not self.fixed:
+        if self.fixed_seed is None:
             return self.transform(image), self.transform(image)
         return self._fixed(image, index, 1), self._fixed(image, index, 2)
 
     def _fixed(self, image, index: int, view: int) -> torch.Tensor:
-        seed = zlib.crc32(f"{self.items[index]}#{view}".encode())
+        seed = zlib.crc32(f"{self.fixed_seed}#{index}#{view}".encode())
         python_state, numpy_state = random.getstate(), np.random.get_state()
         try:
             with torch.random.fork_rng(devices=[]):
@@ -202,7 +203,7 @@ def prepare(
         persistent_workers=workers > 0,
     )
     val_loader = DataLoader(
-        ViewPairs(val.items, transform, fixed=True),
+        ViewPairs(val.items, transform, fixed_seed=config.seed),
         batch_size=batch,
         drop_last=len(val) > batch,
         num_workers=workers,
