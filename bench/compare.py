@@ -365,11 +365,16 @@ def run_one(key: str, seed: int, result: Path) -> None:
 
 def run_isolated(key: str, seed: int) -> dict:
     """The contender ``key`` in a fresh Python process (its own peak memory, no shared
-    state)."""
+    state, an empty feature cache)."""
     with tempfile.TemporaryDirectory() as scratch:
         result = Path(scratch) / "result.json"
         command = [sys.executable, __file__, "--one", key, "--seeds", str(seed)]
-        environment = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+        environment = {
+            **os.environ,
+            "HF_HUB_OFFLINE": "1",
+            "TOKENIZERS_PARALLELISM": "false",
+            "GRAFT_CACHE_DIR": str(Path(scratch) / "cache"),  # graft starts cold, like the peers
+        }
         subprocess.run([*command, "--result", str(result)], check=True, env=environment)
         return json.loads(result.read_text())
 

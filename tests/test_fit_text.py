@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+
 import numpy as np
 import pytest
 
@@ -64,3 +66,25 @@ def test_text_save_and_load_give_identical_predictions(text_runs, strategy):
     assert restored.backbone_.preprocessing.max_length == expected_length
     assert np.array_equal(model.predict_proba(texts), restored.predict_proba(texts))
     assert restored.predict(["an absolute delight from start to finish"]) == ["1"]
+
+
+def test_a_validation_set_too_small_to_choose_by_keeps_the_last_head_epoch(sst2, tmp_path):
+    """8 sentences per class: graft holds out 2 per class, too few to choose an epoch by. On
+    these 16, choosing by the lowest loss on the 4 kept the head of epoch 1 (test accuracy
+    0.527); the last of 30 epochs scores 0.640."""
+    with open(sst2["train"], newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    few = []
+    for label in ("0", "1"):
+        few += [row for row in rows if row["label"] == label][16:24]
+    path = tmp_path / "few.csv"
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["text", "label"])
+        writer.writeheader()
+        writer.writerows(few)
+    model = graft.fit(path, test=sst2["test"], strategy="feature-extract", progress=False)
+    epochs = [row["epoch"] for row in model.history_]
+    assert epochs == list(range(1, 31))  # no early stop on 4 validation sentences
+    assert [row["epoch"] for row in model.history_ if row["kept"]] == [30]
+    assert "4 validation examples are too few" in model.summary_["epoch_choice"]
+    assert model.metrics_["test"]["accuracy"] >= 0.6

@@ -251,16 +251,14 @@ def run_phase(
         save_on_train_epoch_end=True,
         enable_version_counter=False,
     )
+    choosing = [
+        best,
+        EarlyStopping(monitor=phase.monitor, mode=mode, patience=phase.patience),
+    ]
     trainer = L.Trainer(
         max_epochs=phase.epochs,
         logger=training_loggers(options.logger, work_dir / "logs", phase.name),
-        callbacks=[
-            best,
-            last,
-            history,
-            EpochSeed(seed),
-            EarlyStopping(monitor=phase.monitor, mode=mode, patience=phase.patience),
-        ],
+        callbacks=[last, history, EpochSeed(seed), *([] if phase.keep_last else choosing)],
         enable_progress_bar=options.progress,
         enable_model_summary=False,
         num_sanity_val_steps=0,
@@ -278,7 +276,7 @@ def run_phase(
     )
     # Under ddp_spawn the callbacks ran in the workers: their rows are in the last checkpoint.
     rows = history.rows or _checkpoint_rows(last_file, history)
-    _mark_kept_epoch(rows, phase.monitor, mode)
+    _mark_kept_epoch(rows, *(("epoch", "max") if phase.keep_last else (phase.monitor, mode)))
     _load_weights(module, Path(best.best_model_path) if best.best_model_path else last_file)
     if trainer.is_global_zero:
         kept = "best.ckpt" if best.best_model_path else "last.ckpt"

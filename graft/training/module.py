@@ -47,6 +47,8 @@ class Phase:
         batchnorm_statistics: BatchNorm layers update their running statistics while
             training (a backbone trained from random weights has no pretrained statistics to
             keep); by default they stay in eval mode.
+        keep_last: train every epoch and keep the last, with no early stopping: for a
+            validation set too small to choose an epoch by (its best epoch is noise).
     """
 
     name: str
@@ -60,6 +62,7 @@ class Phase:
     monitor: str = "val_loss"
     adapters_only: bool = False
     batchnorm_statistics: bool = False
+    keep_last: bool = False
 
     @property
     def train_backbone(self) -> bool:
@@ -155,6 +158,18 @@ class TransferModule(L.LightningModule):
 
     def validation_step(self, batch, batch_index: int) -> None:
         inputs, targets = batch
+        outputs = self.validation_outputs(inputs, targets)
+        shown = dict(prog_bar=True, batch_size=len(targets), add_dataloader_idx=False)
+        if self.val_accuracy is not None:
+            self.val_accuracy(outputs, targets)
+            self.log("val_acc", self.val_accuracy, **shown)
+        if self.task == "regression":
+            targets = self.standardise(targets)
+        self.val_score(*score_inputs(self.task, outputs, targets))
+        self.log("val_score", self.val_score, **shown)
+
+    def validation_outputs(self, inputs, targets):
+        """The model's outputs for a validation batch, after logging its ``val_loss``."""
         outputs = self(inputs)
         self.log(
             "val_loss",
@@ -164,14 +179,7 @@ class TransferModule(L.LightningModule):
             sync_dist=True,
             add_dataloader_idx=False,  # the source's names, beside a domain adaptation's target
         )
-        shown = dict(prog_bar=True, batch_size=len(targets), add_dataloader_idx=False)
-        if self.val_accuracy is not None:
-            self.val_accuracy(outputs, targets)
-            self.log("val_acc", self.val_accuracy, **shown)
-        if self.task == "regression":
-            targets = self.standardise(targets)
-        self.val_score(*score_inputs(self.task, outputs, targets))
-        self.log("val_score", self.val_score, **shown)
+        return outputs
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor, train: bool) -> torch.Tensor:
         """The task's loss; class weights and label smoothing weigh only multiclass training."""

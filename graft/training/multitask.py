@@ -98,15 +98,7 @@ class MultiTaskModule(TransferModule):
 
     def validation_step(self, batch, batch_index: int) -> None:
         inputs, targets = batch
-        outputs = self(inputs)
-        self.log(
-            "val_loss",
-            self.loss(outputs, targets, train=False),
-            prog_bar=True,
-            batch_size=len(targets),
-            sync_dist=True,
-            add_dataloader_idx=False,
-        )
+        outputs = self.validation_outputs(inputs, targets)
         unpacked = self.task_targets(targets)
         for task, metric in zip(self.tasks, self.task_scores, strict=True):
             target = unpacked[task.name]
