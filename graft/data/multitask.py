@@ -32,9 +32,8 @@ from graft.data.sources import (
     _existing,
     _warn_skipped,
     infer_task,
-    numbered_rows,
+    read_labelled_rows,
     read_table,
-    row_input,
 )
 from graft.errors import DataError
 
@@ -255,19 +254,13 @@ def load_multitask(
     )
     if column in tasks:
         raise DataError(f"{path}: column {column!r} holds the inputs; it cannot also be a task")
-    items, names, wheres, skipped = [], [], [], []
-    for where, row in numbered_rows(path, rows):
+
+    def read_labels(row: dict[str, str]) -> tuple[dict[str, str], str | None]:
         labels = {name: (row.get(name) or "").strip() for name in tasks}
-        if not any(labels.values()):
-            skipped.append((where, f"no label in any task column ({', '.join(tasks)})"))
-            continue
-        value, problem = row_input(path, row, column, modality)
-        if problem is not None:
-            skipped.append((where, problem))
-            continue
-        items.append(value)
-        names.append(labels)
-        wheres.append(where)
+        missing = f"no label in any task column ({', '.join(tasks)})"
+        return labels, None if any(labels.values()) else missing
+
+    items, names, wheres, skipped = read_labelled_rows(path, rows, column, modality, read_labels)
     _warn_skipped(skipped)
     specs, parts = [], []
     for name, kind in tasks.items():

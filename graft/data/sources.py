@@ -15,9 +15,10 @@ import json
 import logging
 import math
 import os
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -358,19 +359,12 @@ def _from_rows(
     column, modality = _detect_input_column(
         path, rows, columns, (label,), text_column, image_column
     )
-    items, names, wheres, skipped = [], [], [], []
-    for where, row in numbered_rows(path, rows):
+
+    def read_label(row: dict[str, str]) -> tuple[str, str | None]:
         name = (row.get(label) or "").strip()
-        if not name:
-            skipped.append((where, f"missing label in column {label!r}"))
-            continue
-        value, problem = row_input(path, row, column, modality)
-        if problem is not None:
-            skipped.append((where, problem))
-            continue
-        items.append(value)
-        names.append(name)
-        wheres.append(where)
+        return name, None if name else f"missing label in column {label!r}"
+
+    items, names, wheres, skipped = read_labelled_rows(path, rows, column, modality, read_label)
     task, delimiter = infer_task(path, label, names, task, label_delimiter)
     labels, classes = _encode_labels(label, names, wheres, task, delimiter)
     _warn_skipped(skipped)
@@ -385,6 +379,32 @@ def _from_rows(
     else:
         _require_classes(data)
     return data
+
+
+def read_labelled_rows(
+    path: Path,
+    rows: list[dict[str, str]],
+    column: str,
+    modality: str,
+    read_label: Callable[[dict[str, str]], tuple[Any, str | None]],
+) -> tuple[list[str], list, list[str], list[tuple[str, str]]]:
+    """The inputs of ``rows`` (column ``column``), what ``read_label`` reads of each row's
+    labels, where each row is, and the skipped rows with why: ``read_label`` returns the
+    labels and, when the row has none, the reason to skip it."""
+    items, labels, wheres, skipped = [], [], [], []
+    for where, row in numbered_rows(path, rows):
+        label, missing = read_label(row)
+        if missing is not None:
+            skipped.append((where, missing))
+            continue
+        value, problem = row_input(path, row, column, modality)
+        if problem is not None:
+            skipped.append((where, problem))
+            continue
+        items.append(value)
+        labels.append(label)
+        wheres.append(where)
+    return items, labels, wheres, skipped
 
 
 def numbered_rows(path: Path, rows: list[dict[str, str]]):

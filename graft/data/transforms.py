@@ -95,27 +95,12 @@ class InputDataset(Dataset):
         if self.transform is None:
             value = item
         elif self.view > 0:
-            value = self._fixed_view(item)
+            # a view of its own, the same every time: timm's transforms drawn under a seed
+            value = seeded_view(self.transform, open_rgb(item), f"{item}#{self.view}")
         else:
             value = self.transform(open_rgb(item))
         label = -1 if self.labels is None else self.labels[index]  # a class, row or value
         return value, label
-
-    def _fixed_view(self, item: str):
-        """The view under a seed of its own; timm's transforms draw from Python's, NumPy's
-        (RandAugment's choice of ops) and torch's generators, so all three are seeded, then
-        restored."""
-        seed = zlib.crc32(f"{item}#{self.view}".encode())
-        python_state, numpy_state = random.getstate(), np.random.get_state()
-        try:
-            with torch.random.fork_rng(devices=[]):
-                random.seed(seed)
-                np.random.seed(seed)
-                torch.manual_seed(seed)
-                return self.transform(open_rgb(item))
-        finally:
-            random.setstate(python_state)
-            np.random.set_state(numpy_state)
 
 
 class Collate:
@@ -149,3 +134,20 @@ class Collate:
 
     def __getstate__(self):
         return {"preprocessing": self.preprocessing, "_tokenizer": None}
+
+
+def seeded_view(transform: Callable, image, key: str):
+    """``transform(image)`` with Python's, NumPy's and torch's generators seeded from ``key``
+    (timm's transforms draw from all three: RandAugment picks its ops with NumPy), then
+    restored: the same view of the same image every time."""
+    seed = zlib.crc32(key.encode())
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            random.seed(seed)
+            np.random.seed(seed)
+            torch.manual_seed(seed)
+            return transform(image)
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)

@@ -10,11 +10,8 @@ projection head is dropped afterwards: the backbone's features are the represent
 
 from __future__ import annotations
 
-import random
-import zlib
 from collections.abc import Callable, Iterable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -23,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 from graft.backbones.base import Backbone, ImagePreprocessing
 from graft.data import LabelledData
 from graft.data.images import open_rgb
+from graft.data.transforms import seeded_view
 from graft.pretraining.base import PretrainModule, num_workers
 from graft.training.module import Phase
 from graft.training.sampling import EpochSampler
@@ -132,17 +130,7 @@ class ViewPairs(Dataset):
         return self._fixed(image, index, 1), self._fixed(image, index, 2)
 
     def _fixed(self, image, index: int, view: int) -> torch.Tensor:
-        seed = zlib.crc32(f"{self.fixed_seed}#{index}#{view}".encode())
-        python_state, numpy_state = random.getstate(), np.random.get_state()
-        try:
-            with torch.random.fork_rng(devices=[]):
-                random.seed(seed)
-                np.random.seed(seed)
-                torch.manual_seed(seed)
-                return self.transform(image)
-        finally:
-            random.setstate(python_state)
-            np.random.set_state(numpy_state)
+        return seeded_view(self.transform, image, f"{self.fixed_seed}#{index}#{view}")
 
 
 class SimCLRModule(PretrainModule):
