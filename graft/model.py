@@ -55,7 +55,7 @@ from graft.training.engine import EngineOptions, is_global_zero, require_logger
 from graft.training.imbalance import balanced_class_weights, balanced_sampler
 from graft.training.lr_finder import FALLBACK_LR, LRFinding, find_learning_rate
 from graft.training.module import Phase
-from graft.training.sampling import EpochSampler
+from graft.training.sampling import EpochSampler, loader_workers, seeded_order, worker_options
 
 log = logging.getLogger("graft")
 
@@ -595,9 +595,7 @@ class GraftClassifier:
         self.thresholds_ = tune_thresholds(probabilities, val.labels)
 
     def _num_workers(self) -> int:
-        if self.config.num_workers is not None:
-            return self.config.num_workers
-        return min(8, os.cpu_count() or 1) if torch.cuda.is_available() else 0
+        return loader_workers(self.config.num_workers)
 
     def _class_weights(self, splits: DataSplits) -> torch.Tensor | None:
         if self.config.class_weights != "auto":
@@ -637,7 +635,7 @@ class GraftClassifier:
             return {"sampler": balanced_sampler(labels, self.config.seed), "generator": generator}
         if distributed:
             return {"shuffle": True, "generator": generator}
-        return {"sampler": EpochSampler(len(labels), self.config.seed), "generator": generator}
+        return seeded_order(len(labels), self.config.seed)
 
     def _feature_loaders(self, splits: DataSplits, cache: FeatureCache, timings: dict):
         start = time.perf_counter()
@@ -688,11 +686,9 @@ class GraftClassifier:
 
     def _loader_options(self) -> dict:
         """The DataLoader options every loader of raw inputs shares."""
-        workers = self._num_workers()
         return dict(
             collate_fn=Collate(self.backbone_.preprocessing),
-            num_workers=workers,
-            persistent_workers=workers > 0,
+            **worker_options(self._num_workers()),
         )
 
     def _input_loaders(self, splits: DataSplits):

@@ -9,7 +9,6 @@ warm-up and a cosine decay, as :class:`graft.training.TransferModule` trains a f
 from __future__ import annotations
 
 import math
-import os
 from abc import abstractmethod
 from collections.abc import Iterable
 
@@ -18,6 +17,7 @@ import torch
 from torch import nn
 
 from graft.training.module import Phase
+from graft.training.sampling import loader_workers
 
 
 def warmup_cosine(total_steps: int, warmup_fraction: float):
@@ -122,8 +122,5 @@ def mean_loss(batch_loss, module: nn.Module, loader: Iterable) -> float:
 
 
 def num_workers(config) -> int:
-    """Data-loading processes: ``config.num_workers``, else none on CPU (the main process is
-    fastest there, and keeps a resumed epoch's augmentation exact), up to 8 on a GPU."""
-    if config.num_workers is not None:
-        return config.num_workers
-    return min(8, os.cpu_count() or 1) if torch.cuda.is_available() else 0
+    """Data-loading processes for ``config`` (:func:`graft.training.sampling.loader_workers`)."""
+    return loader_workers(config.num_workers)

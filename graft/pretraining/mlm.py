@@ -29,7 +29,7 @@ from graft.backbones.base import Backbone
 from graft.data import LabelledData
 from graft.pretraining.base import PretrainModule, num_workers
 from graft.training.module import Phase
-from graft.training.sampling import EpochSampler
+from graft.training.sampling import seeded_order, worker_options
 
 #: The label of a position that is not predicted (transformers' convention).
 IGNORED = -100
@@ -162,11 +162,9 @@ def prepare(
     train_loader = DataLoader(
         train.items,
         batch_size=config.batch_size,
-        sampler=EpochSampler(len(train), config.seed),
-        generator=torch.Generator().manual_seed(config.seed),
         collate_fn=MaskedTexts(*masking),
-        num_workers=workers,
-        persistent_workers=workers > 0,
+        **seeded_order(len(train), config.seed),
+        **worker_options(workers),
     )
     fixed = MaskedTexts(*masking, seed=config.seed)
     size = config.batch_size

@@ -23,7 +23,7 @@ from graft.data.images import open_rgb
 from graft.data.transforms import seeded_view
 from graft.pretraining.base import PretrainModule, num_workers
 from graft.training.module import Phase
-from graft.training.sampling import EpochSampler
+from graft.training.sampling import seeded_order, worker_options
 
 #: Images at least this large also get SimCLR's Gaussian blur (Chen et al. leave it out on
 #: 32-pixel CIFAR images).
@@ -184,17 +184,14 @@ def prepare(
     train_loader = DataLoader(
         ViewPairs(train.items, transform),
         batch_size=batch,
-        sampler=EpochSampler(len(train), config.seed),
-        generator=torch.Generator().manual_seed(config.seed),
         drop_last=len(train) > batch,  # a last batch of one image has nothing to contrast
-        num_workers=workers,
-        persistent_workers=workers > 0,
+        **seeded_order(len(train), config.seed),
+        **worker_options(workers),
     )
     val_loader = DataLoader(
         ViewPairs(val.items, transform, fixed_seed=config.seed),
         batch_size=batch,
         drop_last=len(val) > batch,
-        num_workers=workers,
-        persistent_workers=workers > 0,
+        **worker_options(workers),
     )
     return module, train_loader, val_loader

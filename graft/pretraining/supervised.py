@@ -19,7 +19,7 @@ from graft.heads import ClassificationHead
 from graft.pretraining.base import num_workers
 from graft.training import TransferModule
 from graft.training.module import Phase
-from graft.training.sampling import EpochSampler
+from graft.training.sampling import seeded_order, worker_options
 
 
 class SupervisedModule(TransferModule):
@@ -56,18 +56,14 @@ def prepare(
         target_stats=stats,
     )
     preprocessing = backbone.preprocessing
-    workers = num_workers(config)
-    options = dict(
-        collate_fn=Collate(preprocessing), num_workers=workers, persistent_workers=workers > 0
-    )
+    options = dict(collate_fn=Collate(preprocessing), **worker_options(num_workers(config)))
     train_set = InputDataset(
         train.items, train.labels, preprocessing, train=True, augment=config.augment
     )
     train_loader = DataLoader(
         train_set,
         batch_size=config.batch_size,
-        sampler=EpochSampler(len(train), config.seed),
-        generator=torch.Generator().manual_seed(config.seed),
+        **seeded_order(len(train), config.seed),
         **options,
     )
     val_set = InputDataset(val.items, val.labels, preprocessing)

@@ -7,6 +7,7 @@ is what lets a run killed in epoch k resume with exactly the order it would have
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import torch
@@ -54,3 +55,21 @@ class EpochSampler(Sampler[int]):
             )
         order = order[: self.length]
         return iter(order.tolist())
+
+
+def loader_workers(configured: int | None) -> int:
+    """Data-loading processes: ``configured``, else none on CPU (the main process is fastest
+    there, and keeps a resumed epoch's augmentation exact), up to 8 on a GPU."""
+    if configured is not None:
+        return configured
+    return min(8, os.cpu_count() or 1) if torch.cuda.is_available() else 0
+
+
+def worker_options(workers: int) -> dict:
+    """DataLoader options for ``workers`` loading processes, kept alive between epochs."""
+    return {"num_workers": workers, "persistent_workers": workers > 0}
+
+
+def seeded_order(size: int, seed: int) -> dict:
+    """DataLoader options for a seeded shuffle of ``size`` items, a function of (seed, epoch)."""
+    return {"sampler": EpochSampler(size, seed), "generator": torch.Generator().manual_seed(seed)}
