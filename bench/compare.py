@@ -107,7 +107,7 @@ def graft_auto(per_class: int, seed: int) -> dict:
     train, test = few_shot_data(per_class, seed)
     fitted = graft.fit(train, model="minilm", strategy="auto", seed=seed, progress=False)
     predicted = class_indices(fitted.predict(test.items), test)
-    return {**scores(predicted, test), "settings": f"auto chose {fitted.config.strategy}"}
+    return {**scores(predicted, test), "settings": f"auto chose {fitted.strategy_}"}
 
 
 # --- images: fastai and a plain loop ----------------------------------------------------------

@@ -25,7 +25,8 @@ import subsets
 import torch
 
 import graft
-from graft.export import ExportedEngine, LogitsModule, batch_tensors, export_model
+from graft.export.engine import ExportedEngine, batch_tensors
+from graft.export.exporter import LogitsModule, export_model
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -3,17 +3,32 @@
 >>> import graft
 >>> model = graft.fit("examples/flowers", strategy="feature-extract")  # doctest: +SKIP
 >>> model.predict(["photo.jpg"])  # doctest: +SKIP
+
+Importing graft is cheap: the names below are loaded when first used (PEP 562), so that
+``graft --help`` answers before torch is imported.
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-from graft.config import FitConfig  # noqa: E402
-from graft.errors import ConfigError, DataError, GraftError, ModelUnavailableError, RunError  # noqa: E402
-from graft.model import GraftClassifier, fit, resume  # noqa: E402
-from graft.multitask import MultiTaskClassifier  # noqa: E402
-from graft.persistence import load  # noqa: E402
-from graft.pretraining import pretrain  # noqa: E402
-from graft.selection.ranking import rank  # noqa: E402
+from typing import TYPE_CHECKING, Any
+
+from graft.errors import (
+    ConfigError,
+    DataError,
+    GraftError,
+    ModelUnavailableError,
+    NotFittedError,
+    RunError,
+)
+from graft.version import __version__
+
+if TYPE_CHECKING:
+    from graft.api import fit, load, resume
+    from graft.config import FitConfig
+    from graft.estimator import GraftClassifier
+    from graft.multitask import MultiTaskClassifier
+    from graft.pretraining import pretrain
+    from graft.selection.ranking import rank
 
 __all__ = [
     "ConfigError",
@@ -23,6 +38,7 @@ __all__ = [
     "GraftError",
     "ModelUnavailableError",
     "MultiTaskClassifier",
+    "NotFittedError",
     "RunError",
     "__version__",
     "fit",
@@ -31,3 +47,32 @@ __all__ = [
     "rank",
     "resume",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """The public names that need torch, imported on first use."""
+    if name in ("fit", "load", "resume"):
+        from graft import api
+
+        return getattr(api, name)
+    if name == "FitConfig":
+        from graft.config import FitConfig
+
+        return FitConfig
+    if name == "GraftClassifier":
+        from graft.estimator import GraftClassifier
+
+        return GraftClassifier
+    if name == "MultiTaskClassifier":
+        from graft.multitask import MultiTaskClassifier
+
+        return MultiTaskClassifier
+    if name == "pretrain":
+        from graft.pretraining import pretrain
+
+        return pretrain
+    if name == "rank":
+        from graft.selection.ranking import rank
+
+        return rank
+    raise AttributeError(f"module 'graft' has no attribute {name!r}")

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from graft.errors import ConfigError
+from graft.options import (
+    AUGMENT_PRESETS,
+    DISTRIBUTED,
+    LOGGERS,
+    check_choice,
+    check_positive_integers,
+    check_precision,
+    from_dict,
+    option,
+)
 
+#: The backbone of each modality when ``model`` is not given.
 DEFAULT_MODELS = {"image": "efficientnet_lite0", "text": "minilm"}
-#: Where training curves can go besides the CSV files (checked for its package when training).
-LOGGERS = ("csv", "tensorboard", "mlflow")
 
 
 @dataclass
@@ -100,50 +109,113 @@ class FitConfig:
         progress: show Lightning's progress bar.
     """
 
-    model: str | None = None
-    strategy: str = "fine-tune"
-    epochs: int | None = None
-    head_epochs: int = 30
-    batch_size: int = 32
-    lr: float | str = 3e-3
-    backbone_lr_mult: float | None = None
-    layer_decay: float = 1.0
-    unfreeze: int = 2
-    unfreeze_every: int = 1
-    lora_rank: int | None = None
-    lora_alpha: float | None = None
-    lora_targets: str | None = None
-    baseline: str | None = None
-    baseline_epochs: int | None = None
-    adapt: str = "none"
-    adapt_weight: float = 1.0
-    adapt_guard: bool = True
-    image_size: int | None = None
-    max_length: int | None = None
-    seed: int = 0
-    val_fraction: float = 0.2
-    task: str = "auto"
-    label_delimiter: str | None = None
-    tasks: dict[str, str] | None = None
-    task_weights: dict[str, float] | str | None = None
-    label_smoothing: float = 0.1
-    weight_decay: float = 0.01
-    grad_clip: float | None = None
-    logger: str = "csv"
-    class_weights: str | None = None
-    sampler: str | None = None
-    augment: str = "light"
-    views: int = 1
-    precision: str = "32"
-    devices: int = 1
-    num_nodes: int = 1
-    distributed: str | None = None
-    num_workers: int | None = None
-    cache_dir: str | None = None
-    progress: bool = True
+    model: str | None = option(
+        None,
+        "Backbone: a name from `graft models`, timm:NAME, hf:ORG/NAME, a folder, or a "
+        "`graft pretrain` run.",
+    )
+    strategy: str = option(
+        "fine-tune",
+        "fine-tune, feature-extract, full, partial, gradual, lora, or auto (chosen from "
+        "measurements of the data and the frozen backbone).",
+    )
+    epochs: int | None = option(
+        None, "Epochs of the main phase (fine-tune: 3, feature-extract: 30)."
+    )
+    head_epochs: int = option(30, "Epochs of fine-tune's head-only phase.")
+    batch_size: int = option(32, "Examples per step.")
+    lr: float | str = option(
+        3e-3, "Learning rate of the head, or auto (a range test picks it).", cli_type=str
+    )
+    backbone_lr_mult: float | None = option(
+        None, "Backbone learning rate as a fraction of --lr (images 0.1, text 0.02)."
+    )
+    layer_decay: float = option(
+        1.0, "Each backbone group down from the top trains at this times the rate above."
+    )
+    unfreeze: int = option(2, "Backbone groups trained by --strategy partial.")
+    unfreeze_every: int = option(1, "Epochs between unfreezing steps of --strategy gradual.")
+    lora_rank: int | None = option(None, "Rank of --strategy lora's adapters (default 8).")
+    lora_alpha: float | None = option(
+        None, "LoRA scale numerator: updates scaled by alpha/rank (default 2 x rank)."
+    )
+    lora_targets: str | None = option(
+        None,
+        "Comma-separated module names LoRA adapts, like query,value (default: the backbone's own).",
+    )
+    baseline: str | None = option(
+        None,
+        "scratch: also train the architecture from random weights and report the transfer "
+        "gain (negative transfer when pretraining hurt).",
+    )
+    baseline_epochs: int | None = option(
+        None, "Epochs of the scratch baseline (default: as many as the fit ran)."
+    )
+    adapt: str = option(
+        "none",
+        "Domain adaptation to --target-unlabeled: dann, coral, mmd, or none (source-only).",
+    )
+    adapt_weight: float = option(1.0, "Weight of the adaptation loss against the task loss.")
+    adapt_guard: bool = option(
+        True,
+        "Also train source-only and keep the adapted model only if it scores no worse on the "
+        "source validation data (doubles the adapted phases' time).",
+    )
+    image_size: int | None = option(
+        None, "Resize images to this side in pixels (default: the weights' size)."
+    )
+    max_length: int | None = option(
+        None, "Cut texts to this many tokens (default: the model's own length)."
+    )
+    seed: int = option(0, "Seed of the split, initialisation and data order.")
+    val_fraction: float = option(
+        0.2, "Share of each class held out when no validation data is given."
+    )
+    task: str = option(
+        "auto", "auto, multiclass, multilabel (a row's labels joined by ; or |) or regression."
+    )
+    label_delimiter: str | None = option(
+        None, "What separates a multilabel row's labels (default: ; or |)."
+    )
+    tasks: dict[str, str] | None = option(
+        None,
+        "Train several label columns of a table at once, one head each on the shared "
+        "backbone: sentiment,topic,rating (each kind inferred; COLUMN:KIND sets it, like "
+        "rating:regression). A row missing a task's label still trains the others.",
+        cli_type=str,
+    )
+    task_weights: dict[str, float] | str | None = option(
+        None,
+        "How the --tasks losses add up: weights in --tasks order (1,0.5), by name "
+        "(sentiment=1,topic=0.5), or uncertainty (learned; Kendall et al. 2018). Default: 1 "
+        "each.",
+        cli_type=str,
+    )
+    label_smoothing: float = option(0.1, "Label smoothing of the loss.")
+    weight_decay: float = option(0.01, "AdamW weight decay.")
+    grad_clip: float | None = option(None, "Clip the gradient norm.")
+    logger: str = option("csv", "csv (always kept), or also tensorboard or mlflow.")
+    class_weights: str | None = option(None, "auto: weigh the loss by inverse class frequency.")
+    sampler: str | None = option(None, "balanced: draw every class equally often.")
+    augment: str = option(
+        "light", "Image augmentation while the backbone trains: none, light, strong."
+    )
+    views: int = option(1, "Cached views per training image for the head (1 plain + augmented).")
+    precision: str = option("32", "32, 16-mixed (CUDA) or bf16-mixed, as Lightning takes it.")
+    devices: int = option(1, "Processes (GPUs, or CPU processes) per node.")
+    num_nodes: int = option(1, "Nodes of a multi-node run.")
+    distributed: str | None = option(
+        None, "ddp or fsdp across devices and nodes (default: ddp above 1 device)."
+    )
+    num_workers: int | None = option(None, "Data-loading processes.")
+    cache_dir: str | None = option(
+        None, "Root of the feature cache (default: $GRAFT_CACHE_DIR or ~/.cache/graft)."
+    )
+    progress: bool = option(True, "Show the progress bar.")
 
     def validate(self) -> FitConfig:
-        """Check every option; raise :class:`ConfigError` naming the first bad one."""
+        """Check every option, normalising some (``lr`` given as text, ``tasks``); raise
+        :class:`ConfigError` naming the first bad one."""
         from graft.strategies import STRATEGIES
 
         if self.strategy not in (*STRATEGIES, "auto"):
@@ -152,20 +224,23 @@ class FitConfig:
             )
         if self.baseline not in (None, "none", "scratch"):
             raise ConfigError(f"--baseline must be scratch or none, got {self.baseline!r}")
-        positive = (
-            *("epochs", "head_epochs", "batch_size", "unfreeze", "unfreeze_every", "views"),
-            "baseline_epochs",
-            "image_size",
-            "max_length",
-        )
         self._validate_lora()
         self._validate_adaptation()
-        for name in (*positive, "devices", "num_nodes"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ConfigError(
-                    f"--{name.replace('_', '-')} must be a positive integer, got {value}"
-                )
+        check_positive_integers(
+            self,
+            ("epochs", "head_epochs", "batch_size", "unfreeze", "unfreeze_every", "views")
+            + ("baseline_epochs", "image_size", "max_length", "devices", "num_nodes"),
+        )
+        self._validate_rates()
+        self._validate_task()
+        self._validate_tasks()
+        self._validate_regularisation()
+        self._validate_logger()
+        self._validate_sampling()
+        self._validate_engine()
+        return self
+
+    def _validate_rates(self) -> None:
         if isinstance(self.lr, str) and self.lr != "auto":
             try:
                 self.lr = float(self.lr)
@@ -185,61 +260,47 @@ class FitConfig:
             raise ConfigError(
                 "--layer-decay needs a strategy that trains the backbone, not feature-extract"
             )
+
+    def _validate_task(self) -> None:
+        from graft.tasks import CHOOSABLE
+
         if not 0.0 < self.val_fraction < 1.0:
             raise ConfigError(f"--val-fraction must be between 0 and 1, got {self.val_fraction}")
-        from graft.data import TASKS
-
-        if self.task not in ("auto", *TASKS):
+        if self.task not in ("auto", *CHOOSABLE):
             raise ConfigError(
-                f"--task must be auto or one of {', '.join(TASKS)}, got {self.task!r}"
+                f"--task must be auto or one of {', '.join(CHOOSABLE)}, got {self.task!r}"
             )
         if self.label_delimiter is not None:
             if not self.label_delimiter.strip():
                 raise ConfigError("--label-delimiter must be a visible character, like ; or |")
             if self.task not in ("auto", "multilabel"):
                 raise ConfigError(f"--label-delimiter splits multilabel rows, not {self.task} ones")
-        self._validate_tasks()
+
+    def _validate_regularisation(self) -> None:
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.weight_decay < 0:
             raise ConfigError(f"weight_decay must not be negative, got {self.weight_decay}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ConfigError(f"--grad-clip must be positive, got {self.grad_clip}")
-        self._validate_logger()
+
+    def _validate_sampling(self) -> None:
         if self.class_weights not in (None, "none", "auto"):
             raise ConfigError(f"--class-weights must be auto or none, got {self.class_weights!r}")
         if self.sampler not in (None, "none", "balanced"):
             raise ConfigError(f"--sampler must be balanced or none, got {self.sampler!r}")
-        from graft.data.transforms import AUGMENT_PRESETS
-
-        if self.augment not in AUGMENT_PRESETS:
-            raise ConfigError(
-                f"--augment must be one of {', '.join(AUGMENT_PRESETS)}, got {self.augment!r}"
-            )
+        check_choice("augment", self.augment, AUGMENT_PRESETS)
         if self.views > 1 and self.augment == "none":
             raise ConfigError("--views above 1 needs augmented views: --augment light or strong")
-        from graft.training.engine import DISTRIBUTED, PRECISIONS
 
-        self.precision = str(self.precision)
-        if self.precision not in PRECISIONS:
-            raise ConfigError(
-                f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
-            )
-        if self.precision == "16-mixed":
-            import torch
-
-            if not torch.cuda.is_available():
-                raise ConfigError(
-                    "--precision 16-mixed needs a CUDA GPU, and none is available here; "
-                    "use bf16-mixed on the CPU (or 32)"
-                )
+    def _validate_engine(self) -> None:
+        self.precision = check_precision(self.precision)
         if self.distributed not in (None, "none", *DISTRIBUTED):
             raise ConfigError(
                 f"--distributed must be one of {', '.join(DISTRIBUTED)}, got {self.distributed!r}"
             )
         if self.num_workers is not None and self.num_workers < 0:
             raise ConfigError(f"--num-workers must not be negative, got {self.num_workers}")
-        return self
 
     def _validate_lora(self) -> None:
         names = ("lora_rank", "lora_alpha", "lora_targets")
@@ -299,13 +360,16 @@ class FitConfig:
         return asdict(self)
 
     def _validate_logger(self) -> None:
-        if self.logger not in LOGGERS:
-            raise ConfigError(f"--logger must be one of {', '.join(LOGGERS)}, got {self.logger!r}")
+        check_choice("logger", self.logger, LOGGERS)
+
+    def resolved(self, **chosen: Any) -> FitConfig:
+        """A copy with the values a fit chose for ``auto`` or ``None`` (``model``,
+        ``strategy``, ``lr``); the original keeps the hyperparameters as given."""
+        return replace(self, **chosen)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> FitConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
+        return from_dict(cls, values)
 
 
 #: ``task_weights`` that learns the weights (Kendall et al. 2018) instead of fixing them.

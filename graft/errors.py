@@ -23,3 +23,7 @@ class ModelUnavailableError(GraftError, RuntimeError):
 
 class RunError(GraftError, RuntimeError):
     """A run directory cannot be written or read."""
+
+
+class NotFittedError(GraftError, AttributeError):
+    """The model has not been fitted (or loaded) yet."""

@@ -38,9 +38,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from graft.data import LabelledData
 from graft.data.images import UnreadableImage, open_rgb
-from graft.errors import ConfigError
 
 #: Upload limit of one request, over all its files.
 MAX_UPLOAD_BYTES = 10 * 2**20
@@ -125,23 +123,10 @@ class MicroBatcher:
             start += len(job.items)
 
 
-def answers(model, items: list[str]) -> list[list[dict]] | list[dict]:
-    """Every class with its probability, most probable first, for each input (regression:
-    the value)."""
-    data = LabelledData(items, None, model.classes_, model.backbone_.modality, "request")
-    if model.task_ == "regression":
-        return [{"value": float(v)} for v in model.predict(data)]
-    probabilities = model.predict_proba(data)
-    return [
-        sorted(
-            (
-                {"label": label, "probability": round(float(p), 6)}
-                for label, p in zip(model.classes_, row, strict=True)
-            ),
-            key=lambda answer: -answer["probability"],
-        )
-        for row in probabilities
-    ]
+def answers(model, items: list[str]) -> list:
+    """Each input's full answer (every class with its probability, most probable first; a
+    regression model's value), which each request then cuts to its ``top_k``."""
+    return model.served_answers(items, top_k=len(model.classes_))
 
 
 def create_app(
@@ -151,11 +136,7 @@ def create_app(
     top_k: int = 5,
 ):
     """The FastAPI application serving fitted ``model``."""
-    if model.task_ == "multitask":
-        raise ConfigError(
-            f"graft serve answers for single-task models; this one has the tasks "
-            f"{', '.join(model.tasks_)} (predict with it through graft predict or graft.load)"
-        )
+    model.fitted_task_.check_servable()
     modality = model.backbone_.modality
     batcher = MicroBatcher(lambda items: answers(model, items), max_batch=max_batch)
     uploads = tempfile.TemporaryDirectory(prefix="graft-serve-")
@@ -173,7 +154,7 @@ def create_app(
     app = FastAPI(title="graft", lifespan=lifespan)
     app.state.batcher = batcher
     describe = {
-        "model": model.config.model,
+        "model": model.model_,
         "modality": modality,
         "task": model.task_,
         "classes": list(model.classes_),
@@ -206,8 +187,7 @@ def create_app(
             if modality == "image":
                 for item in items:
                     Path(item).unlink(missing_ok=True)
-        if model.task_ != "regression":
-            found = [row[:k] for row in found]
+        found = [row[:k] if isinstance(row, list) else row for row in found]
         return {"predictions": found}
 
     return app
@@ -333,9 +313,9 @@ def serve(run: str | Path, host: str = "127.0.0.1", port: int = 8000, **options)
     """Load the run and serve it until interrupted."""
     import uvicorn
 
-    import graft
+    from graft.api import load
 
-    uvicorn.run(create_app(graft.load(run), **options), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(load(run), **options), host=host, port=port, log_level="info")
 
 
 def _page(describe: dict) -> str:

@@ -1,4 +1,7 @@
-"""Shared fixtures: real data subsets (the repository's example photos, the shared SST-2 set)."""
+"""Shared fixtures and helpers: real data subsets (the repository's example photos, the shared
+SST-2 set, Amazon reviews), writing tables, snapshots of weights, and the ``slow`` marker (a
+test that trains or reads a real dataset for more than a few seconds; ``pytest -m "not slow"``
+is the quick check)."""
 
 from __future__ import annotations
 
@@ -75,3 +78,30 @@ def sst2(tmp_path_factory) -> dict[str, Path]:
         "train": write_sst2("train.csv", 1000, folder / "train.csv"),
         "test": write_sst2("test.csv", 300, folder / "test.csv"),
     }
+
+
+AMAZON = SHARED / "amazon_reviews_4domains"
+DOMAINS = ("books", "dvd", "electronics", "kitchen")
+
+
+def amazon_records(domain: str) -> list[dict[str, str]]:
+    """Every review of one domain of the shared Amazon set (the test is skipped without it)."""
+    path = AMAZON / f"{domain}.csv"
+    if not path.is_file():
+        pytest.skip(f"shared dataset {path} is not available")
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def write_csv(path: Path, rows: list[dict], fields: tuple[str, ...]) -> Path:
+    """``rows`` as a CSV table with the columns ``fields`` (other keys left out)."""
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(fields), extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def snapshot(module) -> dict:
+    """A copy of ``module``'s weights, to compare after training."""
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}

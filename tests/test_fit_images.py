@@ -82,7 +82,7 @@ def test_refuses_a_non_empty_run_directory_without_overwrite(feature_model, flow
 
 def test_evaluation_refuses_labels_the_model_never_saw(feature_model, tmp_path):
     model, _ = feature_model
-    from .test_data import make_images
+    from tests.data.test_sources import make_images
 
     make_images(tmp_path / "orchid", 2)
     make_images(tmp_path / "roses", 2)

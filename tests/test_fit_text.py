@@ -30,7 +30,8 @@ def text_runs(sst2, tmp_path_factory):
 
 def test_feature_extract_accuracy_floor(text_runs):
     model, _ = text_runs["feature-extract"]
-    assert model.config.model == "minilm"  # the default text backbone
+    assert model.model_ == "minilm"  # the default text backbone
+    assert model.config.model is None  # the hyperparameter stays as given
     assert model.metrics_["test"]["accuracy"] >= 0.72  # measured 0.757
     assert model.summary_["examples"] == {"train": 800, "val": 200, "test": 300}
     duplicates, splits = model.summary_["duplicates"], model.splits_

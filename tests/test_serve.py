@@ -116,7 +116,7 @@ def test_text_requests_are_never_read_as_files(sst2_model_server):
 
 @pytest.fixture(scope="module")
 def sst2_model_server(tmp_path_factory):
-    from .conftest import write_sst2
+    from tests.conftest import write_sst2
 
     folder = tmp_path_factory.mktemp("serve-text")
     train = write_sst2("train.csv", 120, folder / "train.csv")

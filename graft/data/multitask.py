@@ -16,7 +16,6 @@ a missing label.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,14 +23,17 @@ import torch
 
 from graft.backbones.base import Modality
 from graft.data.dataset import LabelledData, Task
+from graft.data.frames import frame_name, is_frame, is_split_mapping, read_frame
 from graft.data.sources import (
     TABLE_SUFFIXES,
+    TableSource,
     _check_images,
     _detect_input_column,
     _encode_labels,
     _existing,
     _warn_skipped,
     infer_task,
+    label_list_delimiter,
     read_labelled_rows,
     read_table,
 )
@@ -222,28 +224,23 @@ def _packed(labels: np.ndarray, task: TaskSpec) -> np.ndarray:
 
 
 def load_multitask(
-    source: str | Path,
+    source: Any,
     tasks: dict[str, str],
     *,
     text_column: str | None = None,
     image_column: str | None = None,
     label_delimiter: str | dict[str, str | None] | None = None,
 ) -> MultiTaskData:
-    """Load a table (CSV, TSV or JSONL) whose columns ``tasks`` (column -> ``auto`` or a kind)
-    each hold the labels of one task; ``label_delimiter`` separates the labels of a
-    multilabel task's row (one for all tasks, or one per task; None: ``;`` or ``|``).
+    """Load a table (CSV, TSV, JSONL or Parquet file, pandas DataFrame, ``datasets.Dataset``)
+    whose columns ``tasks`` (column -> ``auto`` or a kind) each hold the labels of one task;
+    ``label_delimiter`` separates the labels of a multilabel task's row (one for all tasks,
+    or one per task; None: ``;`` or ``|``). A column of lists is a multilabel task.
 
     Raises:
-        DataError: the file is not a table, a task column does not exist, holds no label in
+        DataError: the data are not a table, a task column does not exist, holds no label in
             any usable row, or (a classification task) fewer than two classes.
     """
-    path = _existing(source)
-    if path.is_dir() or path.suffix.lower() not in TABLE_SUFFIXES:
-        raise DataError(
-            f"{path}: data with several tasks (--tasks) must be a table (.csv, .tsv, .jsonl) "
-            "with one column per task"
-        )
-    rows, columns = read_table(path)
+    path, rows, columns = _read_task_table(source, label_delimiter)
     for name in tasks:
         if name not in columns:
             raise DataError(
@@ -267,6 +264,9 @@ def load_multitask(
         delimiter = (
             label_delimiter.get(name) if isinstance(label_delimiter, dict) else label_delimiter
         )
+        listed = label_list_delimiter(path, rows, name)
+        if listed is not None:  # a column of lists: a multilabel task
+            kind, delimiter = ("multilabel" if kind == "auto" else kind), delimiter or listed
         spec, packed = _encode_task(path, name, kind, names, wheres, delimiter)
         specs.append(spec)
         parts.append(packed)
@@ -278,8 +278,29 @@ def load_multitask(
     return MultiTaskData(items, labels, specs, modality, str(path), skipped)
 
 
+def _read_task_table(
+    source: Any, label_delimiter: str | dict[str, str | None] | None
+) -> tuple[TableSource, list[dict[str, str]], list[str]]:
+    """Where a multi-task table came from, its rows and its columns."""
+    if is_split_mapping(source):
+        raise DataError(
+            f"{frame_name(source)} holds the splits {', '.join(map(repr, source))}; with several "
+            "tasks give the 'train' split as the data and the others as val= and test="
+        )
+    if is_frame(source):
+        return read_frame(source, label_delimiter=label_delimiter)
+    path = _existing(source)
+    if path.is_dir() or path.suffix.lower() not in TABLE_SUFFIXES:
+        raise DataError(
+            f"{path}: data with several tasks (--tasks) must be a table (.csv, .tsv, .jsonl, "
+            ".parquet) with one column per task"
+        )
+    rows, columns = read_table(path, label_delimiter=label_delimiter)
+    return path, rows, columns
+
+
 def load_multitask_like(
-    source: str | Path | MultiTaskData,
+    source: Any,
     tasks: list[TaskSpec],
     *,
     text_column: str | None = None,
@@ -300,7 +321,7 @@ def load_multitask_like(
 
 
 def _encode_task(
-    path: Path,
+    path: TableSource,
     name: str,
     kind: str,
     names: list[dict[str, str]],

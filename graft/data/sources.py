@@ -1,4 +1,6 @@
-"""Reading a user's data: class folders, ``train/val/test`` folders, and CSV, TSV or JSONL tables.
+"""Reading a user's data: class folders, ``train/val/test`` folders, and CSV, TSV, JSONL or
+Parquet tables, or tables held in memory (pandas DataFrames, ``datasets``; see
+:mod:`graft.data.frames`, which reads them as CSV rows).
 
 A table's label column holds one class per row (multiclass), several labels joined by a
 delimiter (multilabel, ``books;positive``) or a number (regression); ``task="auto"`` tells them
@@ -23,12 +25,28 @@ from typing import Any
 import numpy as np
 
 from graft.data.dataset import TASKS, DataSplits, LabelledData, Task
+from graft.data.frames import (
+    FrameOrigin,
+    LabelList,
+    StoredImage,
+    UnusableImage,
+    frame_name,
+    is_frame,
+    is_image_value,
+    is_split_mapping,
+    read_frame,
+    read_parquet,
+    split_parts,
+    store_image,
+)
 from graft.data.images import UnreadableImage, is_image_file, open_rgb
 from graft.errors import ConfigError, DataError
 
 log = logging.getLogger("graft")
 
-TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".jsonl": None, ".ndjson": None}
+TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".jsonl": None, ".ndjson": None, ".parquet": None}
+#: A table's path, or the origin of a table held in memory: what messages name.
+TableSource = Path | FrameOrigin
 TEXT_SUFFIXES = frozenset({".txt"})
 SPLIT_NAMES = {"train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
 LABEL_COLUMNS = ("label", "labels", "class", "target", "category", "y", "sentiment")
@@ -47,7 +65,7 @@ def is_hidden(path: Path) -> bool:
 
 
 def load_splits(
-    source: str | Path,
+    source: Any,
     *,
     text_column: str | None = None,
     image_column: str | None = None,
@@ -55,42 +73,68 @@ def load_splits(
     task: Task | str = "auto",
     label_delimiter: str | None = None,
 ) -> DataSplits:
-    """Load ``source``; a folder with ``train/`` (and ``val/``, ``test/``) gives all three.
+    """Load ``source``; a folder with ``train/`` (and ``val/``, ``test/``) gives all three, as
+    does a ``datasets.DatasetDict`` (or a dict) with ``train`` (and ``validation``, ``test``).
 
     Validation and test data are read as the task (and delimiter) of the training data.
     """
-    path = _existing(source)
     options = dict(text_column=text_column, image_column=image_column, label_column=label_column)
-    if path.is_dir():
-        found = {key: _split_folder(path, names) for key, names in SPLIT_NAMES.items()}
-        if found["train"] is not None:
-            train = load_data(found["train"], **options, task=task, label_delimiter=label_delimiter)
-            options.update(task=train.task, label_delimiter=train.label_delimiter)
-            return DataSplits(
-                train=train,
-                val=load_data(found["val"], **options) if found["val"] else None,
-                test=load_data(found["test"], **options) if found["test"] else None,
-            )
-    return DataSplits(train=load_data(path, **options, task=task, label_delimiter=label_delimiter))
+    if is_split_mapping(source):
+        parts = split_parts(source, SPLIT_NAMES)
+        names = {key: _split_name(source, key) for key in parts}
+    else:
+        path = source if is_frame(source) else _existing(source)
+        parts, names = {"train": path, "val": None, "test": None}, {}
+        if isinstance(path, Path) and path.is_dir():
+            found = {key: _split_folder(path, spellings) for key, spellings in SPLIT_NAMES.items()}
+            parts = found if found["train"] is not None else parts
+    train = load_data(
+        parts["train"],
+        **options,
+        task=task,
+        label_delimiter=label_delimiter,
+        name=names.get("train"),
+    )
+    options.update(task=train.task, label_delimiter=train.label_delimiter)
+    val, test = (
+        None if parts[key] is None else load_data(parts[key], **options, name=names.get(key))
+        for key in ("val", "test")
+    )
+    return DataSplits(train=train, val=val, test=test)
+
+
+def _split_name(splits: Any, key: str) -> str | None:
+    """How messages name the in-memory table of split ``key`` (``val``) of ``splits``."""
+    spelling = next((n for n in SPLIT_NAMES[key] if n in splits), None)
+    part = splits.get(spelling) if spelling is not None else None
+    return frame_name(part, spelling) if is_frame(part) else None
 
 
 def load_data(
-    source: str | Path,
+    source: Any,
     *,
     text_column: str | None = None,
     image_column: str | None = None,
     label_column: str | None = None,
     task: Task | str = "auto",
     label_delimiter: str | None = None,
+    name: str | None = None,
 ) -> LabelledData:
-    """Load one labelled dataset: a folder of class folders, or a table.
+    """Load one labelled dataset: a folder of class folders, a table file (CSV, TSV, JSONL,
+    Parquet), or a table held in memory (a pandas DataFrame, a ``datasets.Dataset``).
 
     ``task`` is ``"auto"`` (inferred from a table's labels), ``"multiclass"``, ``"multilabel"``
     or ``"regression"``; ``label_delimiter`` separates a multilabel row's labels (None: ``;``
-    or ``|``, whichever the labels hold).
+    or ``|``, whichever the labels hold). ``name`` names an in-memory table in messages
+    (default: its kind, ``DataFrame``, or ``datasets.Dataset 'train'`` for a named split).
     """
     if task not in ("auto", *TASKS):
         raise ConfigError(f"--task must be auto or one of {', '.join(TASKS)}, got {task!r}")
+    if is_frame(source):
+        origin, rows, columns = read_frame(source, name=name, label_delimiter=label_delimiter)
+        return _from_rows(
+            origin, rows, columns, text_column, image_column, label_column, task, label_delimiter
+        )
     path = _existing(source)
     if path.is_dir():
         if task not in ("auto", "multiclass"):
@@ -100,11 +144,13 @@ def load_data(
             )
         return _load_class_folders(path)
     if path.suffix.lower() in TABLE_SUFFIXES:
-        rows, columns = read_table(path)
+        rows, columns = read_table(path, label_delimiter=label_delimiter)
         return _from_rows(
             path, rows, columns, text_column, image_column, label_column, task, label_delimiter
         )
-    raise DataError(f"{path}: not a folder of class folders nor a table (.csv, .tsv, .jsonl)")
+    raise DataError(
+        f"{path}: not a folder of class folders nor a table (.csv, .tsv, .jsonl, .parquet)"
+    )
 
 
 def _existing(source: str | Path) -> Path:
@@ -242,8 +288,14 @@ def _require_classes(data: LabelledData) -> None:
 # Tables ----------------------------------------------------------------------------------------
 
 
-def read_table(path: Path) -> tuple[list[dict[str, str]], list[str]]:
-    """Rows of a CSV, TSV or JSONL file as dictionaries, and the column names."""
+def read_table(
+    path: Path, *, label_delimiter: str | dict[str, str | None] | None = None
+) -> tuple[list[dict[str, str]], list[str]]:
+    """Rows of a CSV, TSV, JSONL or Parquet file as dictionaries, and the column names; a
+    Parquet file's cells read as CSV text (:mod:`graft.data.frames`), its lists of labels
+    joined by ``label_delimiter`` (one, or one per column; None: ``;``)."""
+    if path.suffix.lower() == ".parquet":
+        return read_parquet(path, label_delimiter=label_delimiter)
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as error:
@@ -289,7 +341,11 @@ def _read_jsonl(path: Path, text: str) -> tuple[list[dict[str, str]], list[str]]
 
 
 def _pick_column(
-    path: Path, columns: list[str], given: str | None, candidates: tuple[str, ...], option: str
+    path: TableSource,
+    columns: list[str],
+    given: str | None,
+    candidates: tuple[str, ...],
+    option: str,
 ) -> str | None:
     if given is not None:
         if given not in columns:
@@ -302,7 +358,7 @@ def _pick_column(
 
 
 def _detect_input_column(
-    path: Path,
+    path: TableSource,
     rows: list[dict[str, str]],
     columns: list[str],
     labels: Collection[str],
@@ -342,7 +398,7 @@ def _looks_like_paths(rows: list[dict[str, str]], column: str, share: float = 1.
 
 
 def _from_rows(
-    path: Path,
+    path: TableSource,
     rows: list[dict[str, str]],
     columns: list[str],
     text_column: str | None,
@@ -359,6 +415,10 @@ def _from_rows(
     column, modality = _detect_input_column(
         path, rows, columns, (label,), text_column, image_column
     )
+    listed = label_list_delimiter(path, rows, label)
+    if listed is not None:  # a column of lists: multilabel, joined by the given delimiter
+        task = "multilabel" if task == "auto" else task
+        label_delimiter = label_delimiter or listed
 
     def read_label(row: dict[str, str]) -> tuple[str, str | None]:
         name = (row.get(label) or "").strip()
@@ -382,7 +442,7 @@ def _from_rows(
 
 
 def read_labelled_rows(
-    path: Path,
+    path: TableSource,
     rows: list[dict[str, str]],
     column: str,
     modality: str,
@@ -407,24 +467,54 @@ def read_labelled_rows(
     return items, labels, wheres, skipped
 
 
-def numbered_rows(path: Path, rows: list[dict[str, str]]):
+def numbered_rows(path: TableSource, rows: list[dict[str, str]]):
     """``(where, row)`` for each row of the table at ``path``, ``where`` naming the file and
-    the row's number as an editor shows it (after a CSV's header line)."""
-    start = 2 if path.suffix.lower() != ".jsonl" else 1
+    the row's number as an editor shows it (after a CSV's header line); a Parquet file's and
+    an in-memory table's rows are numbered from 0, as pandas and ``datasets`` index them."""
+    if isinstance(path, FrameOrigin):
+        for number, row in enumerate(rows):
+            yield path.where(number), row
+        return
+    start = {".jsonl": 1, ".parquet": 0}.get(path.suffix.lower(), 2)
     for number, row in enumerate(rows, start=start):
         yield f"{path}, row {number}", row
 
 
+def label_list_delimiter(path: TableSource, rows: list[dict[str, str]], column: str) -> str | None:
+    """The delimiter that joined the lists of labels of ``column`` (None: it holds none).
+
+    Raises:
+        DataError: a label in a list holds that delimiter, so it would split in two.
+    """
+    delimiter = None
+    for where, row in numbered_rows(path, rows):
+        cell = row.get(column)
+        if isinstance(cell, LabelList):
+            delimiter = cell.delimiter
+            bad = next((part for part in cell.parts if delimiter in part), None)
+            if bad is not None:
+                raise DataError(
+                    f"{where}: the label {bad!r} in column {column!r} holds {delimiter!r}, "
+                    "which joins the labels of a list; give another --label-delimiter"
+                )
+    return delimiter
+
+
 def row_input(
-    path: Path, row: dict[str, str], column: str, modality: str
+    path: TableSource, row: dict[str, str], column: str, modality: str
 ) -> tuple[str, str | None]:
     """A row's input (a text, or an image's absolute path) and why it is unusable (None when
-    it is usable): an empty text, or an image path that does not exist or that leads outside
-    the table's folder."""
-    value = (row.get(column) or "").strip()
+    it is usable): an empty text, an image value that is not an image, or an image path that
+    does not exist or that leads outside the table's folder (an in-memory table's paths are
+    read from the current folder and may lead anywhere)."""
+    cell = row.get(column)
+    if modality == "image" and isinstance(cell, UnusableImage | LabelList):
+        return "", getattr(cell, "reason", f"a list in column {column!r} is not an image")
+    value = (cell or "").strip()
     if modality != "image":
         return value, None if value else f"empty text in column {column!r}"
-    if value and _outside(path.parent, value):
+    confined = not isinstance(path, FrameOrigin) and not isinstance(cell, StoredImage)
+    if value and confined and _outside(path.parent, value):
         return value, (
             f"image {value!r} is outside {path.parent}, the table's folder (paths are read "
             "relative to it)"
@@ -436,7 +526,7 @@ def row_input(
 
 
 def infer_task(
-    path: Path, column: str, names: list[str], task: str, delimiter: str | None
+    path: TableSource, column: str, names: list[str], task: str, delimiter: str | None
 ) -> tuple[Task, str | None]:
     """The task of a label column and, for multilabel, its delimiter.
 
@@ -524,43 +614,86 @@ def _sorted_labels(names: set[str]) -> list[str]:
 # Unlabelled inputs for prediction ----------------------------------------------------------------
 
 
-def load_inputs(inputs: list[str], modality: str, *, column: str | None = None) -> list[str]:
-    """Items to predict: image files or folders of them, a table's input column, or texts.
+def load_inputs(inputs: Iterable[Any], modality: str, *, column: str | None = None) -> list[str]:
+    """Items to predict: image files or folders of them, a table's input column (a CSV, TSV,
+    JSONL or Parquet file, a pandas DataFrame or Series, a ``datasets.Dataset``), images held
+    in memory (PIL images, arrays), or texts.
 
     For a text model, an argument that is not an existing file is taken as the text itself.
     """
     items: list[str] = []
     for value in inputs:
-        path = Path(value).expanduser()
-        if not _may_be_path(path):  # a text too long, or with characters no path can hold
-            if modality != "text":
-                raise DataError(f"{value[:80]!r}: not an image file or folder")
-            items.append(value)
-        elif path.is_dir():
-            wanted = is_image_file if modality == "image" else lambda f: f.suffix == ".txt"
-            files = [f for f in _class_files(path) if wanted(f)]
-            items += [_read_item(f, modality) for f in files]
-        elif path.is_file() and path.suffix.lower() in TABLE_SUFFIXES:
-            rows, columns = read_table(path.resolve())
-            candidates = IMAGE_COLUMNS if modality == "image" else TEXT_COLUMNS
-            name = _pick_column(path, columns, column, candidates, "--column")
-            if name is None:
-                raise DataError(
-                    f"{path}: no {modality} column among {', '.join(columns)}; "
-                    "name it with --column"
-                )
-            for row in rows:
-                value = (row.get(name) or "").strip()
-                items.append(str((path.parent / value).resolve()) if modality == "image" else value)
-        elif path.is_file():
-            items.append(_read_item(path, modality))
-        elif modality == "text":
-            items.append(value)
+        if is_frame(value):
+            origin, rows, columns = read_frame(value)
+            items += _table_inputs(origin, rows, columns, modality, column)
+        elif is_image_value(value):
+            items.append(_memory_image(value, modality))
         else:
-            raise DataError(f"{value}: no such image file or folder")
+            text = os.fspath(value) if isinstance(value, os.PathLike) else str(value)
+            items += _path_inputs(text, modality, column)
     if not items:
         raise DataError("nothing to predict: the inputs hold no image or text")
     return items
+
+
+def _path_inputs(value: str, modality: str, column: str | None) -> list[str]:
+    """The items one argument names: a folder's files, a table's input column, a file, or
+    (for a text model) the text itself."""
+    path = Path(value).expanduser()
+    if not _may_be_path(path):  # a text too long, or with characters no path can hold
+        if modality != "text":
+            raise DataError(f"{value[:80]!r}: not an image file or folder")
+        return [value]
+    if path.is_dir():
+        wanted = is_image_file if modality == "image" else lambda f: f.suffix == ".txt"
+        return [_read_item(f, modality) for f in _class_files(path) if wanted(f)]
+    if path.is_file() and path.suffix.lower() in TABLE_SUFFIXES:
+        rows, columns = read_table(path.resolve())
+        return _table_inputs(path, rows, columns, modality, column)
+    if path.is_file():
+        return [_read_item(path, modality)]
+    if modality == "text":
+        return [value]
+    raise DataError(f"{value}: no such image file or folder")
+
+
+def _table_inputs(
+    path: TableSource,
+    rows: list[dict[str, str]],
+    columns: list[str],
+    modality: str,
+    column: str | None,
+) -> list[str]:
+    """A table's input column (``column``, else one named like a text or image column, else
+    its only column): texts, or image paths read from the table's folder."""
+    candidates = IMAGE_COLUMNS if modality == "image" else TEXT_COLUMNS
+    name = _pick_column(path, columns, column, candidates, "--column")
+    if name is None and len(columns) == 1:
+        name = columns[0]
+    if name is None:
+        raise DataError(
+            f"{path}: no {modality} column among {', '.join(columns)}; name it with --column"
+        )
+    items = []
+    for where, row in numbered_rows(path, rows):
+        cell = row.get(name)
+        if modality == "image" and isinstance(cell, UnusableImage):
+            raise DataError(f"{where}: {cell.reason}")
+        value = (cell or "").strip()
+        if modality == "image" and not value:
+            raise DataError(f"{where}: no image in column {name!r}")
+        items.append(str((path.parent / value).resolve()) if modality == "image" else value)
+    return items
+
+
+def _memory_image(value: Any, modality: str) -> str:
+    """The stored file of an image given in memory (see :func:`store_image`)."""
+    if modality != "image":
+        raise DataError(f"an image ({type(value).__name__}) was given to a {modality} model")
+    try:
+        return store_image(value)
+    except UnreadableImage as error:
+        raise DataError(f"an image given as a {type(value).__name__}: {error}") from None
 
 
 def _may_be_path(path: Path) -> bool:

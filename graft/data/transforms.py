@@ -13,12 +13,13 @@ from torch.utils.data import Dataset
 
 from graft.backbones.base import ImagePreprocessing, Preprocessing, TextPreprocessing
 from graft.data.images import open_rgb
+from graft.options import AUGMENT_PRESETS
 
 #: Image augmentation presets, built on timm's transforms (``--augment``):
 #: none: the evaluation transform; light: random-resized crop (35-100% of the area) and
 #: horizontal flip; strong: random-resized crop (8-100%), flip, RandAugment (m9) and random
 #: erasing, plus mixup and cutmix in the training step (:func:`mixup_for`).
-AUGMENT_PRESETS = ("none", "light", "strong")
+__all__ = ["AUGMENT_PRESETS", "Collate", "InputDataset", "image_transform", "mixup_for"]
 
 
 def image_transform(

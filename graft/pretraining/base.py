@@ -16,7 +16,7 @@ import lightning as L
 import torch
 from torch import nn
 
-from graft.training.module import Phase
+from graft.training.phase import Phase
 from graft.training.sampling import loader_workers
 
 

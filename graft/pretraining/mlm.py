@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader
 from graft.backbones.base import Backbone
 from graft.data import LabelledData
 from graft.pretraining.base import PretrainModule, num_workers
-from graft.training.module import Phase
+from graft.training.phase import Phase
 from graft.training.sampling import seeded_order, worker_options
 
 #: The label of a position that is not predicted (transformers' convention).

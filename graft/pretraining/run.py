@@ -38,10 +38,16 @@ from graft.pretraining.base import mean_loss
 from graft.pretraining.config import PretrainConfig
 from graft.pretraining.data import load_pretrain_data, resolve_objective, split_for_pretraining
 from graft.pretraining.saving import save_backbone
-from graft.runs import FORMAT_VERSION, check_run_dir, finish_run, read_json, run_lock, write_json
-from graft.training import run_phase
-from graft.training.engine import EngineOptions, require_logger
-from graft.training.module import Phase
+from graft.runs.directory import (
+    FORMAT_VERSION,
+    check_run_dir,
+    finish_run,
+    read_json,
+    run_lock,
+    write_json,
+)
+from graft.training.engine import EngineOptions, require_logger, run_phase
+from graft.training.phase import Phase
 
 log = logging.getLogger("graft")
 
@@ -231,7 +237,7 @@ def _new_record(
     source,
     columns: dict,
 ) -> dict:
-    from graft.persistence import _versions
+    from graft.runs.persistence import versions as _versions
 
     return {
         "format_version": FORMAT_VERSION,

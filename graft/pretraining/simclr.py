@@ -22,7 +22,7 @@ from graft.data import LabelledData
 from graft.data.images import open_rgb
 from graft.data.transforms import seeded_view
 from graft.pretraining.base import PretrainModule, num_workers
-from graft.training.module import Phase
+from graft.training.phase import Phase
 from graft.training.sampling import seeded_order, worker_options
 
 #: Images at least this large also get SimCLR's Gaussian blur (Chen et al. leave it out on

@@ -15,10 +15,9 @@ from torch.utils.data import DataLoader
 from graft.backbones.base import Backbone
 from graft.data import LabelledData
 from graft.data.transforms import Collate, InputDataset, mixup_for
-from graft.heads import ClassificationHead
 from graft.pretraining.base import num_workers
-from graft.training import TransferModule
-from graft.training.module import Phase
+from graft.training.module import TransferModule
+from graft.training.phase import Phase
 from graft.training.sampling import seeded_order, worker_options
 
 
@@ -28,7 +27,7 @@ class SupervisedModule(TransferModule):
 
     def batch_loss(self, batch) -> tuple[torch.Tensor, int]:
         inputs, targets = batch
-        return self.loss(self(inputs), targets, train=False), len(targets)
+        return self.loss(self(inputs), self.prepare_targets(targets), train=False), len(targets)
 
 
 def prepare(
@@ -39,21 +38,15 @@ def prepare(
     phase: Phase,
 ) -> tuple[SupervisedModule, DataLoader, DataLoader]:
     """The module and the loaders of supervised pre-training on ``train``'s labels."""
-    from graft.model import regression_stats
+    from graft.tasks import task_class
 
-    head = ClassificationHead(backbone.feature_dim, len(train.classes))
+    task = task_class(train.task).from_training_data(train, config)
+    head = task.new_head(backbone)
     mixup = None
-    if backbone.modality == "image" and train.task == "multiclass":
+    if backbone.modality == "image" and task.mixup:
         mixup = mixup_for(config.augment, len(train.classes), 0.1)
-    stats = regression_stats(train) if train.task == "regression" else (0.0, 1.0)
     module = SupervisedModule(
-        head,
-        phase,
-        backbone,
-        weight_decay=config.weight_decay,
-        mixup=mixup,
-        task=train.task,
-        target_stats=stats,
+        head, phase, backbone, weight_decay=config.weight_decay, mixup=mixup, task=task
     )
     preprocessing = backbone.preprocessing
     options = dict(collate_fn=Collate(preprocessing), **worker_options(num_workers(config)))

@@ -19,9 +19,6 @@ from graft.data import DataSplits
 
 log = logging.getLogger("graft")
 
-#: The score whose difference is the transfer gain, by task.
-HEADLINE = {"multiclass": "accuracy", "multilabel": "micro_f1", "regression": "r2"}
-
 
 def scratch_params(params: dict[str, Any], epochs: int) -> dict[str, Any]:
     """The fit parameters of the from-scratch control of a fit with ``params``."""
@@ -43,9 +40,9 @@ def scratch_params(params: dict[str, Any], epochs: int) -> dict[str, Any]:
     }
 
 
-def transfer_gain(pretrained: dict, scratch: dict, task: str) -> dict:
-    """Pretrained minus scratch score per split (``{"val": {...}, "test": {...}}`` metrics)."""
-    metric = HEADLINE[task]
+def transfer_gain(pretrained: dict, scratch: dict, metric: str) -> dict:
+    """Pretrained minus scratch ``metric`` per split (``{"val": {...}, "test": {...}}``
+    metrics; the task's headline metric)."""
     splits = {}
     for name in ("val", "test"):
         if name in pretrained and name in scratch:
@@ -61,20 +58,19 @@ def verdict(gain: float | None) -> str:
     return "negative transfer" if gain < 0 else "positive transfer"
 
 
-def fit_scratch_baseline(model, splits: DataSplits) -> dict:
-    """Train the scratch control of the fitted ``model`` on its ``splits``; the gain record.
+def fit_scratch_baseline(model, splits: DataSplits, estimator: type) -> dict:
+    """Train the scratch control of the fitted ``model`` on its ``splits`` with a new
+    ``estimator`` (its class); the gain record.
 
     The budget is ``baseline_epochs``, or by default as many epochs as the pretrained fit ran
     in all its phases together.
     """
-    from graft.model import GraftClassifier
-
-    config = model.config
+    config = model.config_
     epochs = config.baseline_epochs or len(model.history_)
     params = scratch_params(config.to_dict(), epochs)
     log.info("baseline: %s from scratch, %d epochs", config.model, epochs)
-    scratch = GraftClassifier(**params).fit(splits.train, splits.val, splits.test)
-    gain = transfer_gain(model.metrics_, scratch.metrics_, model.task_)
+    scratch = estimator(**params).fit(splits.train, splits.val, splits.test)
+    gain = transfer_gain(model.metrics_, scratch.metrics_, model.fitted_task_.headline)
     deciding = gain.get("test", gain.get("val", {})).get("gain")
     return {
         "baseline": params["model"],

@@ -22,7 +22,7 @@ from graft.backbones import Backbone, create_backbone
 from graft.data import DataSplits, LabelledData, load_data, load_splits, train_val_split
 from graft.errors import ConfigError, DataError, RunError
 from graft.features import FeatureCache
-from graft.runs import write_json
+from graft.runs.directory import write_json
 from graft.selection import scores
 
 #: Scores a ranking can be ordered by (all: higher is better).

@@ -126,43 +126,9 @@ def logme(features: Any, labels: Any) -> float:
     classes = int(y_index.max()) + 1
     one_hot = np.zeros((n, classes))
     one_hot[np.arange(n), y_index] = 1.0
-
-    # sigma: the nonzero eigenvalues of F^T F (squared singular values of F), shape [k];
-    # proj: the targets' coordinates along the matching left singular vectors, U^T Y, [k, C].
-    if n > d:
-        sigma, v = np.linalg.eigh(f.T @ f)
-        keep = sigma > sigma.max() * max(n, d) * np.finfo(np.float64).eps
-        sigma, v = sigma[keep], v[:, keep]
-        proj = (v.T @ (f.T @ one_hot)) / np.sqrt(sigma)[:, None]
-    else:
-        u, s, _ = np.linalg.svd(f, full_matrices=False)
-        keep = s > s.max() * max(n, d) * np.finfo(np.float64).eps
-        sigma, u = s[keep] ** 2, u[:, keep]
-        proj = u.T @ one_hot
-    sigma = sigma[:, None]
-    proj2 = proj**2
-    # The part of each target outside the span of F, which no weight vector can fit.
-    outside = np.maximum(one_hot.sum(axis=0) - proj2.sum(axis=0), 0.0)
+    sigma, proj2, outside = _spectrum(f, one_hot)
+    alpha, beta, weight_norm2, residual2 = _maximise_evidence(n, sigma, proj2, outside)
     rank = sigma.shape[0]
-
-    def fit_terms(alpha: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, ...]:
-        t = alpha / beta
-        gamma = (sigma / (sigma + t)).sum(axis=0)
-        weight_norm2 = (sigma * proj2 / (sigma + t) ** 2).sum(axis=0)
-        residual2 = (proj2 * (t / (sigma + t)) ** 2).sum(axis=0) + outside
-        return gamma, weight_norm2, residual2
-
-    alpha = np.ones(classes)
-    beta = np.ones(classes)
-    for _ in range(_LOGME_MAX_ITER):
-        gamma, weight_norm2, residual2 = fit_terms(alpha, beta)
-        ratio = alpha / beta
-        alpha = gamma / (weight_norm2 + _LOGME_EPS)
-        beta = np.maximum(n - gamma, _LOGME_EPS) / (residual2 + _LOGME_EPS)
-        if np.all(np.abs(alpha / beta - ratio) <= _LOGME_TOL * ratio):
-            break
-
-    _, weight_norm2, residual2 = fit_terms(alpha, beta)
     log_det_a = np.log(alpha + beta * sigma).sum(axis=0) + (d - rank) * np.log(alpha)
     evidence = (
         n / 2 * np.log(beta)
@@ -173,6 +139,53 @@ def logme(features: Any, labels: Any) -> float:
         - log_det_a / 2
     )
     return float(np.mean(evidence / n))
+
+
+def _spectrum(f: np.ndarray, one_hot: np.ndarray) -> tuple[np.ndarray, ...]:
+    """LogME's view of the features: ``sigma`` [k, 1], the nonzero eigenvalues of F^T F
+    (squared singular values of F); ``proj2`` [k, C], the squared coordinates of the targets
+    along the matching left singular vectors (U^T Y)^2; ``outside`` [C], the part of each
+    target outside the span of F, which no weight vector can fit."""
+    n, d = f.shape
+    if n > d:
+        sigma, v = np.linalg.eigh(f.T @ f)
+        keep = sigma > sigma.max() * max(n, d) * np.finfo(np.float64).eps
+        sigma, v = sigma[keep], v[:, keep]
+        proj = (v.T @ (f.T @ one_hot)) / np.sqrt(sigma)[:, None]
+    else:
+        u, s, _ = np.linalg.svd(f, full_matrices=False)
+        keep = s > s.max() * max(n, d) * np.finfo(np.float64).eps
+        sigma, u = s[keep] ** 2, u[:, keep]
+        proj = u.T @ one_hot
+    proj2 = proj**2
+    outside = np.maximum(one_hot.sum(axis=0) - proj2.sum(axis=0), 0.0)
+    return sigma[:, None], proj2, outside
+
+
+def _maximise_evidence(
+    n: int, sigma: np.ndarray, proj2: np.ndarray, outside: np.ndarray
+) -> tuple[np.ndarray, ...]:
+    """LogME's fixed-point iteration from alpha = beta = 1 (per class): the maximising alpha and
+    beta, and the squared weight norm and residual at them."""
+
+    def fit_terms(alpha: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, ...]:
+        t = alpha / beta
+        gamma = (sigma / (sigma + t)).sum(axis=0)
+        weight_norm2 = (sigma * proj2 / (sigma + t) ** 2).sum(axis=0)
+        residual2 = (proj2 * (t / (sigma + t)) ** 2).sum(axis=0) + outside
+        return gamma, weight_norm2, residual2
+
+    alpha = np.ones(proj2.shape[1])
+    beta = np.ones(proj2.shape[1])
+    for _ in range(_LOGME_MAX_ITER):
+        gamma, weight_norm2, residual2 = fit_terms(alpha, beta)
+        ratio = alpha / beta
+        alpha = gamma / (weight_norm2 + _LOGME_EPS)
+        beta = np.maximum(n - gamma, _LOGME_EPS) / (residual2 + _LOGME_EPS)
+        if np.all(np.abs(alpha / beta - ratio) <= _LOGME_TOL * ratio):
+            break
+    _, weight_norm2, residual2 = fit_terms(alpha, beta)
+    return alpha, beta, weight_norm2, residual2
 
 
 def leep(source_probabilities: Any, labels: Any) -> float:

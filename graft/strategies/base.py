@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
 
-from graft.backbones.base import Backbone
-from graft.config import FitConfig
-from graft.training.module import Phase
+from graft.training.phase import Phase
+
+if TYPE_CHECKING:
+    from graft.backbones.base import Backbone
+    from graft.config import FitConfig
+
 
 #: Backbone learning rate as a fraction of the head's: 3e-4 for CNNs and 6e-5 for transformers
 #: with AdamW at the default ``lr`` of 3e-3. On flowers5_128px with efficientnet_lite0, 3e-4

@@ -7,10 +7,15 @@ files, thanks to the feature cache); every epoch after that touches the head alo
 
 from __future__ import annotations
 
-from graft.backbones.base import Backbone
-from graft.config import FitConfig
+from typing import TYPE_CHECKING
+
 from graft.strategies.base import Strategy, head_phase
-from graft.training.module import Phase
+from graft.training.phase import Phase
+
+if TYPE_CHECKING:
+    from graft.backbones.base import Backbone
+    from graft.config import FitConfig
+
 
 DEFAULT_EPOCHS = 30
 

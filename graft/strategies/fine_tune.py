@@ -11,10 +11,14 @@ many cheap epochs); the fine-tuning phase its epoch of best validation accuracy.
 
 from __future__ import annotations
 
-from graft.backbones.base import Backbone
-from graft.config import FitConfig
+from typing import TYPE_CHECKING
+
 from graft.strategies.base import DEFAULT_BACKBONE_EPOCHS, Strategy, backbone_phase, head_phase
-from graft.training.module import Phase
+from graft.training.phase import Phase
+
+if TYPE_CHECKING:
+    from graft.backbones.base import Backbone
+    from graft.config import FitConfig
 
 
 class FineTune(Strategy):

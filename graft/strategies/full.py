@@ -8,10 +8,14 @@ phase, hence no feature cache: each epoch runs the backbone forward and backward
 
 from __future__ import annotations
 
-from graft.backbones.base import Backbone
-from graft.config import FitConfig
+from typing import TYPE_CHECKING
+
 from graft.strategies.base import DEFAULT_BACKBONE_EPOCHS, Strategy, backbone_phase
-from graft.training.module import Phase
+from graft.training.phase import Phase
+
+if TYPE_CHECKING:
+    from graft.backbones.base import Backbone
+    from graft.config import FitConfig
 
 
 class Full(Strategy):

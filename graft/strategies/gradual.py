@@ -10,9 +10,8 @@ optimiser groups in place, which breaks resuming); ``--epochs`` is the total of 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-from graft.backbones.base import Backbone
-from graft.config import FitConfig
 from graft.strategies.base import (
     DEFAULT_BACKBONE_EPOCHS,
     Strategy,
@@ -20,7 +19,11 @@ from graft.strategies.base import (
     group_count,
     head_phase,
 )
-from graft.training.module import Phase
+from graft.training.phase import Phase
+
+if TYPE_CHECKING:
+    from graft.backbones.base import Backbone
+    from graft.config import FitConfig
 
 
 class Gradual(Strategy):

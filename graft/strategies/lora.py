@@ -14,12 +14,16 @@ the adapters' rate group by group, as it does the weights' in fine-tune.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from graft.backbones.base import Backbone
-from graft.backbones.lora import LoraSettings, inject_lora
-from graft.config import FitConfig
 from graft.strategies.base import DEFAULT_BACKBONE_EPOCHS, Strategy, backbone_phase, head_phase
-from graft.training.module import Phase
+from graft.training.phase import Phase
+
+if TYPE_CHECKING:
+    from graft.backbones.base import Backbone
+    from graft.backbones.lora import LoraSettings
+    from graft.config import FitConfig
+
 
 DEFAULT_RANK = 8
 
@@ -30,6 +34,8 @@ LORA_LR_MULT = 1 / 3
 
 def lora_settings(config: FitConfig, backbone: Backbone) -> LoraSettings:
     """The rank, alpha and target patterns of ``config``, with the defaults of ``backbone``."""
+    from graft.backbones.lora import LoraSettings
+
     rank = config.lora_rank or DEFAULT_RANK
     alpha = config.lora_alpha if config.lora_alpha is not None else 2.0 * rank
     targets = config.lora_target_list() or backbone.lora_targets()
@@ -41,6 +47,8 @@ class Lora(Strategy):
     frozen_backbone = False
 
     def prepare(self, config: FitConfig, backbone: Backbone) -> None:
+        from graft.backbones.lora import inject_lora
+
         inject_lora(backbone, lora_settings(config, backbone))
 
     def phases(self, config: FitConfig, backbone: Backbone) -> list[Phase]:

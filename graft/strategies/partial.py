@@ -11,8 +11,8 @@ and BatchNorm statistics bit for bit.
 
 from __future__ import annotations
 
-from graft.backbones.base import Backbone
-from graft.config import FitConfig
+from typing import TYPE_CHECKING
+
 from graft.errors import ConfigError
 from graft.strategies.base import (
     DEFAULT_BACKBONE_EPOCHS,
@@ -21,7 +21,11 @@ from graft.strategies.base import (
     group_count,
     head_phase,
 )
-from graft.training.module import Phase
+from graft.training.phase import Phase
+
+if TYPE_CHECKING:
+    from graft.backbones.base import Backbone
+    from graft.config import FitConfig
 
 
 class Partial(Strategy):

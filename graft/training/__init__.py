@@ -1,6 +1,3 @@
-"""The training engine: one LightningModule and one Trainer-driven phase runner."""
-
-from graft.training.engine import run_phase
-from graft.training.module import Phase, TransferModule
-
-__all__ = ["Phase", "TransferModule", "run_phase"]
+"""Training: the one engine (:mod:`graft.training.engine`, Lightning), the one LightningModule
+(:mod:`graft.training.module`), the phase runner that turns a strategy's plan into trained
+weights (:mod:`graft.training.runner`), and what they share (phases, loaders, samplers)."""

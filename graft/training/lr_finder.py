@@ -22,7 +22,7 @@ from pathlib import Path
 import lightning as L
 from torch.utils.data import DataLoader
 
-from graft.training.engine import EngineOptions
+from graft.training.distributed import EngineOptions
 from graft.training.module import TransferModule
 
 log = logging.getLogger("graft")
@@ -51,7 +51,7 @@ class LRFinding:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        from graft.runs import atomic_write
+        from graft.runs.directory import atomic_write
 
         figure, axes = plt.subplots(figsize=(6, 4))
         axes.plot(self.learning_rates, self.losses)

@@ -11,70 +11,25 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import Any
 
 import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torchmetrics import Metric
-from torchmetrics.classification import MulticlassAccuracy, MultilabelF1Score
-from torchmetrics.regression import R2Score
 
 from graft.backbones.base import Backbone
-
-
-@dataclass(frozen=True)
-class Phase:
-    """One stage of training: how long, what trains, and at which learning rates.
-
-    Attributes:
-        name: ``"head"`` or ``"finetune"``; names the phase's logs and checkpoints.
-        epochs: the most epochs (early stopping may end it sooner).
-        backbone_groups: how many of the backbone's parameter groups train, counted from the
-            top (output side); 0 trains the head alone, on cached features; None trains all.
-        head_lr: learning rate of the head.
-        backbone_lr: learning rate of the top trained group of the backbone.
-        layer_decay: each group further down gets this factor times the rate of the one above
-            (1.0: every group at ``backbone_lr``).
-        patience: epochs without a better validation accuracy before stopping.
-        warmup_fraction: share of the steps with a linear warm-up before the cosine decay.
-        monitor: the validation metric that picks the best epoch and stops early
-            (``val_loss``, smooth even on a small validation set, or ``val_score``: accuracy,
-            micro-F1 or R² by task).
-        adapters_only: of the trained groups, only the parameters of the backbone's adapters
-            (LoRA's) train; the pretrained weights under them stay frozen.
-        batchnorm_statistics: BatchNorm layers update their running statistics while
-            training (a backbone trained from random weights has no pretrained statistics to
-            keep); by default they stay in eval mode.
-        keep_last: train every epoch and keep the last, with no early stopping: for a
-            validation set too small to choose an epoch by (its best epoch is noise).
-    """
-
-    name: str
-    epochs: int
-    backbone_groups: int | None
-    head_lr: float
-    backbone_lr: float = 0.0
-    layer_decay: float = 1.0
-    patience: int = 5
-    warmup_fraction: float = 0.0
-    monitor: str = "val_loss"
-    adapters_only: bool = False
-    batchnorm_statistics: bool = False
-    keep_last: bool = False
-
-    @property
-    def train_backbone(self) -> bool:
-        return self.backbone_groups != 0
+from graft.training.phase import Phase
 
 
 class TransferModule(L.LightningModule):
-    """Training of ``head`` (on features, or on ``backbone`` outputs) with the task's loss.
+    """Training of ``head`` (on features, or on ``backbone`` outputs) with ``task``'s loss.
 
     Every task logs ``val_loss`` and ``val_score`` (higher is better: accuracy, micro-F1 at a
-    0.5 threshold, or R²); multiclass also logs ``val_acc``. ``target_stats`` is the training
-    target's ``(mean, std)``: a regression head learns the standardised target.
+    0.5 threshold, or R²); multiclass also logs ``val_acc``. The task
+    (:class:`graft.tasks.base.Task`) says how targets are prepared (a regression head learns the
+    standardised target), the loss and the validation score.
     """
 
     def __init__(
@@ -86,8 +41,7 @@ class TransferModule(L.LightningModule):
         weight_decay: float = 0.01,
         class_weights: torch.Tensor | None = None,
         mixup: Callable | None = None,
-        task: str = "multiclass",
-        target_stats: tuple[float, float] = (0.0, 1.0),
+        task: Any = None,
     ):
         super().__init__()
         self.mixup = mixup
@@ -98,7 +52,6 @@ class TransferModule(L.LightningModule):
         self.label_smoothing = label_smoothing
         self.weight_decay = weight_decay
         self.task = task
-        self.target_mean, self.target_std = target_stats
         self.val_accuracy, self.val_score = self.validation_metrics()
         self.trained_groups: list[list[nn.Parameter]] = []
         if backbone is not None:
@@ -114,11 +67,8 @@ class TransferModule(L.LightningModule):
                     param.requires_grad_(True)
 
     def validation_metrics(self) -> tuple[Metric | None, Metric | None]:
-        """The metrics of ``val_acc`` (multiclass only) and ``val_score``, for the task."""
-        score = validation_score(self.task, self.head.num_classes)
-        if self.task != "multiclass":
-            return None, score
-        return validation_score(self.task, self.head.num_classes), score
+        """The metrics of ``val_acc`` (None when the task has no accuracy) and ``val_score``."""
+        return self.task.validation_metrics()
 
     def trained_parameters(self) -> int:
         """How many parameters this phase trains (head included)."""
@@ -144,7 +94,7 @@ class TransferModule(L.LightningModule):
                 soft_targets = soft_targets * self.class_weights
             loss = -(soft_targets * log_probabilities).sum() / soft_targets.sum()
         else:
-            loss = self.loss(self(inputs), targets, train=True)
+            loss = self.loss(self(inputs), self.prepare_targets(targets), train=True)
         self.log(
             "train_loss",
             loss,
@@ -158,18 +108,18 @@ class TransferModule(L.LightningModule):
 
     def validation_step(self, batch, batch_index: int) -> None:
         inputs, targets = batch
+        targets = self.prepare_targets(targets)
         outputs = self.validation_outputs(inputs, targets)
         shown = dict(prog_bar=True, batch_size=len(targets), add_dataloader_idx=False)
         if self.val_accuracy is not None:
             self.val_accuracy(outputs, targets)
             self.log("val_acc", self.val_accuracy, **shown)
-        if self.task == "regression":
-            targets = self.standardise(targets)
-        self.val_score(*score_inputs(self.task, outputs, targets))
+        self.val_score(*self.task.score_inputs(outputs, targets))
         self.log("val_score", self.val_score, **shown)
 
     def validation_outputs(self, inputs, targets):
-        """The model's outputs for a validation batch, after logging its ``val_loss``."""
+        """The model's outputs for a validation batch (prepared targets), after logging its
+        ``val_loss``."""
         outputs = self(inputs)
         self.log(
             "val_loss",
@@ -181,26 +131,27 @@ class TransferModule(L.LightningModule):
         )
         return outputs
 
+    def prepare_targets(self, targets: torch.Tensor) -> torch.Tensor:
+        """Targets as the task's loss and score take them (a regression target standardised)."""
+        return self.task.prepare_targets(targets)
+
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor, train: bool) -> torch.Tensor:
-        """The task's loss; class weights and label smoothing weigh only multiclass training."""
-        if self.task == "regression":
-            targets = self.standardise(targets)
+        """The task's loss on prepared targets; class weights and label smoothing weigh only
+        training."""
         if not train:
-            return task_loss(self.task, outputs, targets)
-        return task_loss(
-            self.task,
+            return self.task.loss(outputs, targets)
+        return self.task.loss(
             outputs,
             targets,
             class_weights=self.class_weights,
             label_smoothing=self.label_smoothing,
         )
 
-    def standardise(self, targets: torch.Tensor) -> torch.Tensor:
-        return (targets - self.target_mean) / self.target_std
-
     def train(self, mode: bool = True):
         super().train(mode)
-        if mode and self.backbone is not None and not self.phase.batchnorm_statistics:
+        if mode and self.backbone is not None and not self.trained_groups:
+            self.backbone.eval()  # a frozen backbone computes its features as it would cache them
+        elif mode and self.backbone is not None and not self.phase.batchnorm_statistics:
             for module in self.backbone.modules():
                 if isinstance(module, nn.modules.batchnorm._BatchNorm):
                     module.eval()  # small batches of a new domain would corrupt the statistics
@@ -231,43 +182,3 @@ class TransferModule(L.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
         }
-
-
-def task_loss(
-    task: str,
-    outputs: torch.Tensor,
-    targets: torch.Tensor,
-    class_weights: torch.Tensor | None = None,
-    label_smoothing: float = 0.0,
-) -> torch.Tensor:
-    """The mean loss of one task over a batch: cross-entropy (multiclass, with the optional
-    class weights and label smoothing), binary cross-entropy on each label's logit
-    (multilabel), or the mean squared error of the (already standardised) target (regression).
-    """
-    if task == "multilabel":
-        return F.binary_cross_entropy_with_logits(outputs, targets.to(outputs.dtype))
-    if task == "regression":
-        return F.mse_loss(outputs.squeeze(-1), targets.to(outputs.dtype))
-    return F.cross_entropy(outputs, targets, weight=class_weights, label_smoothing=label_smoothing)
-
-
-def score_inputs(
-    task: str, outputs: torch.Tensor, targets: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """What the task's validation metric (:func:`validation_score`) takes from a batch:
-    probabilities and 0/1 labels (multilabel), values and standardised targets (regression),
-    or logits and class indices (multiclass)."""
-    if task == "multilabel":
-        return torch.sigmoid(outputs), targets.int()
-    if task == "regression":
-        return outputs.squeeze(-1), targets
-    return outputs, targets
-
-
-def validation_score(task: str, outputs: int) -> Metric:
-    """The higher-is-better validation metric of ``task`` for a head of ``outputs`` values."""
-    if task == "multilabel":
-        return MultilabelF1Score(num_labels=outputs, average="micro")
-    if task == "regression":
-        return R2Score()
-    return MulticlassAccuracy(num_classes=outputs, average="micro")

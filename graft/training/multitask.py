@@ -10,6 +10,8 @@ warm-up, checkpoints and early stopping are the single-task module's.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 from torchmetrics import Metric
@@ -17,8 +19,9 @@ from torchmetrics import Metric
 from graft.backbones.base import Backbone
 from graft.data.multitask import TaskSpec, unpack_targets
 from graft.heads import MultiTaskHead
-from graft.training.module import Phase, TransferModule, score_inputs, validation_score
+from graft.training.module import TransferModule
 from graft.training.multitask_loss import TaskWeighting, labelled_rows, masked_task_losses
+from graft.training.phase import Phase
 
 
 class MultiTaskModule(TransferModule):
@@ -33,11 +36,12 @@ class MultiTaskModule(TransferModule):
     Args:
         head: the heads of every task.
         phase, backbone, label_smoothing, weight_decay: as for :class:`TransferModule`.
-        tasks: the tasks, in the order of the packed targets.
+        tasks: the tasks' columns, in the order of the packed targets.
+        subtasks: task name -> its single-label task (:mod:`graft.tasks`): its loss, its
+            validation score and how its targets are prepared (a regression head learns the
+            standardised target).
         weighting: adds up the task losses; its parameters (learned log-variances) train at
             the head's learning rate, without weight decay.
-        target_stats: a regression task's training ``(mean, std)``: its head learns the
-            standardised target.
     """
 
     def __init__(
@@ -47,8 +51,8 @@ class MultiTaskModule(TransferModule):
         backbone: Backbone | None = None,
         *,
         tasks: list[TaskSpec],
+        subtasks: dict[str, Any],
         weighting: TaskWeighting,
-        target_stats: dict[str, tuple[float, float]] | None = None,
         label_smoothing: float = 0.1,
         weight_decay: float = 0.01,
     ):
@@ -58,14 +62,12 @@ class MultiTaskModule(TransferModule):
             backbone,
             label_smoothing=label_smoothing,
             weight_decay=weight_decay,
-            task="multitask",
         )
+        self.subtasks = dict(subtasks)
         self.tasks = list(tasks)
-        self.kinds = {task.name: task.kind for task in self.tasks}
         self.weighting = weighting
-        self.target_stats = dict(target_stats or {})
         self.task_scores = nn.ModuleList(
-            validation_score(task.kind, task.outputs) for task in self.tasks
+            self.subtasks[task.name].score_metric() for task in self.tasks
         )
 
     def validation_metrics(self) -> tuple[Metric | None, Metric | None]:
@@ -76,18 +78,21 @@ class MultiTaskModule(TransferModule):
         return super().trained_parameters() + own
 
     def task_targets(self, targets: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Packed targets as each task's, regression targets standardised."""
+        """Packed targets as each task's, prepared (regression targets standardised)."""
         unpacked = unpack_targets(targets, self.tasks)
-        for name, (mean, std) in self.target_stats.items():
-            unpacked[name] = (unpacked[name] - mean) / std
-        return unpacked
+        return {
+            name: self.subtasks[name].prepare_targets(value) for name, value in unpacked.items()
+        }
+
+    def prepare_targets(self, targets: torch.Tensor) -> torch.Tensor:
+        return targets  # packed: the loss unpacks and prepares each task's (task_targets)
 
     def loss(self, outputs: dict, targets: torch.Tensor, train: bool) -> torch.Tensor:
         """The weighted loss of every task over its labelled rows (label smoothing only for
         training); logs each task's loss."""
         smoothing = self.label_smoothing if train else 0.0
         losses, counts = masked_task_losses(
-            outputs, self.task_targets(targets), self.kinds, smoothing
+            outputs, self.task_targets(targets), self.subtasks, smoothing
         )
         stage = "train" if train else "val"
         logged = dict(on_step=False, on_epoch=True, sync_dist=True, add_dataloader_idx=False)
@@ -110,7 +115,7 @@ class MultiTaskModule(TransferModule):
                 target = target[:, 0]
             if task.kind == "multiclass":
                 target = target.long()
-            metric.update(*score_inputs(task.kind, outputs[task.name][rows], target))
+            metric.update(*self.subtasks[task.name].score_inputs(outputs[task.name][rows], target))
 
     def on_validation_epoch_end(self) -> None:
         scores = {}

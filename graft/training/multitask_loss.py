@@ -2,7 +2,7 @@
 weighted and summed.
 
 A batch of a multi-task fit holds rows that miss the label of some task (NaN, see
-:mod:`graft.data.multitask`). Each task's loss (:func:`graft.training.module.task_loss`) is
+:mod:`graft.data.multitask`). Each task's loss (its :meth:`graft.tasks.base.Task.loss`) is
 the mean over the rows that carry its label (:func:`masked_task_losses`), so a row without a
 sentiment label still trains the topic head, and the shared backbone through it. The task
 losses then add up with fixed weights or with weights learned by homoscedastic uncertainty
@@ -11,10 +11,10 @@ losses then add up with fixed weights or with weights learned by homoscedastic u
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
-
-from graft.training.module import task_loss
 
 
 def labelled_rows(targets: Tensor) -> Tensor:
@@ -26,7 +26,7 @@ def labelled_rows(targets: Tensor) -> Tensor:
 def masked_task_losses(
     outputs: dict[str, Tensor],
     targets: dict[str, Tensor],
-    kinds: dict[str, str],
+    tasks: dict[str, Any],
     label_smoothing: float = 0.0,
 ) -> tuple[dict[str, Tensor], dict[str, int]]:
     """Each task's mean loss over its labelled rows, and how many rows that is.
@@ -35,7 +35,8 @@ def masked_task_losses(
         outputs: task -> its head's outputs ``[n, outputs]``.
         targets: task -> ``[n, width]``: the class index as a float (multiclass), 0/1 per
             label (multilabel) or the standardised value (regression); NaN where missing.
-        kinds: task -> ``"multiclass"``, ``"multilabel"`` or ``"regression"``.
+        tasks: task name -> its single-label task (:mod:`graft.tasks`: multiclass,
+            multi-label or regression), whose ``loss`` it takes.
         label_smoothing: of the multiclass tasks' cross-entropy.
 
     Returns:
@@ -47,13 +48,16 @@ def masked_task_losses(
         >>> outputs = {"a": torch.randn(3, 2), "b": torch.randn(3, 1)}
         >>> targets = {"a": torch.tensor([[0.0], [float("nan")], [1.0]]),
         ...            "b": torch.tensor([[0.5], [1.0], [float("nan")]])}
-        >>> losses, counts = masked_task_losses(outputs, targets, {"a": "multiclass",
-        ...                                                        "b": "regression"})
+        >>> from graft.tasks.multiclass import MulticlassTask
+        >>> from graft.tasks.regression import RegressionTask
+        >>> tasks = {"a": MulticlassTask(["x", "y"]), "b": RegressionTask(["b"])}
+        >>> losses, counts = masked_task_losses(outputs, targets, tasks)
         >>> counts
         {'a': 2, 'b': 2}
     """
     losses, counts = {}, {}
-    for name, kind in kinds.items():
+    for name, task in tasks.items():
+        kind = task.kind
         output, target = outputs[name], targets[name]
         rows = labelled_rows(target)
         counts[name] = int(rows.sum())
@@ -66,7 +70,7 @@ def masked_task_losses(
         elif kind == "regression":
             target = target[:, 0]
         smoothing = label_smoothing if kind == "multiclass" else 0.0
-        losses[name] = task_loss(kind, output[rows], target, label_smoothing=smoothing)
+        losses[name] = task.loss(output[rows], target, label_smoothing=smoothing)
     return losses, counts
 
 

@@ -1,0 +1,153 @@
+"""Same behaviour before and after a change: four fits whose ``metrics.json`` must not move.
+
+Runs, on the CPU with seed 0, a flowers feature-extract fit, an sst2 (2,000 rows) fine-tune
+fit, a multi-task fit (amazon reviews: sentiment and product domain) and a DANN-adapted MNIST
+to USPS fit, each through the ``graft`` command line of the checkout given, and writes their
+``metrics.json`` under ``--out``. ``--compare A B`` then says, fit by fit, whether two such
+folders hold identical metrics (every number equal, not close).
+
+    python bench/behaviour.py --checkout /path/to/old --out bench/out/behaviour-before
+    python bench/behaviour.py --checkout . --out bench/out/behaviour-after
+    python bench/behaviour.py --compare bench/out/behaviour-before bench/out/behaviour-after
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("GRAFT_SHARED_DATASETS", ROOT.parent / "shared" / "datasets"))
+
+
+def _sst2_rows(folder: Path, rows: int = 2000) -> Path:
+    with open(SHARED / "sst2" / "train.csv", newline="") as handle:
+        records = list(csv.DictReader(handle))
+    random.Random(0).shuffle(records)
+    path = folder / "sst2_2000.csv"
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["text", "label"])
+        writer.writeheader()
+        writer.writerows({"text": r["text"], "label": r["label"]} for r in records[:rows])
+    return path
+
+
+def _reviews(folder: Path, per_domain: int = 300) -> Path:
+    path = folder / "reviews.csv"
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["text", "sentiment", "domain"])
+        writer.writeheader()
+        for domain in ("books", "kitchen"):
+            with open(SHARED / "amazon_reviews_4domains" / f"{domain}.csv", newline="") as source:
+                records = list(csv.DictReader(source))
+            random.Random(0).shuffle(records)
+            for record in records[:per_domain]:
+                writer.writerow(
+                    {"text": record["text"], "sentiment": record["label"], "domain": domain}
+                )
+    return path
+
+
+def fits(data: Path) -> dict[str, list[str]]:
+    """The four fits, as ``graft fit`` arguments (without ``--out``)."""
+    digits = SHARED / "mnist_usps_16x16"
+    return {
+        "flowers-feature-extract": [
+            str(SHARED / "flowers5_128px"),
+            "--strategy",
+            "feature-extract",
+        ],
+        "sst2-fine-tune": [str(_sst2_rows(data)), "--strategy", "fine-tune", "--max-length", "64"],
+        "reviews-multitask": [
+            str(_reviews(data)),
+            "--tasks",
+            "sentiment,domain",
+            "--strategy",
+            "fine-tune",
+            "--epochs",
+            "1",
+            "--head-epochs",
+            "10",
+            "--max-length",
+            "64",
+        ],
+        "digits-dann": [
+            str(digits / "mnist"),
+            "--target-unlabeled",
+            str(digits / "usps"),
+            "--target-test",
+            str(digits / "usps"),
+            "--adapt",
+            "dann",
+            "--strategy",
+            "full",
+            "--epochs",
+            "2",
+            "--image-size",
+            "32",
+        ],
+    }
+
+
+def run(checkout: Path, out: Path, only: list[str] | None) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(checkout.resolve()),
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "CUDA_VISIBLE_DEVICES": "",
+    }
+    with tempfile.TemporaryDirectory(prefix="graft-behaviour-") as scratch:
+        scratch = Path(scratch)
+        env["GRAFT_CACHE_DIR"] = str(scratch / "cache")
+        for name, arguments in fits(scratch).items():
+            if only and name not in only:
+                continue
+            run_dir = scratch / name
+            command = [sys.executable, "-c", "from graft.cli import main; main()", "fit"]
+            command += [*arguments, "--seed", "0", "--no-progress", "--out", str(run_dir)]
+            start = time.perf_counter()
+            subprocess.run(command, env=env, check=True, cwd=scratch, stdout=subprocess.DEVNULL)
+            seconds = time.perf_counter() - start
+            metrics = json.loads((run_dir / "metrics.json").read_text())
+            (out / f"{name}.json").write_text(json.dumps(metrics, indent=2) + "\n")
+            print(f"{name}: {seconds:.0f}s -> {out / (name + '.json')}", flush=True)
+
+
+def compare(before: Path, after: Path) -> bool:
+    same = True
+    for path in sorted(before.glob("*.json")):
+        other = after / path.name
+        if not other.is_file():
+            print(f"{path.stem}: missing in {after}")
+            same = False
+            continue
+        equal = json.loads(path.read_text()) == json.loads(other.read_text())
+        same &= equal
+        print(f"{path.stem}: {'identical' if equal else 'DIFFERENT'}")
+    return same
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkout", type=Path, default=ROOT)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "behaviour")
+    parser.add_argument("--only", nargs="*", help="run only these fits")
+    parser.add_argument("--compare", nargs=2, type=Path, metavar=("BEFORE", "AFTER"))
+    args = parser.parse_args()
+    if args.compare:
+        raise SystemExit(0 if compare(*args.compare) else 1)
+    run(args.checkout, args.out, args.only)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""graft's functions: ``fit``, ``resume`` and ``load``, the shortcuts most users call.
+
+>>> model = graft.fit("photos/", strategy="feature-extract", out="runs/photos")  # doctest: +SKIP
+>>> graft.load("runs/photos").predict(["new.jpg"])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from graft.config import FitConfig
+from graft.errors import RunError
+from graft.estimator import DataLike, GraftClassifier
+from graft.multitask import MultiTaskClassifier
+from graft.runs.directory import read_run_record
+from graft.runs.persistence import check_engine, hyperparameters, read_record, restore_model
+
+#: The arguments of ``fit`` that name data, not hyperparameters.
+DATA_ARGUMENTS = ("text_column", "image_column", "label_column", "target", "target_test")
+
+
+def estimator_class(tasks: Any) -> type[GraftClassifier]:
+    """:class:`GraftClassifier`, or with ``tasks`` :class:`MultiTaskClassifier`."""
+    return MultiTaskClassifier if tasks else GraftClassifier
+
+
+def fit(
+    data: DataLike,
+    val: DataLike | None = None,
+    test: DataLike | None = None,
+    *,
+    out: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    **params: Any,
+) -> GraftClassifier:
+    """Shortcut for ``GraftClassifier(**params).fit(data, val, test, out=out)``; with
+    ``tasks=[...]`` (several label columns), for :class:`MultiTaskClassifier`'s."""
+    arguments = {k: params.pop(k) for k in DATA_ARGUMENTS if k in params}
+    estimator = estimator_class(params.get("tasks"))(**params)
+    return estimator.fit(data, val, test, out=out, overwrite=overwrite, **arguments)
+
+
+def resume(run_dir: str | os.PathLike) -> GraftClassifier:
+    """Finish a fit that was interrupted (killed, out of time), from its last checkpoint.
+
+    Phases that had finished are loaded, the interrupted one continues from its last epoch
+    with its optimiser, scheduler, early-stopping state and data order; the result equals
+    that of an uninterrupted fit with the same seed.
+    """
+    record = read_run_record(Path(run_dir).expanduser())
+    arguments = record.get("arguments")
+    if arguments is None:
+        raise RunError(
+            f"{run_dir}: this run was fitted on in-memory data, which it cannot read back; "
+            "resume it from Python: GraftClassifier(...).fit(data, out=RUN, resume=True)"
+        )
+    config = FitConfig.from_dict(record["config"])
+    model = estimator_class(config.tasks)(**config.to_dict())
+    return model.fit(
+        arguments["data"],
+        arguments["val"],
+        arguments["test"],
+        out=run_dir,
+        resume=True,
+        target=arguments.get("target"),
+        target_test=arguments.get("target_test"),
+        **arguments["columns"],
+    )
+
+
+def load(
+    path: str | os.PathLike, engine: str = "torch", export: str | os.PathLike | None = None
+) -> GraftClassifier:
+    """Restore a model saved by ``fit(out=...)`` or ``save``; predictions equal the original's.
+
+    ``engine="onnx"`` or ``"torchscript"``: predict with the model exported by ``graft export``
+    (``export``, by default the run's ``export/`` folder) instead of the PyTorch modules.
+    """
+    check_engine(engine)
+    path = Path(path).expanduser()
+    record = read_record(path)
+    params = FitConfig.from_dict(hyperparameters(record)).to_dict()
+    model = estimator_class(params.get("tasks"))(**params)
+    return restore_model(model, path, record, engine, export)

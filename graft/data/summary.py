@@ -1,0 +1,69 @@
+"""What a fit's ``summary.json`` says of its data: counts, skipped inputs, repeated inputs,
+inputs shared between splits, and texts cut to the backbone's length."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+log = logging.getLogger("graft")
+
+
+def data_summary(splits: Any, backbone: Any, task: str) -> dict:
+    """The data part of a fit's summary (:class:`graft.data.DataSplits`, the backbone that
+    read them, the kind of task)."""
+    parts = {n: getattr(splits, n) for n in ("train", "val", "test") if getattr(splits, n)}
+    skipped = {n: p.skipped for n, p in parts.items() if p.skipped}
+    summary = {
+        "modality": splits.train.modality,
+        "task": task,
+        "examples": {n: len(p) for n, p in parts.items()},
+        "class_counts": {n: p.class_counts() for n, p in parts.items()},
+        "skipped": {n: [{"input": w, "reason": r} for w, r in s] for n, s in skipped.items()},
+        "skipped_count": sum(len(s) for s in skipped.values()),
+        "duplicates": duplicates(parts),
+    }
+    if backbone.modality == "text":
+        summary["truncated_texts"] = truncated(parts, backbone.preprocessing)
+    return summary
+
+
+def duplicates(parts: dict[str, Any]) -> dict:
+    """Repeated inputs within each split, and inputs of val or test that are also in train
+    (which inflate their scores), logged when there are any."""
+    report = {name: part.duplicates() for name, part in parts.items()}
+    train_keys = set(parts["train"].content_keys())
+    for name in ("val", "test"):
+        if name in parts:
+            shared = sum(key in train_keys for key in parts[name].content_keys())
+            report[name]["also_in_train"] = shared
+    for name, found in report.items():
+        extra, leaked = found["extra_copies"], found.get("also_in_train", 0)
+        if extra or leaked:
+            log.warning(
+                "%s data: %d repeated input(s) (%d with different labels)%s",
+                name,
+                extra,
+                found["conflicting_labels"],
+                f", {leaked} also in the training data" if leaked else "",
+            )
+    return report
+
+
+def truncated(parts: dict[str, Any], preprocessing: Any) -> dict:
+    """How many texts of each split are longer than the backbone reads (cut to
+    ``max_length`` tokens), logged when any are."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(preprocessing.tokenizer)
+    counts = {}
+    for name, part in parts.items():
+        lengths = [len(ids) for ids in tokenizer(part.items, truncation=False)["input_ids"]]
+        counts[name] = sum(length > preprocessing.max_length for length in lengths)
+    if any(counts.values()):
+        log.warning(
+            "texts longer than %d tokens were cut to that length: %s",
+            preprocessing.max_length,
+            ", ".join(f"{n} {c} of {len(parts[n])}" for n, c in counts.items()),
+        )
+    return {"max_length": preprocessing.max_length, **counts}

@@ -1,0 +1,193 @@
+"""The inference half of the estimator: answers for image paths, folders, tables or texts.
+
+:class:`Predictor` runs the fitted backbone and head (or an exported model, ``engine_``) over
+inputs in batches and hands the outputs to the fitted task (:mod:`graft.tasks`), which turns
+them into predictions, probabilities and ranked answers. :class:`graft.GraftClassifier` is a
+Predictor that can also fit; :func:`graft.load` restores one from a run.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from graft.data import LabelledData, MultiTaskData, load_inputs
+from graft.errors import ConfigError, NotFittedError
+from graft.features import FeatureCache, to_device
+from graft.training.sampling import loader_workers
+
+
+class Predictor:
+    """Predictions of a fitted model (see the module docstring).
+
+    Needs the fitted ``backbone_``, ``head_`` and ``fitted_task_``, and ``config`` (its batch
+    size and data-loading workers); ``engine_``, when set, answers instead of the modules.
+    """
+
+    engine_: Any = None
+
+    # The task's state, as attributes ----------------------------------------------------------
+
+    @property
+    def task_(self) -> str:
+        """The kind of task: ``multiclass``, ``multilabel``, ``regression`` or ``multitask``."""
+        self._check_fitted()
+        return self.fitted_task_.kind
+
+    @property
+    def classes_(self) -> Any:
+        """Class (or label) names in the order of the outputs (for several tasks, per task)."""
+        self._check_fitted()
+        return self.fitted_task_.classes
+
+    @property
+    def thresholds_(self) -> Any:
+        """Multi-label: each label's decision threshold (for several tasks, per task)."""
+        return self._task_attribute("thresholds")
+
+    @property
+    def target_stats_(self) -> Any:
+        """Regression: the training target's ``(mean, std)`` (for several tasks, per task)."""
+        return self._task_attribute("target_stats")
+
+    @property
+    def label_delimiter_(self) -> str | None:
+        return getattr(self.fitted_task_, "label_delimiter", None)
+
+    @property
+    def tasks_(self) -> dict[str, str]:
+        """Several tasks: task (its column) -> its kind."""
+        return self._several_tasks().kinds
+
+    @property
+    def task_weights_(self) -> dict[str, float]:
+        """Several tasks: each task's loss weight at the end of training."""
+        return self._several_tasks().weighting.weights()
+
+    def _task_attribute(self, name: str) -> Any:
+        self._check_fitted()
+        task = self.fitted_task_
+        if hasattr(task, "tasks"):  # several tasks: the attribute of each that has it
+            return {n: getattr(t, name) for n, t in task.tasks.items() if hasattr(t, name)}
+        return getattr(task, name, None)
+
+    def _several_tasks(self):
+        self._check_fitted()
+        if not hasattr(self.fitted_task_, "tasks"):
+            raise AttributeError(f"a {self.task_} model has one task")
+        return self.fitted_task_
+
+    def _check_fitted(self) -> None:
+        if "head_" not in self.__dict__:
+            raise NotFittedError("this model is not fitted yet: call fit() or graft.load()")
+
+    # Outputs -----------------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def _outputs(self, data: Any, cache: FeatureCache | None = None):
+        """The head's outputs for ``data`` (labelled data of the task, or a list of items),
+        joined by the task (a tensor, or a dict of them by task), float32 on the CPU; from
+        cached features when ``cache`` is given (a frozen backbone)."""
+        self._check_fitted()
+        task = self.fitted_task_
+        items = data if isinstance(data, list) else task.items_of(data)
+        if cache is not None:
+            data = LabelledData(items, None, [], self.backbone_.modality, "inputs")
+            return self.head_.eval()(cache.features(self.backbone_, data, self.config.batch_size))
+        batch_size = self.config.batch_size * 2
+        if self.engine_ is not None:  # an exported model (--engine onnx)
+            return task.join([self.engine_(x) for x in self.input_batches(items, batch_size)])
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        backbone, head = self.backbone_.to(device).eval(), self.head_.to(device).eval()
+        batches = self.input_batches(items, batch_size)
+        chunks = [_float_cpu(task.infer(backbone, head, to_device(x, device))) for x in batches]
+        backbone.cpu(), head.cpu()
+        return task.join(chunks)
+
+    def input_batches(self, items: list, batch_size: int):
+        """``items`` (image paths, texts, or the task's own items) preprocessed for the
+        backbone, batch by batch (a pixel tensor, the tokenizer's dict of tensors, ...)."""
+        preprocessing, task = self.backbone_.preprocessing, self.fitted_task_
+        loader = DataLoader(
+            task.dataset(list(items), preprocessing),
+            batch_size=batch_size,
+            collate_fn=task.collate(preprocessing),
+            num_workers=loader_workers(self.config.num_workers),
+        )
+        return (inputs for inputs, _ in loader)
+
+    def _items(self, inputs) -> list[str]:
+        """The items of ``inputs``: in-memory data's, or what :func:`graft.data.load_inputs`
+        reads of a path, a list of them (or of texts, or of images held in memory), or a
+        table held in memory (a DataFrame, Series or ``datasets.Dataset``: its input column)."""
+        from graft.data.frames import is_frame, is_image_value
+
+        if isinstance(inputs, LabelledData | MultiTaskData):
+            return list(inputs.items)
+        if isinstance(inputs, str | os.PathLike) or is_frame(inputs) or is_image_value(inputs):
+            inputs = [inputs]
+        return load_inputs(list(inputs), self.backbone_.modality)
+
+    # Answers -----------------------------------------------------------------------------------
+
+    def predict(self, inputs):
+        """The most probable class name of each input; multilabel: the list of labels at or
+        above their threshold; regression: the predicted values (float64 ``[n]``); several
+        tasks: each task's answers by task name."""
+        self._check_fitted()
+        return self.fitted_task_.answers(self._outputs(self._items(inputs)))
+
+    def predict_proba(self, inputs):
+        """Probabilities ``[n, len(classes_)]`` for image paths, folders, tables or texts:
+        of each class (softmax), or for multilabel of each label on its own (sigmoid); for
+        several tasks, each classification task's."""
+        self._check_fitted()
+        return self.fitted_task_.probabilities(self._outputs(self._items(inputs)))
+
+    def predict_top_k(self, inputs, k: int = 5):
+        """The ``k`` most probable ``(class, probability)`` pairs of each input (for several
+        tasks, of each classification task)."""
+        if k < 1:
+            raise ConfigError(f"--top-k must be at least 1, got {k}")
+        chances = self.predict_proba(inputs)
+        if isinstance(chances, dict):
+            return {t: top_k(c, self.classes_[t], k) for t, c in chances.items()}
+        return top_k(chances, self.classes_, k)
+
+    def task_outputs(self, inputs) -> dict[str, np.ndarray]:
+        """Several tasks: each task's probabilities, or values for a regression task, from one
+        pass of the backbone."""
+        return self._several_tasks().task_outputs(self._outputs(self._items(inputs)))
+
+    def prediction_records(self, items: list[str], top_k: int = 1) -> list[dict]:
+        """Each input's answer as ``graft predict --json`` prints it (with the input)."""
+        if top_k < 1:
+            raise ConfigError(f"--top-k must be at least 1, got {top_k}")
+        records = self.fitted_task_.prediction_records(self._outputs(items), top_k)
+        return [{"input": item, **record} for item, record in zip(items, records, strict=True)]
+
+    def served_answers(self, items: list[str], top_k: int) -> list:
+        """Each input's answer as ``graft serve`` returns it."""
+        return self.fitted_task_.served_answers(self._outputs(items), top_k)
+
+
+def top_k(chances: np.ndarray, classes: list[str], k: int) -> list[list[tuple[str, float]]]:
+    """The ``k`` most probable ``(class, probability)`` pairs of each row of ``chances``."""
+    from graft.tasks.multiclass import top_k_pairs
+
+    return top_k_pairs(chances, classes, k)
+
+
+def _float_cpu(outputs):
+    """A head's outputs (a tensor, a dict or list of them) as float32 on the CPU."""
+    if isinstance(outputs, dict):
+        return {name: _float_cpu(value) for name, value in outputs.items()}
+    if isinstance(outputs, list | tuple):
+        return type(outputs)(_float_cpu(value) for value in outputs)
+    if outputs.is_floating_point():
+        return outputs.float().cpu()
+    return outputs.cpu()

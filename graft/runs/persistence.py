@@ -1,0 +1,229 @@
+"""Saving a fitted model to a run directory and restoring it, with identical predictions.
+
+What depends on the kind of task (its record in ``config.json``, ``labels.json``, its extra
+trained modules such as learned loss weights) comes from the task itself
+(:class:`graft.tasks.base.Task`); this module writes and reads the rest: the backbone (its
+trained weights, only its LoRA adapters, or only the fingerprint of pretrained weights it kept
+frozen), the head, the preprocessing, the settings and the fit's JSON records.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from graft.backbones import preprocessing_from_dict
+from graft.backbones.lora import LoraSettings, adapter_state, inject_lora
+from graft.config import FitConfig
+from graft.errors import ConfigError, RunError
+from graft.runs.directory import (
+    FORMAT_VERSION,
+    prepare_run_dir,
+    read_json,
+    read_weights,
+    write_json,
+    write_weights,
+)
+from graft.strategies import STRATEGIES
+from graft.tasks import task_class
+from graft.version import __version__
+
+ENGINES = ("torch", "onnx", "torchscript")
+#: The JSON records of a fit, each ``<name>.json``, kept on the model as ``<name>_``.
+RECORDS = ("metrics", "history", "summary")
+
+
+def versions() -> dict[str, str]:
+    """The versions of graft and the libraries whose behaviour a run depends on."""
+    import lightning
+    import timm
+    import torch
+    import transformers
+
+    return {
+        "graft": __version__,
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+        "transformers": transformers.__version__,
+        "lightning": lightning.__version__,
+    }
+
+
+def save_model(model: Any, path: Path, overwrite: bool) -> Path:
+    """Write ``model`` to ``path``: weights last, so a folder with weights is complete.
+
+    A backbone with LoRA adapters is saved as its adapters alone (``adapter.*``), with the
+    fingerprint of the pretrained weights under them; a frozen one as its fingerprint only.
+    """
+    path = prepare_run_dir(path, overwrite)
+    backbone, task = model.backbone_, model.fitted_task_
+    adapter = backbone.adapter
+    frozen = STRATEGIES[model.strategy_].frozen_backbone or adapter is not None
+    tensors = {f"head.{k}": v for k, v in model.head_.state_dict().items()}
+    for name, network in task.networks().items():  # a task's learned loss weights
+        tensors.update({f"{name}.{k}": v for k, v in network.state_dict().items()})
+    if adapter is not None:
+        state = adapter_state(backbone.state_dict())
+        tensors.update({f"adapter.{k}": v for k, v in state.items()})
+    elif not frozen:
+        tensors.update({f"backbone.{k}": v for k, v in backbone.state_dict().items()})
+    config = {
+        "format_version": FORMAT_VERSION,
+        "versions": versions(),
+        "config": model.config_.to_dict(),
+        "params": model.config.to_dict(),
+        "backbone": backbone.spec,
+        "backbone_fingerprint": backbone.fingerprint(base_only=True) if frozen else None,
+        "adapter": adapter.to_dict() if adapter is not None else None,
+        "feature_dim": getattr(backbone, "feature_dim", None),
+        "head": {"dropout": getattr(getattr(model.head_, "dropout", None), "p", 0.0)},
+        "task": task.record(),
+        **_data_record(model),
+    }
+    if getattr(model, "arguments_", None) is not None:
+        config["arguments"] = model.arguments_
+    write_json(path / "config.json", config)
+    write_json(path / "labels.json", task.labels_record())
+    write_json(path / "preprocessing.json", backbone.preprocessing.to_dict())
+    for name in RECORDS:
+        if hasattr(model, f"{name}_"):
+            write_json(path / f"{name}.json", getattr(model, f"{name}_"))
+    write_weights(
+        path / "model.safetensors",
+        tensors,
+        {"graft_version": __version__, "format_version": str(FORMAT_VERSION)},
+    )
+    return path
+
+
+def _data_record(model: Any) -> dict:
+    """Where a fitted model's data came from, their content hashes and the split."""
+    if not hasattr(model, "splits_"):
+        return {}
+    splits, split = model.splits_, model.split_
+    parts = (("train", splits.train), ("val", splits.val), ("test", splits.test))
+    return {
+        "data": {
+            "train": splits.train.source,
+            "val": f"{split.get('kind', 'stratified')} split of train"
+            if split
+            else splits.val.source,
+            "test": splits.test.source if splits.test else None,
+            "content_sha256": {
+                name: part.content_hash() for name, part in parts if part is not None
+            },
+        },
+        "split": split,
+    }
+
+
+def check_engine(engine: str) -> None:
+    """Refuse an engine :func:`restore_model` cannot predict with."""
+    if engine not in ENGINES:
+        raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+
+
+def read_record(path: Path) -> dict:
+    """``config.json`` of a finished run this graft can read (RunError otherwise)."""
+    if not path.is_dir():
+        raise RunError(f"{path}: no such run directory")
+    record = read_json(path / "config.json")
+    if record.get("status") == "running" and not (path / "model.safetensors").is_file():
+        raise RunError(
+            f"{path}: this run did not finish (it has no model.safetensors); "
+            f"finish it with: graft fit --resume {path}"
+        )
+    written_by = record.get("versions", {}).get("graft", "an unknown version")
+    if record.get("format_version") != FORMAT_VERSION:
+        raise RunError(
+            f"{path}: written by graft {written_by} in run format "
+            f"{record.get('format_version')}; this graft ({__version__}) reads format "
+            f"{FORMAT_VERSION}"
+        )
+    return record
+
+
+def hyperparameters(record: dict) -> dict:
+    """The hyperparameters a run was fitted with (as given; older runs kept only the
+    resolved ones)."""
+    return record.get("params") or record["config"]
+
+
+def restore_model(model: Any, path: Path, record: dict, engine: str = "torch", export=None):
+    """Fill the blank estimator ``model`` (made with :func:`hyperparameters`) with the fitted
+    state of the run at ``path``; ``engine="onnx"`` or ``"torchscript"`` predicts with the
+    model ``graft export`` wrote (``export``, by default ``path/export``)."""
+    check_engine(engine)
+    resolved = FitConfig.from_dict(record["config"])
+    task_record = record.get("task") or {"kind": "multiclass"}
+    task = task_class(task_record["kind"]).from_record(task_record, read_json(path / "labels.json"))
+    if engine != "torch":
+        try:
+            task.check_exportable()
+        except ConfigError:
+            raise ConfigError(
+                f"{path}: a {task.kind} model predicts with the torch engine only, not {engine}"
+            ) from None
+    weights = read_weights(path / "model.safetensors")
+    backbone = _restore_backbone(path, record, resolved, weights, type(task))
+    head = task.new_head(backbone, dropout=record["head"]["dropout"])
+    head.load_state_dict(_prefixed(weights, "head."))
+    for name, network in task.networks().items():
+        network.load_state_dict(_prefixed(weights, f"{name}."))
+    model.fitted_task_, model.backbone_, model.head_ = task, backbone.eval(), head.eval()
+    model.config_, model.model_ = resolved, record["backbone"]
+    model.strategy_, model.lr_ = resolved.strategy, resolved.lr
+    for name in RECORDS:
+        if (path / f"{name}.json").is_file():
+            setattr(model, f"{name}_", read_json(path / f"{name}.json"))
+    model.run_dir_ = path
+    if engine != "torch":
+        from graft.export.engine import load_engine
+
+        model.engine_, _ = load_engine(export or path / "export", engine, run_dir=path)
+    return model
+
+
+def _restore_backbone(path: Path, record: dict, resolved: FitConfig, weights: dict, kind: type):
+    """The run's backbone: pretrained weights it kept (checked by fingerprint), its adapters,
+    or its trained weights; with the preprocessing it was trained with."""
+    adapter = record.get("adapter")
+    frozen = STRATEGIES[resolved.strategy].frozen_backbone
+    pretrained = frozen or adapter is not None
+    backbone = kind.restore_backbone(record["backbone"], pretrained)
+    saved = preprocessing_from_dict(read_json(path / "preprocessing.json"))
+    if saved.modality != "text":
+        backbone.preprocessing = saved
+    else:  # the tokenizer where this machine has it, the length the model was trained with
+        backbone.preprocessing = dataclasses.replace(
+            backbone.preprocessing, max_length=saved.max_length
+        )
+    if pretrained and backbone.fingerprint() != record["backbone_fingerprint"]:
+        # (the fingerprint covers the preprocessing: compared after restoring it)
+        raise RunError(
+            f"{path}: the weights of backbone {record['backbone']} differ from those this "
+            "run was trained on, so its head would give different answers"
+        )
+    if adapter is not None:
+        inject_lora(backbone, LoraSettings.from_dict(adapter))
+        _load_adapter(backbone, weights, path)
+    elif not frozen:
+        backbone.load_state_dict(_prefixed(weights, "backbone."), strict=True)
+    return backbone
+
+
+def _prefixed(weights: dict, prefix: str) -> dict:
+    return {k.removeprefix(prefix): v for k, v in weights.items() if k.startswith(prefix)}
+
+
+def _load_adapter(backbone, weights: dict, path: Path) -> None:
+    """Load the saved adapter tensors, which must be exactly those the backbone now holds."""
+    saved = _prefixed(weights, "adapter.")
+    expected = adapter_state(backbone.state_dict())
+    if set(saved) != set(expected):
+        raise RunError(
+            f"{path}: model.safetensors holds {len(saved)} adapter tensors where the adapted "
+            f"backbone {backbone.spec} has {len(expected)}; the run is damaged"
+        )
+    backbone.load_state_dict(saved, strict=False)

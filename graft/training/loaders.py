@@ -1,0 +1,129 @@
+"""The data loaders of a fit: cached features for phases that train the head alone, raw inputs
+for phases that train the backbone, in a training order that depends on the seed and the epoch
+only (:mod:`graft.training.sampling`)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from graft.training.imbalance import balanced_sampler
+from graft.training.sampling import loader_workers, seeded_order, worker_options
+
+if TYPE_CHECKING:
+    from graft.backbones.base import Backbone
+    from graft.data import DataSplits
+    from graft.features import FeatureCache
+
+
+@dataclass
+class FitLoaders:
+    """Builds the loaders of one fit's phases.
+
+    Attributes:
+        splits: the training and validation data.
+        backbone: the backbone whose preprocessing turns items into inputs.
+        cache: the feature cache of the frozen backbone.
+        task: the fitted task, which turns its data into a Dataset and batches
+            (:meth:`graft.tasks.base.Task.dataset`, ``collate``).
+        batch_size, seed, augment, views, sampler, num_workers: the fit's settings
+            (:class:`graft.config.FitConfig`).
+        world_size: processes of a distributed phase (their sampler shuffles across them).
+        timings: where the time spent on features is added up (``features``).
+    """
+
+    splits: DataSplits
+    backbone: Backbone
+    cache: FeatureCache
+    task: Any
+    batch_size: int
+    seed: int
+    augment: str = "light"
+    views: int = 1
+    sampler: str | None = None
+    num_workers: int | None = None
+    world_size: int = 1
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def for_fit(cls, config: Any, splits, backbone, cache, timings, *, task, world_size: int = 1):
+        """The loaders of a fit with ``config`` (:class:`graft.config.FitConfig`)."""
+        return cls(
+            splits,
+            backbone,
+            cache,
+            task,
+            config.batch_size,
+            config.seed,
+            config.augment,
+            config.views,
+            config.sampler,
+            config.num_workers,
+            world_size,
+            timings,
+        )
+
+    @property
+    def workers(self) -> int:
+        return loader_workers(self.num_workers)
+
+    def train_order(self, labels: np.ndarray | None, distributed: bool = False) -> dict:
+        """DataLoader options for the training order, a function of (seed, epoch) only: a
+        seeded shuffle or class-balanced draws; across processes, Lightning's
+        DistributedSampler (seeded, reshuffled every epoch)."""
+        generator = torch.Generator().manual_seed(self.seed)  # reseeded every epoch
+        if self.sampler == "balanced":
+            return {"sampler": balanced_sampler(labels, self.seed), "generator": generator}
+        if distributed:
+            return {"shuffle": True, "generator": generator}
+        return seeded_order(len(self.splits.train if labels is None else labels), self.seed)
+
+    def features(self) -> tuple[DataLoader, DataLoader]:
+        """Training loader of cached features (``views`` views of each training image) and
+        validation loader, for a phase that trains the head alone."""
+        start = time.perf_counter()
+        splits, batch, workers = self.splits, self.batch_size, self.workers
+        views = self.views if self.backbone.modality == "image" else 1
+        train_x = torch.cat(
+            [
+                self.cache.features(self.backbone, splits.train, batch, workers, v, self.augment)
+                for v in range(views)
+            ]
+        )
+        val_x = self.cache.features(self.backbone, splits.val, batch, workers)
+        self.timings["features"] = self.timings.get("features", 0.0) + time.perf_counter() - start
+        train_labels = np.concatenate([splits.train.labels] * views)
+        train = TensorDataset(train_x, torch.as_tensor(train_labels))
+        val = TensorDataset(val_x, torch.as_tensor(splits.val.labels))
+        return (
+            DataLoader(train, batch_size=batch, **self.train_order(train_labels)),
+            DataLoader(val, batch_size=512),
+        )
+
+    def head_only(self) -> tuple[DataLoader, DataLoader]:
+        """The loaders of a phase that trains the head alone: cached features, or raw inputs
+        through the frozen backbone for a task whose features are not cached."""
+        return self.features() if self.task.caches_features else self.inputs()
+
+    def options(self) -> dict:
+        """The DataLoader options every loader of raw inputs shares."""
+        collate = self.task.collate(self.backbone.preprocessing)
+        return dict(collate_fn=collate, **worker_options(self.workers))
+
+    def inputs(self) -> tuple[DataLoader, DataLoader]:
+        """Training loader of raw (augmented) inputs and validation loader, for a phase that
+        trains the backbone."""
+        preprocessing, splits, task = self.backbone.preprocessing, self.splits, self.task
+        options = self.options()
+        train = task.dataset(splits.train, preprocessing, train=True, augment=self.augment)
+        val = task.dataset(splits.val, preprocessing)
+        order = self.train_order(getattr(splits.train, "labels", None), self.world_size > 1)
+        return (
+            DataLoader(train, batch_size=self.batch_size, **order, **options),
+            DataLoader(val, batch_size=self.batch_size * 2, **options),
+        )

@@ -1,0 +1,233 @@
+"""The phase runner: from a strategy's plan of phases to trained weights, in one place.
+
+:class:`PhaseRunner` trains the phases one after the other through the engine
+(:func:`graft.training.engine.run_phase`: checkpoints, resume, precision, devices), each with a
+fresh LightningModule from :class:`ModuleFactory` and the loaders of
+:class:`~graft.training.loaders.FitLoaders` (cached features for a head-only phase, raw inputs
+when the backbone trains). It keeps the weights of the phase with the best validation score
+(:class:`BestPhase`), so a fit never ends worse than a model it already had. A domain
+adaptation (:class:`graft.adaptation.component.DomainAdaptation`), when handed one, trains the
+phases that move the backbone in its own way (adapted, and guarded).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from torch import nn
+
+from graft.training.distributed import EngineOptions, is_global_zero
+from graft.training.engine import run_phase
+from graft.training.phase import Phase
+
+if TYPE_CHECKING:
+    from graft.training.loaders import FitLoaders
+    from graft.training.module import TransferModule
+
+log = logging.getLogger("graft")
+
+#: Fewer validation examples than this cannot choose a head epoch: on 8 and 64 sst2 reviews
+#: per class with minilm, keeping the epoch of lowest loss on the 4 or 26 held-out reviews
+#: kept a head trained for 1 to 9 epochs (test accuracy 0.52-0.71), where the last of its 30
+#: epochs reached 0.61-0.75 (bench/RESULTS.md, graft against its peers).
+MIN_VAL_TO_CHOOSE_EPOCH = 50
+
+
+@dataclass
+class ModuleFactory:
+    """Builds the LightningModule of a phase: a fresh one (hence a fresh optimiser) each time.
+
+    Attributes:
+        task: the fitted task, whose training module it is (:meth:`Task.training_module`).
+        head, backbone: the networks; the backbone goes in only for phases that train it.
+        options: ``label_smoothing``, ``weight_decay`` and ``class_weights``.
+        mixup: mixup/cutmix for phases that train the backbone (None: none).
+        from_scratch: the backbone has random weights: its BatchNorm layers learn their
+            statistics (a pretrained one keeps them).
+    """
+
+    task: Any
+    head: nn.Module
+    backbone: nn.Module
+    options: dict[str, Any] = field(default_factory=dict)
+    mixup: Callable | None = None
+    from_scratch: bool = False
+
+    def prepared(self, phase: Phase) -> Phase:
+        """``phase`` as this backbone trains it."""
+        if self.from_scratch:  # no pretrained statistics to keep
+            return dataclasses.replace(phase, batchnorm_statistics=True)
+        return phase
+
+    def __call__(self, phase: Phase) -> TransferModule:
+        phase = self.prepared(phase)
+        through = phase.train_backbone or not self.task.caches_features
+        backbone = self.backbone if through else None
+        mixup = self.mixup if phase.train_backbone else None
+        return self.task.training_module(self.head, phase, backbone, mixup=mixup, **self.options)
+
+
+class PhaseAdapter(Protocol):
+    """What the runner asks of a domain adaptation (:mod:`graft.adaptation.component`)."""
+
+    def applies(self, phase: Phase) -> bool: ...
+
+    def train_phase(self, runner: PhaseRunner, phase: Phase) -> tuple[list[dict], bool]: ...
+
+
+@dataclass
+class PhaseRunner:
+    """Trains a plan of phases and keeps the best one (see the module docstring).
+
+    Attributes:
+        networks: what training changes (backbone, head, a task's learned loss weights).
+        modules: builds each phase's LightningModule.
+        loaders: builds each phase's data loaders.
+        engine: precision, devices and what the Trainer shows.
+        seed: seeds each phase's training.
+        work_dir: where checkpoints and logs go (the run directory, or a temporary folder).
+        resume: finished phases are loaded and an interrupted one continues.
+        timings: per-phase seconds are added here.
+    """
+
+    networks: dict[str, nn.Module]
+    modules: ModuleFactory
+    loaders: FitLoaders
+    engine: EngineOptions
+    seed: int
+    work_dir: Path
+    resume: bool = False
+    timings: dict[str, float] = field(default_factory=dict)
+    epoch_choice: str | None = None
+
+    def __post_init__(self) -> None:
+        self.best = BestPhase(self.networks)
+
+    def run(self, phases: list[Phase], adaptation: PhaseAdapter | None = None) -> list[dict]:
+        """Train ``phases`` in order; the per-epoch history of all of them."""
+        history = []
+        for phase in phases:
+            start = time.perf_counter()
+            if adaptation is not None and adaptation.applies(phase):
+                rows, keep = adaptation.train_phase(self, phase)
+            else:
+                rows, keep = self.train(phase), False
+            history += rows
+            self.best.update(phase.name, rows, keep=keep)
+            self.timings[f"phase_{phase.name}"] = time.perf_counter() - start
+        return history
+
+    def train(
+        self,
+        phase: Phase,
+        loaders: tuple | None = None,
+        module: TransferModule | None = None,
+    ) -> list[dict]:
+        """Train one phase; its history. ``loaders`` and ``module`` replace the usual ones (an
+        adapted phase's)."""
+        if not phase.train_backbone and len(self.loaders.splits.val) < MIN_VAL_TO_CHOOSE_EPOCH:
+            phase = dataclasses.replace(phase, keep_last=True)
+            self.epoch_choice = (
+                f"the {phase.name} phase kept its last epoch: {len(self.loaders.splits.val)} "
+                f"validation examples are too few to choose one by (fewer than "
+                f"{MIN_VAL_TO_CHOOSE_EPOCH})"
+            )
+            log.info(self.epoch_choice)
+        if loaders is None:
+            loaders = self.loaders.inputs() if phase.train_backbone else self.loaders.head_only()
+        module = module or self.modules(phase)
+        trained = module.trained_parameters()
+        log.info("phase %s: training %s parameters", phase.name, f"{trained:,}")
+        rows = run_phase(
+            module,
+            *loaders,
+            _phase_work_dir(self.work_dir, phase),
+            self.seed,
+            self.engine,
+            self.resume,
+        )
+        for row in rows:
+            row["trained_parameters"] = trained
+        return rows
+
+
+class BestPhase:
+    """Keeps the weights of the phase with the best validation score (``val_score``: accuracy,
+    micro-F1 or R² by task).
+
+    A later phase that ends worse than an earlier one (fine-tuning a backbone on too little
+    data can) is rolled back, so a fit never returns a model worse than one it already had.
+    """
+
+    def __init__(self, networks: dict[str, nn.Module]):
+        self.networks = networks
+        self.accuracy = -math.inf
+        self.scores: dict[str, float] = {}
+        self.name: str | None = None
+        self.state: dict | None = None
+        self.last_was_best = True
+
+    def update(self, name: str, rows: list[dict], keep: bool = False) -> None:
+        """Record a finished phase; ``keep`` keeps it whatever its score."""
+        kept = next((row for row in rows if row.get("kept")), {})
+        accuracy = kept.get("val_score", -math.inf)
+        self.last_was_best = keep or accuracy >= self.accuracy
+        if self.last_was_best:
+            self.accuracy, self.name = accuracy, name
+            self.scores = {k: kept[k] for k in ("val_score", "val_acc") if k in kept}
+            self.state = {
+                key: {k: v.detach().clone() for k, v in net.state_dict().items()}
+                for key, net in self.networks.items()
+            }
+
+    def restore(self) -> dict:
+        """Load the best phase's weights if the last phase was worse; say which phase was kept."""
+        if not self.last_was_best and self.state is not None:
+            for key, net in self.networks.items():
+                net.load_state_dict(self.state[key])
+            log.info(
+                "kept the %s phase (validation score %.4f): later phases did not improve it",
+                self.name,
+                self.accuracy,
+            )
+        return {"phase": self.name, **{k: round(v, 6) for k, v in self.scores.items()}}
+
+
+class Snapshot:
+    """The weights and train/eval modes of networks, to start a second training from exactly
+    where the first one started (Lightning keeps each submodule's mode as it finds it)."""
+
+    def __init__(self, networks: dict[str, nn.Module]):
+        self.networks = networks
+        self.states = {
+            name: {key: value.detach().clone() for key, value in net.state_dict().items()}
+            for name, net in networks.items()
+        }
+        self.modes = {
+            name: [module.training for module in net.modules()] for name, net in networks.items()
+        }
+
+    def restore(self) -> None:
+        for name, net in self.networks.items():
+            net.load_state_dict(self.states[name])
+            for module, training in zip(net.modules(), self.modes[name], strict=True):
+                module.train(training)
+
+
+def _phase_work_dir(work_dir: Path, phase: Phase) -> Path:
+    """Where a phase checkpoints: the run directory, except for the extra processes of a
+    distributed fit in a phase that is not distributed and that the first process has not
+    finished yet (they train it alike, in a folder of their own)."""
+    if is_global_zero() or phase.train_backbone:
+        return work_dir
+    if (work_dir / "checkpoints" / phase.name / "done.json").is_file():
+        return work_dir
+    return Path(tempfile.mkdtemp(prefix="graft-rank-"))

@@ -1,0 +1,78 @@
+"""Augmentation presets, mixup, and cached augmented views for feature extraction."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from PIL import Image
+
+import graft
+from graft.backbones import create_backbone
+from graft.data.transforms import InputDataset, image_transform, mixup_for
+from graft.errors import ConfigError
+from tests.conftest import EXAMPLES
+
+
+@pytest.fixture(scope="module")
+def preprocessing():
+    return create_backbone("efficientnet_lite0").preprocessing
+
+
+def photo() -> Image.Image:
+    return Image.open(next((EXAMPLES / "train" / "daisy").iterdir())).convert("RGB")
+
+
+def test_presets_build_on_timm_transforms(preprocessing):
+    strong = repr(image_transform(preprocessing, train=True, augment="strong"))
+    assert "RandAugment" in strong and "RandomErasing" in strong
+    light = repr(image_transform(preprocessing, train=True, augment="light"))
+    assert "RandomResizedCrop" in light and "RandAugment" not in light
+    none = image_transform(preprocessing, train=True, augment="none")
+    assert torch.equal(none(photo()), none(photo()))  # no randomness at all
+    assert torch.equal(none(photo()), image_transform(preprocessing, train=False)(photo()))
+
+
+def test_augmented_views_are_fixed_per_item_and_view(preprocessing):
+    items = [str(next((EXAMPLES / "train" / "roses").iterdir()))]
+    first = InputDataset(items, None, preprocessing, augment="strong", view=1)[0][0]
+    again = InputDataset(items, None, preprocessing, augment="strong", view=1)[0][0]
+    other = InputDataset(items, None, preprocessing, augment="strong", view=2)[0][0]
+    plain = InputDataset(items, None, preprocessing)[0][0]
+    assert torch.equal(first, again)
+    assert not torch.equal(first, other) and not torch.equal(first, plain)
+
+
+def test_mixup_only_for_the_strong_preset():
+    assert mixup_for("light", 5, 0.1) is None
+    mixup = mixup_for("strong", 5, 0.1)
+    images, soft = mixup(torch.randn(4, 3, 8, 8), torch.tensor([0, 1, 2, 3]))
+    assert soft.shape == (4, 5) and torch.allclose(soft.sum(1), torch.ones(4))
+
+
+def test_feature_extract_with_cached_views(tiny_flowers, tmp_path):
+    cache = str(tmp_path / "cache")
+    options = dict(strategy="feature-extract", views=3, epochs=3, cache_dir=cache, progress=False)
+    model = graft.fit(tiny_flowers, **options)
+    # 40 training photos x 3 views and 20 validation photos, each through the backbone once
+    assert model.summary_["feature_cache"]["misses"] == 40 * 3 + 20
+    again = graft.fit(tiny_flowers, **options, lr=1e-3)
+    assert again.summary_["feature_cache"]["misses"] == 0
+
+
+def test_strong_augmentation_with_mixup_fine_tunes(tiny_flowers):
+    model = graft.fit(
+        tiny_flowers, strategy="full", augment="strong", epochs=1, batch_size=8, progress=False
+    )
+    assert model.history_[0]["phase"] == "full" and model.history_[0]["train_loss"] > 0
+
+
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        ({"augment": "heavy"}, "--augment must be one of"),
+        ({"views": 3, "augment": "none"}, "--views above 1 needs"),
+    ],
+)
+def test_bad_augmentation_options(option, message):
+    with pytest.raises(ConfigError, match=message):
+        graft.GraftClassifier(**option)
