@@ -23,7 +23,7 @@ from graft.errors import (
 from graft.version import __version__
 
 if TYPE_CHECKING:
-    from graft.api import fit, load, resume
+    from graft.api import adapt, fit, load, resume
     from graft.config import FitConfig
     from graft.estimator import GraftClassifier
     from graft.multitask import MultiTaskClassifier
@@ -41,6 +41,7 @@ __all__ = [
     "NotFittedError",
     "RunError",
     "__version__",
+    "adapt",
     "fit",
     "load",
     "pretrain",
@@ -51,7 +52,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     """The public names that need torch, imported on first use."""
-    if name in ("fit", "load", "resume"):
+    if name in ("adapt", "fit", "load", "resume"):
         from graft import api
 
         return getattr(api, name)

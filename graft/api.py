@@ -1,4 +1,4 @@
-"""graft's functions: ``fit``, ``resume`` and ``load``, the shortcuts most users call.
+"""graft's functions: ``fit``, ``resume``, ``load`` and ``adapt``, the shortcuts most users call.
 
 >>> model = graft.fit("photos/", strategy="feature-extract", out="runs/photos")  # doctest: +SKIP
 >>> graft.load("runs/photos").predict(["new.jpg"])  # doctest: +SKIP
@@ -18,7 +18,15 @@ from graft.runs.directory import read_run_record
 from graft.runs.persistence import check_engine, hyperparameters, read_record, restore_model
 
 #: The arguments of ``fit`` that name data, not hyperparameters.
-DATA_ARGUMENTS = ("text_column", "image_column", "label_column", "target", "target_test")
+DATA_ARGUMENTS = (
+    "text_column",
+    "image_column",
+    "label_column",
+    "audio_column",
+    "target",
+    "target_test",
+    "unlabeled",
+)
 
 
 def estimator_class(tasks: Any) -> type[GraftClassifier]:
@@ -66,6 +74,7 @@ def resume(run_dir: str | os.PathLike) -> GraftClassifier:
         resume=True,
         target=arguments.get("target"),
         target_test=arguments.get("target_test"),
+        unlabeled=arguments.get("unlabeled"),
         **arguments["columns"],
     )
 
@@ -84,3 +93,45 @@ def load(
     params = FitConfig.from_dict(hyperparameters(record)).to_dict()
     model = estimator_class(params.get("tasks"))(**params)
     return restore_model(model, path, record, engine, export)
+
+
+def adapt(
+    run: str | os.PathLike,
+    target: DataLike,
+    *,
+    out: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    method: str = "self-training",
+    target_test: DataLike | None = None,
+    column: str | None = None,
+    **options: Any,
+) -> GraftClassifier:
+    """Adapt the model of the finished run ``run`` to unlabelled ``target`` data without its
+    source data (SHOT: the head frozen, the backbone trained by information maximisation and
+    self-training; :mod:`graft.adaptation.source_free`) and write it as a new run.
+
+    ``out``: the new run directory (default: ``RUN-adapted`` beside the run); it never
+    replaces an existing run, the adapted one included, without ``overwrite``. ``method``:
+    ``self-training``, ``mcc`` or ``mcc+self-training``. ``target_test``: labelled target data,
+    evaluated at the end. ``column``: the input column of target tables. ``options``:
+    ``epochs``, ``weight``, ``seed``, ``batch_size``, ``num_workers``, ``progress``. The new
+    run loads with :func:`load` like any other.
+    """
+    from graft.adaptation.source_free import SourceFreeAdaptation
+    from graft.runs.directory import check_run_dir
+
+    adaptation = SourceFreeAdaptation(method=method, **options)
+    run = Path(run).expanduser()
+    out = Path(out).expanduser() if out is not None else run.with_name(f"{run.name}-adapted")
+    check_run_dir(out, overwrite)
+    model = adaptation.adapt(load(run), target, target_test, column)
+    model.save(out, overwrite=True)
+    _report(out)
+    return model
+
+
+def _report(run_dir: Path) -> None:
+    """The run's ``report.html``, when it can be drawn (the saved model stands without it)."""
+    from graft.estimator import _write_report
+
+    _write_report(run_dir)

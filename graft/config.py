@@ -19,7 +19,11 @@ from graft.options import (
 )
 
 #: The backbone of each modality when ``model`` is not given.
-DEFAULT_MODELS = {"image": "efficientnet_lite0", "text": "minilm"}
+DEFAULT_MODELS = {
+    "image": "efficientnet_lite0",
+    "text": "minilm",
+    "audio": "audio:efficientnet_lite0",
+}
 
 
 @dataclass
@@ -27,15 +31,19 @@ class FitConfig:
     """Hyperparameters of :func:`graft.fit`; ``None`` means "graft's default for this data".
 
     Attributes:
-        model: backbone model string; None picks ``efficientnet_lite0`` for images and
-            ``minilm`` for text.
+        model: backbone model string; None picks ``efficientnet_lite0`` for images,
+            ``minilm`` for text and ``audio:efficientnet_lite0`` (log-mel spectrograms through
+            it) for audio.
         strategy: ``"fine-tune"`` (head on frozen features, then the whole network),
             ``"feature-extract"`` (head only, on cached features), ``"full"`` (everything from
             the first step), ``"partial"`` (head, then the top ``unfreeze`` groups) or
             ``"gradual"`` (head, then one more group every ``unfreeze_every`` epochs) or
-            ``"lora"`` (head, then low-rank adapters on the frozen backbone), or ``"auto"``:
-            feature-extract, partial or full, chosen from measurements of the data and the
-            frozen backbone (:mod:`graft.selection.advisor`; the reasons go in the summary).
+            ``"lora"`` (head, then low-rank adapters on the frozen backbone), ``"contrastive"``
+            (the backbone fine-tuned on pairs of labelled examples, SetFit's recipe for text, or
+            by supervised contrastive learning for images, then the head:
+            :mod:`graft.strategies.contrastive`), or ``"auto"``: feature-extract, contrastive,
+            partial or full, chosen from measurements of the data and the frozen backbone
+            (:mod:`graft.selection.advisor`; the reasons go in the summary).
         epochs: epochs of the phase that trains most (the backbone phase of fine-tune, the
             head of feature-extract); None: 3 for fine-tune, 30 for feature-extract.
         head_epochs: epochs of fine-tune's first, head-only phase.
@@ -43,7 +51,8 @@ class FitConfig:
         lr: learning rate of the head, or ``"auto"``: the suggestion of a learning-rate range
             test on the head over cached features (:mod:`graft.training.lr_finder`).
         backbone_lr_mult: backbone learning rate as a fraction of ``lr``; None: 0.1 for
-            images, 0.02 for text.
+            images and audio encoders, 0.02 for text, 1.0 for an image network shown
+            spectrograms (``audio:MODEL``, whose BatchNorm statistics also adapt).
         layer_decay: layer-wise learning-rate decay: each backbone group down from the top
             trains at this factor times the rate of the one above (1.0: no decay).
         unfreeze: backbone groups that train with ``partial``, counted from the top.
@@ -60,25 +69,42 @@ class FitConfig:
         baseline_epochs: epochs of the scratch baseline; None: as many as the fit ran in all
             its phases together.
         adapt: domain adaptation to unlabelled target data (``fit(..., target=...)``) while
-            the backbone trains: ``dann``, ``coral``, ``mmd`` (:mod:`graft.adaptation`) or
-            ``none`` (source-only training; the target is only measured).
+            the backbone trains: a method of :data:`graft.adaptation.catalogue.OBJECTIVES`
+            (``dann``, ``coral``, ``mmd``, ``cdan``, ``mcc``, ``mdd``, ``self-training``,
+            ``mcc+cdan``, ``mcc+self-training``), ``auto`` (chosen from label-free
+            measurements: :mod:`graft.adaptation.auto`) or ``none`` (source-only training; the
+            target is only measured).
         adapt_weight: weight of the adaptation loss against the classification loss.
         adapt_guard: the source-risk guard (:mod:`graft.adaptation.guard`): each adapted phase
             also trains source-only from the same weights, and the adapted weights are kept
             only if they score no worse on the source validation data. Doubles the cost of
             the adapted phases; makes adaptation no worse than source-only training.
-        image_size: side in pixels that images are resized to, instead of the size the
-            weights were trained at (smaller is faster: 16-pixel digits need no 224); None:
-            the weights' own size.
+        image_size: side in pixels that images (and an audio backbone's spectrograms) are
+            resized to, instead of the size the weights were trained at (smaller is faster:
+            16-pixel digits need no 224); None: the weights' own size.
         max_length: tokens a text is cut to, instead of the length the model was trained for
             (shorter is faster; attention's cost grows with the square of it); None: the
             model's own length.
+        clip_seconds: seconds every audio clip is cropped (at random offsets while training)
+            or zero-padded to; None: the length of 95% of the training clips, rounded up to
+            0.1 s, at most 10 s (:func:`graft.backbones.audio.preprocessing.default_clip_seconds`).
         seed: seeds the split, the initialisation and the data order.
         val_fraction: share of each class held out for validation when none is given.
+        cv_folds: with few labels (fewer than
+            :data:`graft.fewshot.few_labels.FEW_LABELS_PER_CLASS` per class) and no validation
+            data, no split is held out: every example trains with a fixed recipe and this many
+            stratified folds cross-validate the estimate (``metrics.json``'s
+            ``cross_validation``); 0: no estimate.
         task: ``"auto"`` (inferred from the labels: see :func:`graft.data.sources.infer_task`),
             ``"multiclass"``, ``"multilabel"`` or ``"regression"``.
         label_delimiter: what separates a multilabel row's labels; None: ``;`` or ``|``,
             whichever the labels hold.
+        detector: the detector of ``task="detection"`` (:mod:`graft.detectors`):
+            ``fasterrcnn``, ``retinanet`` or ``fcos``; instance segmentation is Mask R-CNN.
+        architecture, loss, binary_masks, ignore_index: ``task="segmentation"``'s decoder
+            (``unet``, ``fpn``, ``deeplabv3plus``), pixel loss (``ce``, ``dice``, ``ce+dice``),
+            masks read as background and one foreground (every value above 0), and the mask
+            value left out of loss and metrics (:mod:`graft.tasks.segmentation`).
         tasks: several label columns of a table, trained at once with one head each on the
             shared backbone (:class:`graft.multitask.MultiTaskClassifier`): a list of column
             names, a comma-separated string, or a dict column -> kind; ``COLUMN:KIND`` sets
@@ -116,8 +142,9 @@ class FitConfig:
     )
     strategy: str = option(
         "fine-tune",
-        "fine-tune, feature-extract, full, partial, gradual, lora, or auto (chosen from "
-        "measurements of the data and the frozen backbone).",
+        "fine-tune, feature-extract, full, partial, gradual, lora, contrastive (SetFit-style "
+        "pairs for text, SupCon for images, then the head), or auto (chosen from measurements "
+        "of the data and the frozen backbone).",
     )
     epochs: int | None = option(
         None, "Epochs of the main phase (fine-tune: 3, feature-extract: 30)."
@@ -128,7 +155,7 @@ class FitConfig:
         3e-3, "Learning rate of the head, or auto (a range test picks it).", cli_type=str
     )
     backbone_lr_mult: float | None = option(
-        None, "Backbone learning rate as a fraction of --lr (images 0.1, text 0.02)."
+        None, "Backbone learning rate as a fraction of --lr (images 0.1, text 0.02, audio:* 1)."
     )
     layer_decay: float = option(
         1.0, "Each backbone group down from the top trains at this times the rate above."
@@ -153,7 +180,9 @@ class FitConfig:
     )
     adapt: str = option(
         "none",
-        "Domain adaptation to --target-unlabeled: dann, coral, mmd, or none (source-only).",
+        "Domain adaptation to --target-unlabeled: dann, coral, mmd, cdan, mcc, mdd, "
+        "self-training, mcc+cdan, mcc+self-training, auto (chosen from label-free "
+        "measurements), or none (source-only).",
     )
     adapt_weight: float = option(1.0, "Weight of the adaptation loss against the task loss.")
     adapt_guard: bool = option(
@@ -167,9 +196,19 @@ class FitConfig:
     max_length: int | None = option(
         None, "Cut texts to this many tokens (default: the model's own length)."
     )
+    clip_seconds: float | None = option(
+        None,
+        "Crop or pad audio clips to this many seconds (default: the length of 95% of the "
+        "training clips, at most 10).",
+    )
     seed: int = option(0, "Seed of the split, initialisation and data order.")
     val_fraction: float = option(
         0.2, "Share of each class held out when no validation data is given."
+    )
+    cv_folds: int = option(
+        5,
+        "With few labels and no validation data every example trains and this many folds "
+        "cross-validate the estimate (0: none).",
     )
     task: str = option(
         "auto", "auto, multiclass, multilabel (a row's labels joined by ; or |) or regression."
@@ -177,6 +216,15 @@ class FitConfig:
     label_delimiter: str | None = option(
         None, "What separates a multilabel row's labels (default: ; or |)."
     )
+    detector: str = option(
+        "fasterrcnn",
+        "Detection: fasterrcnn (Faster R-CNN with a feature pyramid), retinanet or fcos "
+        "(instance segmentation trains Mask R-CNN).",
+    )
+    architecture: str = option("unet", "Segmentation: unet, fpn or deeplabv3plus (smp's).")
+    loss: str = option("ce+dice", "Segmentation: ce, dice or ce+dice (their sum).")
+    binary_masks: bool = option(False, "Segmentation: every mask value above 0 is foreground.")
+    ignore_index: int = option(255, "Segmentation: the mask value left out of loss and metrics.")
     tasks: dict[str, str] | None = option(
         None,
         "Train several label columns of a table at once, one head each on the shared "
@@ -231,6 +279,8 @@ class FitConfig:
             ("epochs", "head_epochs", "batch_size", "unfreeze", "unfreeze_every", "views")
             + ("baseline_epochs", "image_size", "max_length", "devices", "num_nodes"),
         )
+        if self.clip_seconds is not None and not self.clip_seconds > 0:
+            raise ConfigError(f"--clip-seconds must be positive, got {self.clip_seconds}")
         self._validate_rates()
         self._validate_task()
         self._validate_tasks()
@@ -266,6 +316,10 @@ class FitConfig:
 
         if not 0.0 < self.val_fraction < 1.0:
             raise ConfigError(f"--val-fraction must be between 0 and 1, got {self.val_fraction}")
+        if not isinstance(self.cv_folds, int) or self.cv_folds < 0 or self.cv_folds == 1:
+            raise ConfigError(
+                f"--cv-folds must be 0 (no estimate) or at least 2, got {self.cv_folds}"
+            )
         if self.task not in ("auto", *CHOOSABLE):
             raise ConfigError(
                 f"--task must be auto or one of {', '.join(CHOOSABLE)}, got {self.task!r}"
@@ -322,11 +376,11 @@ class FitConfig:
             )
 
     def _validate_adaptation(self) -> None:
-        from graft.adaptation import ADAPTATIONS
+        from graft.adaptation.catalogue import OBJECTIVES
 
-        if self.adapt not in ("none", *ADAPTATIONS):
+        if self.adapt not in ("none", "auto", *OBJECTIVES):
             raise ConfigError(
-                f"--adapt must be one of {', '.join(ADAPTATIONS)} or none, got {self.adapt!r}"
+                f"--adapt must be one of {', '.join(OBJECTIVES)}, auto or none, got {self.adapt!r}"
             )
         if not self.adapt_weight > 0:
             raise ConfigError(f"--adapt-weight must be positive, got {self.adapt_weight}")

@@ -32,6 +32,8 @@ from graft.data import DataSplits
 from graft.data.transforms import mixup_for
 from graft.errors import ConfigError
 from graft.features import FeatureCache
+from graft.fewshot.few_labels import LABELLED_ONLY, FewLabels, kept_estimate
+from graft.fewshot.semi_supervised import SemiSupervised
 from graft.inference import Predictor
 from graft.runs.directory import check_run_dir, finish_run, run_lock, start_run
 from graft.selection.advisor import advise_strategy
@@ -40,7 +42,6 @@ from graft.strategies import STRATEGIES
 from graft.tasks import read_task_data
 from graft.tasks.base import Task
 from graft.training.distributed import EngineOptions, is_global_zero
-from graft.training.imbalance import balanced_class_weights
 from graft.training.loaders import FitLoaders
 from graft.training.lr_finder import FALLBACK_LR, LRFinding, find_learning_rate
 from graft.training.phase import Phase
@@ -62,6 +63,7 @@ class FitData:
     columns: dict[str, str | None] | None = None
     target: DataLike | None = None
     target_test: DataLike | None = None
+    unlabeled: DataLike | None = None
 
     def arguments(self) -> dict | None:
         """The data arguments as the run records them for ``--resume`` (None when the data
@@ -72,6 +74,7 @@ class FitData:
             "test": self.test,
             "target": self.target,
             "target_test": self.target_test,
+            "unlabeled": self.unlabeled,
         }
         if any(v is not None and not isinstance(v, str | os.PathLike) for v in values.values()):
             return None
@@ -148,6 +151,8 @@ class GraftClassifier(Predictor):
         label_column: str | None = None,
         target: DataLike | None = None,
         target_test: DataLike | None = None,
+        audio_column: str | None = None,
+        unlabeled: DataLike | None = None,
     ) -> GraftClassifier:
         """Train on ``data`` (a folder, a table, a DataFrame, a ``datasets.Dataset``, or a
         :class:`LabelledData`).
@@ -157,13 +162,21 @@ class GraftClassifier(Predictor):
         every epoch; ``resume=True`` continues an interrupted run in ``out`` (see
         :func:`graft.resume`). ``target``: unlabelled data of the domain the model must serve,
         which the ``adapt`` method aligns the features with (with ``adapt="none"`` it is only
-        measured); ``target_test``: labelled target data, evaluated at the end. A run
-        directory that another process is writing is refused (:func:`run_lock`).
+        measured); ``target_test``: labelled target data, evaluated at the end.
+        ``unlabeled``: unlabelled data of the same kind as ``data`` (labels, if any, ignored),
+        which self-training learns from; the semi-supervised model is kept only if it scores no
+        lower than the labelled-only one (:mod:`graft.fewshot.semi_supervised`). With few
+        labels and no validation data, every example trains and k-fold cross-validation gives
+        the estimate (:mod:`graft.fewshot.few_labels`). A run directory that another process is
+        writing is refused (:func:`run_lock`).
         """
         columns = dict(
-            text_column=text_column, image_column=image_column, label_column=label_column
+            text_column=text_column,
+            image_column=image_column,
+            label_column=label_column,
+            audio_column=audio_column,
         )
-        inputs = FitData(data, val, test, columns, target, target_test)
+        inputs = FitData(data, val, test, columns, target, target_test, unlabeled)
         # Under a DDP launcher every process runs this fit; the others pick up what the first
         # one finished (resume) and never write the run directory.
         resume = resume or not is_global_zero()
@@ -180,11 +193,13 @@ class GraftClassifier(Predictor):
         config = self.config.resolved(
             model=self.config.model or DEFAULT_MODELS[splits.train.modality]
         )
+        config = task.defaults(config)
         _check_run_options(config, out, len(splits.train))
         backbone = type(task).build_backbone(config, splits.train)
         adaptation = DomainAdaptation.for_fit(
             config, inputs.target, inputs.target_test, splits, inputs.columns
         )
+        semi = SemiSupervised.for_fit(config, inputs.unlabeled, splits, inputs.columns)
         run_dir = None
         if out is not None:
             self.arguments_ = inputs.arguments()
@@ -201,8 +216,13 @@ class GraftClassifier(Predictor):
             config.strategy,
             config.lr,
         )
-        self._train(config, splits, cache, timings, run_dir, resume, adaptation)
+        self._train(config, splits, cache, timings, run_dir, resume, adaptation, semi)
+        estimate = self._estimate(splits, inputs, semi, timings)
         self._evaluate(config, splits, cache, timings, adaptation)
+        if estimate is not None:
+            self.metrics_["cross_validation"] = estimate
+        if semi is not None:
+            self.metrics_["semi_supervised"] = semi.record
         timings["total"] = time.perf_counter() - started
         if config.baseline == "scratch":
             self.metrics_["transfer"] = self._scratch_baseline(splits, timings)
@@ -221,7 +241,13 @@ class GraftClassifier(Predictor):
             config, inputs.data, inputs.val, inputs.test, inputs.columns
         )
         task_class.check_options(config)
+        adapting = inputs.target is not None
         if splits.val is None:
+            self.few_labels_ = FewLabels.for_fit(config, task_class.kind, splits.train, adapting)
+        if splits.val is None and self.few_labels_ is not None:
+            self.split_ = self.few_labels_.split_record()
+            log.info(self.few_labels_.reason())
+        elif splits.val is None:
             train = splits.train
             train_idx, val_idx = task_class.split(train, config.val_fraction, config.seed)
             self.split_ = {
@@ -287,10 +313,11 @@ class GraftClassifier(Predictor):
         """What builds each phase's training module, with this fit's options."""
         class_weights = None
         if config.class_weights == "auto":
-            class_weights = balanced_class_weights(splits.train.labels, len(self.classes_))
+            class_weights = self.fitted_task_.class_weights(splits.train)
         mixup = None
-        if self.backbone_.modality == "image" and self.fitted_task_.mixup:
-            mixup = mixup_for(config.augment, len(self.classes_), config.label_smoothing)
+        if self.fitted_task_.mixup:  # images: mixup and cutmix; audio: mixup; text: none
+            modality = self.backbone_.modality
+            mixup = mixup_for(config.augment, len(self.classes_), config.label_smoothing, modality)
         return ModuleFactory(
             self.fitted_task_,
             self.head_,
@@ -304,7 +331,7 @@ class GraftClassifier(Predictor):
             from_scratch=self.backbone_.spec.startswith(SCRATCH_PREFIX),
         )
 
-    def _train(self, config, splits, cache, timings, run_dir, resume, adaptation) -> None:
+    def _train(self, config, splits, cache, timings, run_dir, resume, adaptation, semi) -> None:
         """Train the strategy's phases; keep the best (``history_``, ``kept_phase_``)."""
         engine = _engine(config)
         loaders = self._loaders(config, splits, cache, timings)
@@ -312,6 +339,9 @@ class GraftClassifier(Predictor):
         networks = {"backbone": self.backbone_, "head": self.head_}
         networks.update(self.fitted_task_.networks())
         phases = STRATEGIES[config.strategy]().phases(config, self.backbone_)
+        phases = self.fitted_task_.plan(phases)  # as the task trains them
+        if getattr(self, "few_labels_", None) is not None:  # every example trains: no choice
+            phases = self.few_labels_.plan(phases)
         with tempfile.TemporaryDirectory(prefix="graft-") as scratch:
             runner = PhaseRunner(
                 networks,
@@ -322,9 +352,13 @@ class GraftClassifier(Predictor):
                 Path(run_dir or scratch),
                 resume,
                 timings,
+                trainers=STRATEGIES[config.strategy]().trainers(config),
             )
             self.history_ = runner.run(phases, adaptation)
-        self.kept_phase_ = runner.best.restore()
+            self.kept_phase_ = runner.best.restore()
+            if semi is not None:  # self-training on the unlabelled data, the backbone fixed
+                self.history_ += semi.train(runner, cache)
+                self.semi_supervised_ = semi
         self.epoch_choice_ = runner.epoch_choice
 
     def _evaluate(self, config, splits, cache, timings, adaptation) -> None:
@@ -351,6 +385,29 @@ class GraftClassifier(Predictor):
                 )
             )
 
+    def _estimate(self, splits, inputs, semi, timings) -> dict | None:
+        """With few labels, the k-fold cross-validated estimate (``metrics.json``'s
+        ``cross_validation``); with unlabelled data, the guard's choice between the
+        semi-supervised and the labelled-only model (by that estimate, or by validation)."""
+        few = getattr(self, "few_labels_", None)
+        record = None
+        if few is not None and few.folds:
+            record = few.cross_validate(splits.train, lambda part: self._fold(part, inputs))
+            timings["cross_validation"] = record["seconds"]
+        if semi is not None:
+            semi.decide(record)
+        if record is None:
+            return None
+        return kept_estimate(record, semi.kept if semi is not None else LABELLED_ONLY)
+
+    def _fold(self, train: DataLike, inputs: FitData) -> GraftClassifier:
+        """The fit of one cross-validation fold: this fit's settings as resolved, on ``train``
+        (with the same unlabelled data), without an estimate of its own."""
+        fold = type(self)(**{**self.config_.to_dict(), "cv_folds": 0, "progress": False})
+        data = FitData(train, columns=inputs.columns, unlabeled=inputs.unlabeled)
+        fold._fit(data, None, False, False)
+        return fold
+
     def _scratch_baseline(self, splits: DataSplits, timings: dict[str, float]) -> dict:
         """Train the from-scratch control (:mod:`graft.selection.baseline`); its gain record."""
         start = time.perf_counter()
@@ -371,6 +428,11 @@ class GraftClassifier(Predictor):
         summary["feature_cache"] = {"hits": stats.hits, "misses": stats.misses}
         summary["seconds"] = {k: round(v, 3) for k, v in timings.items()}
         summary["kept_phase"] = self.kept_phase_
+        if getattr(self, "few_labels_", None) is not None:
+            summary["few_labels"] = self.split_
+        for key in ("cross_validation", "semi_supervised"):
+            if key in self.metrics_:
+                summary[key] = self.metrics_[key]
         if hasattr(self, "lr_finding_"):
             summary["lr_finder"] = self.lr_finding_.to_dict()
         if hasattr(self, "advice_"):
@@ -431,7 +493,7 @@ def _checked(params: dict[str, Any]) -> FitConfig:
 
 
 def _columns(columns: dict) -> dict[str, str | None]:
-    names = ("text_column", "image_column", "label_column")
+    names = ("text_column", "image_column", "label_column", "audio_column")
     return {name: columns.get(name) for name in names}
 
 

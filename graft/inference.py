@@ -20,6 +20,9 @@ from graft.errors import ConfigError, NotFittedError
 from graft.features import FeatureCache, to_device
 from graft.training.sampling import loader_workers
 
+#: Inputs whose outputs ``write_predictions`` holds at once (a mask per pixel is large).
+WRITE_CHUNK = 32
+
 
 class Predictor:
     """Predictions of a fitted model (see the module docstring).
@@ -100,7 +103,8 @@ class Predictor:
             return self.head_.eval()(cache.features(self.backbone_, data, self.config.batch_size))
         batch_size = self.config.batch_size * 2
         if self.engine_ is not None:  # an exported model (--engine onnx)
-            return task.join([self.engine_(x) for x in self.input_batches(items, batch_size)])
+            batches = self.input_batches(items, batch_size)
+            return task.join([task.infer_exported(self.engine_, x) for x in batches])
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         backbone, head = self.backbone_.to(device).eval(), self.head_.to(device).eval()
         batches = self.input_batches(items, batch_size)
@@ -134,12 +138,14 @@ class Predictor:
 
     # Answers -----------------------------------------------------------------------------------
 
-    def predict(self, inputs):
+    def predict(self, inputs, **options):
         """The most probable class name of each input; multilabel: the list of labels at or
         above their threshold; regression: the predicted values (float64 ``[n]``); several
-        tasks: each task's answers by task name."""
+        tasks: each task's answers by task name; detection: each image's boxes. ``options``:
+        what some kinds take (a detector's ``score_threshold``: :meth:`Task.configured`)."""
         self._check_fitted()
-        return self.fitted_task_.answers(self._outputs(self._items(inputs)))
+        task = self.fitted_task_.configured(**options)
+        return task.answers(self._outputs(self._items(inputs)))
 
     def predict_proba(self, inputs):
         """Probabilities ``[n, len(classes_)]`` for image paths, folders, tables or texts:
@@ -163,12 +169,30 @@ class Predictor:
         pass of the backbone."""
         return self._several_tasks().task_outputs(self._outputs(self._items(inputs)))
 
-    def prediction_records(self, items: list[str], top_k: int = 1) -> list[dict]:
-        """Each input's answer as ``graft predict --json`` prints it (with the input)."""
+    def prediction_records(self, items: list[str], top_k: int = 1, **options) -> list[dict]:
+        """Each input's answer as ``graft predict --json`` prints it (with the input);
+        ``options`` as :meth:`predict` takes them."""
         if top_k < 1:
             raise ConfigError(f"--top-k must be at least 1, got {top_k}")
-        records = self.fitted_task_.prediction_records(self._outputs(items), top_k)
+        task = self.fitted_task_.configured(**options)
+        records = task.prediction_records(self._outputs(items), top_k)
         return [{"input": item, **record} for item, record in zip(items, records, strict=True)]
+
+    def write_predictions(
+        self, items: list[str], folder: str | os.PathLike, overlay: bool = False, **options
+    ) -> list[dict]:
+        """Write each input's answer as files into ``folder`` (``graft predict --out``: a
+        segmentation model's mask PNGs, and with ``overlay`` each image with its mask
+        blended), :data:`WRITE_CHUNK` inputs at a time; each input's record with the files."""
+        from pathlib import Path
+
+        task = self.fitted_task_.configured(**options)
+        records = []
+        for start in range(0, len(items), WRITE_CHUNK):
+            part = list(items[start : start + WRITE_CHUNK])
+            found = task.write_predictions(part, self._outputs(part), Path(folder), overlay)
+            records += [{"input": item, **row} for item, row in zip(part, found, strict=True)]
+        return records
 
     def served_answers(self, items: list[str], top_k: int) -> list:
         """Each input's answer as ``graft serve`` returns it."""
@@ -188,6 +212,8 @@ def _float_cpu(outputs):
         return {name: _float_cpu(value) for name, value in outputs.items()}
     if isinstance(outputs, list | tuple):
         return type(outputs)(_float_cpu(value) for value in outputs)
+    if not isinstance(outputs, torch.Tensor):  # kept as they are (a mask's COCO RLE)
+        return outputs
     if outputs.is_floating_point():
         return outputs.float().cpu()
     return outputs.cpu()

@@ -1,14 +1,21 @@
 """``graft serve RUN``: an HTTP service and a web page for a trained model (FastAPI, uvicorn).
 
-- ``POST /predict``: for an image model, a multipart upload of one or more files (field
-  ``file`` or ``files``); for a text model, JSON ``{"text": "..."}`` or ``{"texts": [...]}``.
+- ``POST /predict``: for an image or audio model, a multipart upload of one or more files
+  (field ``file`` or ``files``; audio in any format :mod:`graft.data.audio` decodes); for a
+  text model, JSON ``{"text": "..."}`` or ``{"texts": [...]}``.
   Optional ``top_k`` (query parameter, or a JSON field for text). The answer is
   ``{"predictions": [[{"label": ..., "probability": ...}, ...], ...]}``, one list per input,
   the ``top_k`` most probable first (multilabel: each label's own probability; regression:
-  ``{"value": ...}``).
+  ``{"value": ...}``; tagging: ``{"text": ..., "entities": [{"text", "label", "start",
+  "end", "score"}, ...]}``, which the page highlights in the text; detection:
+  ``{"detections": [{"label", "score", "box": [x1, y1, x2, y2]}, ...]}``, which the page
+  draws on the dropped image; semantic segmentation: ``{"mask": "data:image/png;base64,...",
+  "classes", "colors", "pixels": {class: share}, "width", "height"}``, the mask a palette PNG
+  of class indices at the image's size, which the page lays over the dropped image).
 - ``GET /health``: the model and whether the service answers.
-- ``GET /``: a page where a person drops an image or types a text and sees the answer as bars
-  (inline script and style: nothing is fetched from elsewhere).
+- ``GET /``: a page where a person drops an image or an audio clip (and can play it back) or
+  types a text and sees the answer as bars (inline script and style: nothing is fetched from
+  elsewhere).
 
 Requests are batched under load: the inputs of concurrent requests that arrive within
 :data:`BATCH_WAIT_SECONDS` of each other are merged, up to ``max_batch`` inputs, into one call
@@ -16,8 +23,8 @@ of the model in a worker thread (:class:`MicroBatcher`); if a merged call fails,
 is answered on its own, so one bad input cannot fail its neighbours. Bad requests get a 4xx
 answer with a message, never a 500: a body over ``max_upload_bytes`` or more than
 :data:`MAX_FILES` files or :data:`MAX_TEXTS` texts (413), a content type the model does not
-read (415), an image that cannot be decoded or is over the pixel limit, malformed JSON or a
-bad ``top_k`` (400). Texts are only ever
+read (415), an image or audio file that cannot be decoded or an image over the pixel limit,
+malformed JSON or a bad ``top_k`` (400). Texts are only ever
 texts: a request can never make the service read a file on the server.
 """
 
@@ -38,6 +45,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from graft.data.audio import check_audio, is_audio_file
 from graft.data.images import UnreadableImage, open_rgb
 
 #: Upload limit of one request, over all its files.
@@ -177,14 +185,14 @@ def create_app(
         body = await _body(request, max_upload_bytes)
         kind = request.headers.get("content-type", "")
         k = _top_k(request, top_k)
-        if modality == "image":
-            items = await _images(request, kind, Path(uploads.name))
+        if modality in UPLOADED:
+            items = await _uploads(request, kind, Path(uploads.name), modality)
         else:
             items, k = _texts(body, kind, k)
         try:
             found = await batcher.submit(items)
         finally:
-            if modality == "image":
+            if modality in UPLOADED:
                 for item in items:
                     Path(item).unlink(missing_ok=True)
         found = [row[:k] if isinstance(row, list) else row for row in found]
@@ -214,12 +222,33 @@ def _top_k(request, default: int) -> int:
     return int(value)
 
 
-async def _images(request, kind: str, folder: Path) -> list[str]:
-    """The uploaded files, each checked to decode as an image, saved to ``folder``."""
+def _check_image(path: str) -> str | None:
+    """Why the file at ``path`` is not a readable image (None when it is one)."""
+    try:
+        open_rgb(path)
+    except UnreadableImage as error:
+        return str(error)
+    return None
+
+
+def _check_audio(path: str) -> str | None:
+    """Why the file at ``path`` is not a readable audio file (None when it is one)."""
+    return check_audio([path])[1].get(0)
+
+
+#: The modalities whose inputs are uploaded files: what they are called and how each upload
+#: is checked to decode (off the event loop) before it reaches the model.
+UPLOADED = {"image": ("image", _check_image), "audio": ("audio file", _check_audio)}
+
+
+async def _uploads(request, kind: str, folder: Path, modality: str) -> list[str]:
+    """The uploaded files, each checked to decode as the model's modality (an image, an
+    audio file), saved to ``folder`` (audio keeps its extension, which names its format)."""
+    noun, check = UPLOADED[modality]
     if not kind.startswith("multipart/form-data"):
         raise RequestError(
             415,
-            f"this model reads images: send them as multipart/form-data (field 'file'), "
+            f"this model reads {noun}s: send them as multipart/form-data (field 'file'), "
             f"not {kind or 'no content type'}",
         )
     try:
@@ -229,21 +258,22 @@ async def _images(request, kind: str, folder: Path) -> list[str]:
         raise RequestError(status, f"the multipart body cannot be read ({error})") from None
     files = [v for key in ("file", "files") for v in form.getlist(key) if hasattr(v, "read")]
     if not files:
-        raise RequestError(400, "no image in the request: upload it in the field 'file'")
+        raise RequestError(400, f"no {noun} in the request: upload it in the field 'file'")
     paths = []
     try:
         for upload in files:
             content = await upload.read()
-            handle = tempfile.NamedTemporaryFile(dir=folder, suffix=".upload", delete=False)
+            name = Path(upload.filename or "")
+            suffix = name.suffix.lower() if is_audio_file(name) else ".upload"
+            handle = tempfile.NamedTemporaryFile(dir=folder, suffix=suffix, delete=False)
             with handle:
                 handle.write(content)
             paths.append(handle.name)
-            try:
-                await asyncio.to_thread(open_rgb, handle.name)  # off the event loop
-            except UnreadableImage as error:
-                reason = str(error).replace(handle.name, upload.filename or "the upload")
-                message = f"{upload.filename}: not a readable image ({reason})"
-                raise RequestError(400, message) from None
+            problem = await asyncio.to_thread(check, handle.name)  # off the event loop
+            if problem is not None:
+                reason = problem.replace(handle.name, upload.filename or "the upload")
+                message = f"{upload.filename}: not a readable {noun} ({reason})"
+                raise RequestError(400, message)
     except BaseException:  # a refusal, a full disk, a cancelled request: no file left behind
         for path in paths:
             Path(path).unlink(missing_ok=True)
@@ -319,12 +349,15 @@ def serve(run: str | Path, host: str = "127.0.0.1", port: int = 8000, **options)
 
 
 def _page(describe: dict) -> str:
-    """The web page: a drop zone (images) or a text box (text), and the answer as bars."""
-    image = describe["modality"] == "image"
+    """The web page: a drop zone (images, audio clips) or a text box (text), and the answer
+    as bars."""
+    noun, accept = {"image": ("an image", "image/*"), "audio": ("an audio clip", "audio/*")}.get(
+        describe["modality"], (None, None)
+    )
     control = (
-        '<label id="drop" class="drop">Drop an image here, or '
-        '<input id="file" type="file" accept="image/*"></label>'
-        if image
+        f'<label id="drop" class="drop">Drop {noun} here, or '
+        f'<input id="file" type="file" accept="{accept}"></label>'
+        if noun
         else '<textarea id="text" rows="5" placeholder="Type a text"></textarea>'
         '<button id="send">Predict</button>'
     )
@@ -351,17 +384,92 @@ textarea { width: 100%; font: inherit; }
 .bar .fill { background: #3a7bd5; height: 100%; }
 .bar .value { width: 4.5rem; text-align: right; font-variant-numeric: tabular-nums; }
 #error { color: #b00; }
+.swatch { display: inline-block; width: 0.9rem; height: 0.9rem; margin: 0 0.3rem 0 0.8rem;
+  vertical-align: middle; border: 1px solid #888; }
+.tagged { line-height: 2.2; white-space: pre-wrap; }
+.tagged mark { background: #dbe7fb; border-radius: 0.2rem; padding: 0.1rem 0.2rem; }
+.tagged sup { font-size: 0.65rem; font-weight: bold; color: #3a7bd5; margin-left: 0.2rem; }
 </style></head><body>
 <h1>{{TITLE}}</h1>
 {{CONTROL}}
 <img id="preview" alt="" hidden>
+<audio id="listen" controls hidden></audio>
 <div id="error" role="alert"></div>
 <div id="result" aria-live="polite"></div>
 <script>
 const MODEL = {{MODEL}};
 const result = document.getElementById("result"), error = document.getElementById("error");
+function showEntities(answer) {
+  // entities as spans of the text, highlighted in place (offsets count code points)
+  const chars = Array.from(answer.text), line = document.createElement("p");
+  line.className = "tagged";
+  let at = 0;
+  for (const entity of answer.entities) {
+    line.append(chars.slice(at, entity.start).join(""));
+    const mark = document.createElement("mark"), tag = document.createElement("sup");
+    mark.title = entity.label + " " + (100 * entity.score).toFixed(1) + "%";
+    mark.textContent = chars.slice(entity.start, entity.end).join("");
+    tag.textContent = entity.label; mark.append(tag); line.append(mark); at = entity.end;
+  }
+  line.append(chars.slice(at).join(""));
+  if (!answer.entities.length) line.append(" (no entity found)");
+  result.append(line);
+}
+function showBoxes(answer) {
+  // a detector's boxes drawn over the dropped image (pixels of the image as it was sent)
+  const preview = document.getElementById("preview"), canvas = document.createElement("canvas");
+  canvas.id = "boxes";
+  const draw = () => {
+    const scale = Math.min(1, 640 / preview.naturalWidth), pen = canvas.getContext("2d");
+    canvas.width = preview.naturalWidth * scale; canvas.height = preview.naturalHeight * scale;
+    pen.drawImage(preview, 0, 0, canvas.width, canvas.height);
+    pen.lineWidth = 2; pen.font = "13px system-ui, sans-serif";
+    for (const found of answer.detections) {
+      const [x1, y1, x2, y2] = found.box.map((v) => v * scale);
+      const text = found.label + " " + (100 * found.score).toFixed(0) + "%";
+      const top = Math.max(0, y1 - 16);
+      pen.strokeStyle = pen.fillStyle = "#dc1e1e"; pen.strokeRect(x1, y1, x2 - x1, y2 - y1);
+      pen.fillRect(x1, top, pen.measureText(text).width + 6, 16);
+      pen.fillStyle = "#fff"; pen.fillText(text, x1 + 3, top + 12);
+    }
+  };
+  if (preview.complete && preview.naturalWidth) draw();
+  else preview.addEventListener("load", draw, { once: true });
+  const note = document.createElement("p");
+  note.textContent = answer.detections.length + " object(s) found";
+  result.append(canvas, note);
+}
+function showMask(answer) {
+  // a segmentation's mask (a PNG, background transparent) laid over the dropped image
+  const preview = document.getElementById("preview"), canvas = document.createElement("canvas");
+  const mask = new Image();
+  canvas.id = "mask";
+  let waiting = 2;
+  const ready = () => {
+    if (--waiting > 0) return;
+    const scale = Math.min(1, 640 / preview.naturalWidth), pen = canvas.getContext("2d");
+    canvas.width = preview.naturalWidth * scale; canvas.height = preview.naturalHeight * scale;
+    pen.drawImage(preview, 0, 0, canvas.width, canvas.height);
+    pen.globalAlpha = 0.5; pen.imageSmoothingEnabled = false;
+    pen.drawImage(mask, 0, 0, canvas.width, canvas.height);
+  };
+  mask.addEventListener("load", ready, { once: true }); mask.src = answer.mask;
+  if (preview.complete && preview.naturalWidth) ready();
+  else preview.addEventListener("load", ready, { once: true });
+  const legend = document.createElement("p");
+  for (const [name, share] of Object.entries(answer.pixels)) {
+    const swatch = document.createElement("span");
+    swatch.className = "swatch";
+    swatch.style.background = answer.colors[answer.classes.indexOf(name)];
+    legend.append(swatch, name + " " + (100 * share).toFixed(1) + "%");
+  }
+  result.append(canvas, legend);
+}
 function show(answer) {
   result.replaceChildren();
+  if (!Array.isArray(answer) && "entities" in answer) { showEntities(answer); return; }
+  if (!Array.isArray(answer) && "detections" in answer) { showBoxes(answer); return; }
+  if (!Array.isArray(answer) && "mask" in answer) { showMask(answer); return; }
   for (const row of answer) {
     const bar = document.createElement("div"); bar.className = "bar";
     const label = document.createElement("span"); label.className = "label";
@@ -386,10 +494,10 @@ async function ask(request) {
   }
   show(body.predictions[0]);
 }
-if (MODEL.modality === "image") {
+if (MODEL.modality === "image" || MODEL.modality === "audio") {
   const drop = document.getElementById("drop"), input = document.getElementById("file");
   const send = (file) => {
-    const preview = document.getElementById("preview");
+    const preview = document.getElementById(MODEL.modality === "image" ? "preview" : "listen");
     preview.src = URL.createObjectURL(file); preview.hidden = false;
     const form = new FormData(); form.append("file", file);
     ask({ method: "POST", body: form });

@@ -175,8 +175,10 @@ def _print(result: dict) -> None:
     print(f"import cycles: {len(result['cycles']) or 'none'}")
     for group in result["cycles"]:
         print("  " + " <-> ".join(group))
-    for title, key in (("longest functions", "longest_functions"), ("largest classes",
-                                                                     "largest_classes")):
+    for title, key in (
+        ("longest functions", "longest_functions"),
+        ("largest classes", "largest_classes"),
+    ):
         print(f"{title}:")
         for span in result[key]:
             print(f"  {span['lines']:4d}  {span['module']}.{span['name']} (line {span['line']})")

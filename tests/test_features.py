@@ -100,6 +100,7 @@ def _features_in_a_fresh_process(cache_root: str, folder: str, rounds: int) -> l
     return [FeatureCache(cache_root).features(backbone, data) for _ in range(rounds)]
 
 
+@pytest.mark.slow
 def test_processes_sharing_one_cache_read_and_write_it_safely(tiny_flowers, tmp_path, caplog):
     import concurrent.futures
     import multiprocessing

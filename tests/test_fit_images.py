@@ -31,6 +31,7 @@ def test_feature_extract_accuracy_floor(feature_model):
     assert model.summary_["examples"] == {"train": 250, "val": 100}
 
 
+@pytest.mark.slow
 def test_fine_tune_accuracy_floor_and_phases(finetuned_model):
     model, _ = finetuned_model
     assert model.metrics_["val"]["accuracy"] >= 0.62
@@ -60,6 +61,7 @@ def test_run_directory_holds_everything_to_reproduce(feature_model):
     assert set(metrics["per_class"]["roses"]) >= {"precision", "recall", "f1"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("which", ["feature_model", "finetuned_model"])
 def test_save_and_load_give_identical_predictions(which, request, flowers):
     model, out = request.getfixturevalue(which)

@@ -10,6 +10,15 @@ that the training step adds (times a weight) to the classification loss on the s
 - ``mmd``: :class:`MultipleKernelMMD`, the multi-kernel maximum mean discrepancy (Long et al.,
   ICML 2015).
 
+The methods that also read the classifier's outputs speak a wider interface,
+:class:`~graft.adaptation.objective.AdaptationObjective` on a ``DomainBatch`` of both domains'
+features and logits: ``cdan`` (CDAN+E), ``mcc``, ``mdd``, ``self-training`` (SHOT's information
+maximisation and pseudo-labels) and the combinations ``mcc+cdan`` and ``mcc+self-training``.
+:mod:`graft.adaptation.catalogue` names every method, the three above wrapped as objectives
+(``--adapt``); :mod:`graft.adaptation.auto` chooses one from label-free measurements
+(``--adapt auto``); :mod:`graft.adaptation.source_free` adapts a finished run without its source
+data (``graft adapt``).
+
 Beside them, label-free scores of the target predictions choose a checkpoint without target
 labels (:mod:`graft.adaptation.validation`), and :func:`proxy_a_distance` measures the gap
 between the domains' features (:mod:`graft.adaptation.gap`).

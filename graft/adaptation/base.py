@@ -13,15 +13,9 @@ import torch
 from torch import Tensor, nn
 
 
-class AdaptationLoss(nn.Module):
-    """Base class of the alignment losses: ``forward(source [n, d], target [m, d]) -> scalar``.
-
-    Attributes:
-        name: the method's name in :data:`graft.adaptation.ADAPTATIONS` (``--adapt``).
-        progress: the share of training done, in [0, 1] (0.0 until the training step sets it).
-    """
-
-    name: str = ""
+class ScheduledModule(nn.Module):
+    """A module that knows how far training has gone: :attr:`progress`, in [0, 1] (0.0 until
+    the training step sets it), for schedules such as DANN's gradient-reversal warm-up."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -38,6 +32,17 @@ class AdaptationLoss(nn.Module):
         if not 0.0 <= value <= 1.0:  # also refuses NaN
             raise ValueError(f"progress is the share of training done, in [0, 1], got {value}")
         self._progress = value
+
+
+class AdaptationLoss(ScheduledModule):
+    """Base class of the alignment losses: ``forward(source [n, d], target [m, d]) -> scalar``.
+
+    Attributes:
+        name: the method's name in :data:`graft.adaptation.ADAPTATIONS` (``--adapt``).
+        progress: the share of training done, in [0, 1] (0.0 until the training step sets it).
+    """
+
+    name: str = ""
 
     def forward(self, source: Tensor, target: Tensor) -> Tensor:
         """The alignment loss (a scalar) between ``source`` [n, d] and ``target`` [m, d]."""

@@ -2,13 +2,15 @@
 
 A fit with unlabelled target data (``--target-unlabeled``) builds a :class:`DomainAdaptation`.
 It holds the target domain (:class:`~graft.adaptation.target.TargetDomain`) and measures the
-gap between the domains before and after training. When an ``--adapt`` method is chosen, the
+gap between the domains before and after training (``--adapt auto`` chooses its method from the
+measurements before: :mod:`graft.adaptation.auto`). When an ``--adapt`` method is chosen, the
 phase runner (:class:`graft.training.runner.PhaseRunner`) hands it the phases that train the
-backbone: it trains each with source and target batches in step and the alignment loss
-(:class:`~graft.adaptation.module.AdaptationModule`), keeps the epoch of best label-free target
-score, and under the source-risk guard (:mod:`graft.adaptation.guard`) also trains the phase
-source-only from the same weights and keeps the adapted weights only when they score no worse
-on the source validation data. No adaptation code lives in the estimator.
+backbone: it trains each with source and target batches in step and the method's objective
+(:mod:`graft.adaptation.catalogue`, :class:`~graft.adaptation.module.AdaptationModule`), keeps
+the epoch of best label-free target score, and under the source-risk guard
+(:mod:`graft.adaptation.guard`) also trains the phase source-only from the same weights and
+keeps the adapted weights only when they score no worse on the source validation data. No
+adaptation code lives in the estimator.
 """
 
 from __future__ import annotations
@@ -19,10 +21,16 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from graft.adaptation.guard import SOURCE_ONLY_SUFFIX, guard_adaptation
+from graft.adaptation.guard import (
+    SOURCE_ONLY_SUFFIX,
+    guard_adaptation,
+    kept_score,
+    noise_tolerance,
+)
 from graft.adaptation.module import TARGET_MONITOR, AdaptationModule
 from graft.adaptation.target import (
     TARGET_SAMPLE,
@@ -31,6 +39,7 @@ from graft.adaptation.target import (
     domain_gap,
     label_free_scores,
     load_target_items,
+    sample_indices,
     sample_items,
 )
 from graft.data import LabelledData
@@ -58,13 +67,15 @@ class DomainAdaptation:
 
     Attributes:
         domain: the unlabelled target items (and labelled target data to report on).
-        method: ``dann``, ``coral``, ``mmd`` (:data:`graft.adaptation.ADAPTATIONS`), or
-            ``none``: train source-only and only measure.
+        method: a method of :data:`graft.adaptation.catalogue.OBJECTIVES`, ``auto`` (until
+            :meth:`measure_before` chooses one), or ``none``: train source-only and only
+            measure.
         weight: of the alignment loss against the task loss.
         guard: the source-risk guard is on.
         seed, batch_size, num_workers: the fit's.
         decisions: the guard's decision for each adapted phase.
         gap_before: the proxy A-distance on the pretrained backbone's features.
+        auto: what ``--adapt auto`` measured, chose and why (None without ``auto``).
     """
 
     domain: TargetDomain
@@ -76,6 +87,7 @@ class DomainAdaptation:
     num_workers: int = 0
     decisions: list[dict] = field(default_factory=list)
     gap_before: float | None = None
+    auto: dict | None = None
 
     @classmethod
     def for_fit(
@@ -88,6 +100,7 @@ class DomainAdaptation:
         domain = target_domain(config, target, target_test, splits, columns)
         if domain is None:
             return None
+        check_method(config.adapt, splits.train.task)
         return cls(
             domain,
             config.adapt,
@@ -113,8 +126,25 @@ class DomainAdaptation:
         )
 
     def measure_before(self, splits: DataSplits, backbone: Backbone, cache: FeatureCache) -> None:
-        """The proxy A-distance between the domains on the pretrained backbone's features."""
-        self.gap_before = domain_gap(*self.sampled_features(splits, backbone, cache), self.seed)
+        """The proxy A-distance between the domains on the pretrained backbone's features; with
+        ``auto``, the method it chooses from them (:mod:`graft.adaptation.auto`)."""
+        source, target = self.sampled_features(splits, backbone, cache)
+        self.gap_before = domain_gap(source, target, self.seed)
+        if self.method == "auto":
+            self.choose(splits, source, target)
+
+    def choose(self, splits: DataSplits, source: torch.Tensor, target: torch.Tensor) -> None:
+        """Resolve ``auto`` to a method from the label-free measurements."""
+        from graft.adaptation.auto import choose_method, measure
+
+        train = splits.train
+        labels = np.asarray(train.labels)[sample_indices(len(train), TARGET_SAMPLE, self.seed)]
+        measured = measure(
+            source, labels, target, self.gap_before, train.modality, train.task, len(train.classes)
+        )
+        self.method, reason = choose_method(measured)
+        self.auto = {"chosen": self.method, "reason": reason, **measured.to_dict()}
+        log.info("--adapt auto chose %s: %s", self.method, reason)
 
     def measure_after(
         self,
@@ -142,6 +172,8 @@ class DomainAdaptation:
             },
             "label_free": label_free_scores(head, target_features),
         }
+        if self.auto is not None:
+            record["auto"] = self.auto
         if self.decisions:
             record["guard"] = self.decisions
         metrics = {"adaptation": record}
@@ -167,7 +199,7 @@ class DomainAdaptation:
         source_only = Snapshot(runner.networks)
         start.restore()
         adapted_rows = self._adapted(runner, phase)
-        decision = guard_adaptation(source_rows, adapted_rows)
+        decision = guard_adaptation(source_rows, adapted_rows, self.tolerance(runner, source_rows))
         if decision.kept == "source-only":
             source_only.restore()
             for row in adapted_rows:  # the phase's kept epoch is the source-only one
@@ -179,6 +211,14 @@ class DomainAdaptation:
         self.decisions.append({"phase": phase.name, **decision.to_dict()})
         return source_rows + adapted_rows, decision.kept == "adapted"
 
+    def tolerance(self, runner: PhaseRunner, source_rows: list[dict]) -> float:
+        """What the guard lets the adapted model lose on the source validation data: the
+        sampling noise of the source-only accuracy (:func:`noise_tolerance`), 0 for a score that
+        is not an accuracy."""
+        if runner.modules.task.kind != "multiclass":
+            return 0.0
+        return noise_tolerance(kept_score(source_rows), len(runner.loaders.splits.val))
+
     def _adapted(self, runner: PhaseRunner, phase: Phase) -> list[dict]:
         """One adapted training of ``phase``, keeping its epoch of best label-free score."""
         phase = dataclasses.replace(phase, monitor=TARGET_MONITOR)
@@ -186,19 +226,20 @@ class DomainAdaptation:
         return runner.train(phase, loaders=loaders, module=self.module(runner, phase))
 
     def module(self, runner: PhaseRunner, phase: Phase) -> AdaptationModule:
-        """The phase's module: the task loss plus the alignment loss (mixup is left out: it
-        would mix the source batch that the alignment compares with the target's)."""
-        from graft.adaptation import create_adaptation
+        """The phase's module: the task loss plus the method's objective (mixup is left out: it
+        would mix the source batch that the objective compares with the target's)."""
+        from graft.adaptation.catalogue import create_objective
 
         factory = runner.modules
         phase = factory.prepared(phase)
         torch.manual_seed(self.seed)  # the discriminator's initialisation
-        adaptation = create_adaptation(self.method, factory.backbone.feature_dim)
+        classes = getattr(factory.head, "num_classes", 1)
+        objective = create_objective(self.method, factory.backbone.feature_dim, classes)
         return AdaptationModule(
             factory.head,
             phase,
             factory.backbone,
-            adaptation=adaptation,
+            objective=objective,
             adapt_weight=self.weight,
             task=factory.task,
             **factory.options,
@@ -212,22 +253,61 @@ class DomainAdaptation:
 
         source_train, source_val = loaders.inputs()
         preprocessing, options = loaders.backbone.preprocessing, loaders.options()
-        items = self.domain.items
-        target_train = DataLoader(
-            InputDataset(items, None, preprocessing, train=True, augment=loaders.augment),
-            batch_size=self.batch_size,
-            sampler=EpochSampler(len(items), self.seed + 1, length=len(loaders.splits.train)),
-            generator=torch.Generator().manual_seed(self.seed + 1),
-            **options,
+        target_train = target_training_loader(
+            self.domain.items,
+            preprocessing,
+            options,
+            self.batch_size,
+            self.seed,
+            len(loaders.splits.train),
+            loaders.augment,
         )
+        val = [source_val, *self.target_validation(preprocessing, options)]
+        train = CombinedLoader({"source": source_train, "target": target_train}, mode="min_size")
+        return train, val
+
+    def target_validation(self, preprocessing: Any, options: dict) -> list[DataLoader]:
+        """The validation loaders of the target: the unlabelled sample (the label-free scores)
+        and, when given, the labelled target data (reported only)."""
         evaluate = dict(batch_size=self.batch_size * 2, **options)
         sample = InputDataset(self.domain.sample(self.seed), None, preprocessing)
-        val = [source_val, DataLoader(sample, **evaluate)]
+        val = [DataLoader(sample, **evaluate)]
         if self.domain.test is not None:
             test = InputDataset(self.domain.test.items, self.domain.test.labels, preprocessing)
             val.append(DataLoader(test, **evaluate))
-        train = CombinedLoader({"source": source_train, "target": target_train}, mode="min_size")
-        return train, val
+        return val
+
+
+def target_training_loader(
+    items: list[str],
+    preprocessing: Any,
+    options: dict,
+    batch_size: int,
+    seed: int,
+    length: int,
+    augment: str,
+) -> DataLoader:
+    """Batches of ``(inputs, indices)`` of the target ``items`` (augmented as the source's),
+    ``length`` draws an epoch in a seeded order; the indices let pseudo-labels be looked up."""
+    dataset = InputDataset(items, np.arange(len(items)), preprocessing, train=True, augment=augment)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=EpochSampler(len(items), seed + 1, length=length),
+        generator=torch.Generator().manual_seed(seed + 1),
+        **options,
+    )
+
+
+def check_method(method: str, task: str) -> None:
+    """Refuse a method that reads class probabilities for a task without them (ConfigError)."""
+    from graft.adaptation.catalogue import FEATURE_ONLY
+
+    if method not in (*FEATURE_ONLY, "none", "auto") and task != "multiclass":
+        raise ConfigError(
+            f"--adapt {method} reads the class probabilities of a single-label classifier; "
+            f"this data is {task}: use {', '.join(FEATURE_ONLY)} or auto"
+        )
 
 
 def target_domain(

@@ -75,10 +75,14 @@ def load_target_items(
 
 def sample_items(items: list[str], size: int, seed: int) -> list[str]:
     """At most ``size`` of ``items`` drawn without replacement under ``seed``, in order."""
-    if len(items) <= size:
-        return list(items)
-    chosen = np.sort(np.random.default_rng(seed).choice(len(items), size, replace=False))
-    return [items[i] for i in chosen]
+    return [items[i] for i in sample_indices(len(items), size, seed)]
+
+
+def sample_indices(count: int, size: int, seed: int) -> np.ndarray:
+    """The indices (ascending) of :func:`sample_items`' draw from ``count`` items."""
+    if count <= size:
+        return np.arange(count)
+    return np.sort(np.random.default_rng(seed).choice(count, size, replace=False))
 
 
 @torch.inference_mode()

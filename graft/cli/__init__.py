@@ -1,5 +1,5 @@
-"""The ``graft`` command line: models, fit, pretrain, rank, lr-find, evaluate, predict, report,
-export, serve.
+"""The ``graft`` command line: models, fit, pretrain, rank, lr-find, adapt, evaluate, predict,
+report, export, serve.
 
 Each command is a thin layer over the Python API: :mod:`.train` (fit, pretrain, rank, lr-find;
 their options built from the configurations by :mod:`.options`), :mod:`.use` (the commands on a
@@ -14,11 +14,11 @@ import os
 
 from rich.logging import RichHandler
 
-from graft.cli import train, use
+from graft.cli import adapt, train, use
 from graft.cli.app import app, errors
 from graft.errors import GraftError
 
-__all__ = ["app", "main", "train", "use"]
+__all__ = ["adapt", "app", "main", "train", "use"]
 
 
 def main() -> None:

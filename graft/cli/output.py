@@ -57,6 +57,7 @@ def report_fit(fitted: Any, run_dir: Path) -> None:
             f"{summary['advice']['reason']}",
             highlight=False,
         )
+    print_few_labels(fitted.metrics_, summary)
     for split in ("val", "test"):
         if split in fitted.metrics_:
             print_task_metrics(task, fitted.metrics_[split], f"{split} metrics")
@@ -78,6 +79,32 @@ def print_task_metrics(task: Any, metrics: dict, title: str) -> None:
         part = parts[name]
         for spec in part.metrics_tables(values, part.classes, f"{title}, task {name}"):
             console.print(draw(spec))
+
+
+def print_few_labels(metrics: dict, summary: dict) -> None:
+    """With few labels, why no validation split was held out and the cross-validated
+    estimate; with unlabelled data, which model the fit kept and why."""
+    if "few_labels" in summary:
+        console.print(summary["few_labels"]["reason"], highlight=False)
+    estimate = metrics.get("cross_validation")
+    if estimate is not None:
+        table = Table(
+            title=f"{estimate['folds']}-fold cross-validated estimate of the "
+            f"{estimate['model']} model (mean ± std over folds)"
+        )
+        for column in ("model", "accuracy", "macro-F1", "per fold (accuracy)"):
+            table.add_column(column, justify="left" if column == "model" else "right")
+        for arm, values in estimate["arms"].items():
+            accuracy, f1 = values["accuracy"], values["macro_f1"]
+            table.add_row(
+                arm + (" (kept)" if arm == estimate["model"] else ""),
+                f"{accuracy['mean']:.4f} ± {accuracy['std']:.4f}",
+                f"{f1['mean']:.4f} ± {f1['std']:.4f}",
+                " ".join(f"{v:.3f}" for v in accuracy["per_fold"]),
+            )
+        console.print(table)
+    if "semi_supervised" in metrics:
+        console.print(f"unlabelled data: {metrics['semi_supervised']['reason']}", highlight=False)
 
 
 def print_tasks(fitted: Any) -> None:
@@ -105,8 +132,11 @@ def print_adaptation(metrics: dict) -> None:
     )
     table.add_column("measure")
     table.add_column("value", justify="right")
-    table.add_row(f"domain gap ({gap['measure']}) before training", f"{gap['before']:.3f}")
-    table.add_row("domain gap after training", f"{gap['after']:.3f}")
+    if "auto" in adaptation:
+        table.add_row("--adapt auto chose", adaptation["auto"]["reason"])
+    if gap is not None:  # none without source data (graft adapt)
+        table.add_row(f"domain gap ({gap['measure']}) before training", f"{gap['before']:.3f}")
+        table.add_row("domain gap after training", f"{gap['after']:.3f}")
     table.add_row("target information maximisation (higher: better)", f"{scores['im']:.4f}")
     table.add_row("target soft neighbourhood density", f"{scores['snd']:.4f}")
     table.add_row("target prediction entropy", f"{scores['entropy']:.4f}")
@@ -133,8 +163,9 @@ def print_transfer(transfer: dict) -> None:
     console.print(table)
 
 
-def print_predictions(records: list[dict]) -> None:
-    """``graft predict``'s table: each input and its answer (every task's, for several)."""
+def print_predictions(records: list[dict], fitted_task: Any = None) -> None:
+    """``graft predict``'s table: each input and its answer (every task's, for several; as
+    ``fitted_task`` shows it, when it has a way of its own: :meth:`Task.prediction_text`)."""
     table = Table()
     table.add_column("input", overflow="fold")
     first = records[0] if records else {}
@@ -146,7 +177,10 @@ def print_predictions(records: list[dict]) -> None:
     for record in records:
         item = record["input"]
         shown = item if len(item) < 120 else item[:117] + "..."
-        if tasks:
+        own = fitted_task.prediction_text(record) if fitted_task is not None else None
+        if own is not None:
+            table.add_row(shown, own)
+        elif tasks:
             table.add_row(shown, *(_answer_text(record["predictions"][t]) for t in tasks))
         else:
             table.add_row(shown, _answer_text(record.get("predictions", record.get("prediction"))))

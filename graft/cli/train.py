@@ -22,8 +22,17 @@ from graft.pretraining.config import PretrainConfig
 
 TextColumn = Annotated[str | None, typer.Option(help="Table column holding the texts.")]
 ImageColumn = Annotated[str | None, typer.Option(help="Table column holding image paths.")]
+AudioColumn = Annotated[str | None, typer.Option(help="Table column holding audio paths.")]
 LabelColumn = Annotated[str | None, typer.Option(help="Table column holding the labels.")]
 Overwrite = Annotated[bool, typer.Option(help="Allow writing into a non-empty run directory.")]
+Unlabeled = Annotated[
+    Path | None,
+    typer.Option(
+        help="Unlabelled data of the same kind as DATA (a folder or table; labels, if any, "
+        "ignored): self-training on confident, class-balanced pseudo-labels, kept only if it "
+        "scores no lower than the labelled-only model."
+    ),
+]
 
 
 def _default_run_dir(kind: str = "fit") -> Path:
@@ -58,9 +67,11 @@ def fit(
         Path | None,
         typer.Option(help="Labelled target data: evaluated at the end, never used to choose."),
     ] = None,
+    unlabeled: Unlabeled = None,
     text_column: TextColumn = None,
     image_column: ImageColumn = None,
     label_column: LabelColumn = None,
+    audio_column: AudioColumn = None,
     out: Annotated[
         Path | None, typer.Option(help="Run directory (default: runs/fit-DATE-TIME).")
     ] = None,
@@ -88,6 +99,7 @@ def fit(
     run_dir = out or Path(os.environ.get("GRAFT_RUN_DIR") or _default_run_dir())
     os.environ["GRAFT_RUN_DIR"] = str(run_dir)
     columns = dict(text_column=text_column, image_column=image_column, label_column=label_column)
+    columns["audio_column"] = audio_column
     try:
         fitted = fit_model(
             data,
@@ -97,6 +109,7 @@ def fit(
             overwrite=overwrite,
             target=target_unlabeled,
             target_test=target_test,
+            unlabeled=unlabeled,
             **columns,
             **options,
         )

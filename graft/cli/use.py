@@ -48,14 +48,14 @@ def evaluate(
     text_column: Annotated[str | None, typer.Option()] = None,
     image_column: Annotated[str | None, typer.Option()] = None,
     label_column: Annotated[str | None, typer.Option()] = None,
+    audio_column: Annotated[str | None, typer.Option()] = None,
 ) -> None:
     """Evaluate a trained model on labelled DATA."""
     from graft.api import load
 
     model = load(run)
-    metrics = model.evaluate(
-        data, text_column=text_column, image_column=image_column, label_column=label_column
-    )
+    columns = dict(text_column=text_column, image_column=image_column, audio_column=audio_column)
+    metrics = model.evaluate(data, label_column=label_column, **columns)
     if as_json:
         print(json.dumps(metrics, indent=2))
     else:
@@ -66,7 +66,8 @@ def evaluate(
 def predict(
     run: Run,
     inputs: Annotated[
-        list[str], typer.Argument(help="Image files or folders, a CSV/TSV/JSONL table, or texts.")
+        list[str],
+        typer.Argument(help="Image or audio files or folders, a CSV/TSV/JSONL table, or texts."),
     ],
     top_k: Annotated[
         int, typer.Option(help="How many classes to show per input (multiclass models).")
@@ -80,22 +81,48 @@ def predict(
     export: Annotated[
         Path | None, typer.Option(help="The exported model's folder (default: RUN/export).")
     ] = None,
+    score_threshold: Annotated[
+        float | None,
+        typer.Option(help="Detection: the score a box must reach to be shown (default 0.5)."),
+    ] = None,
+    draw: Annotated[
+        Path | None,
+        typer.Option(help="Detection: write each image with its boxes drawn into this folder."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Segmentation: write each image's mask (a palette PNG) to this folder."),
+    ] = None,
+    overlay: Annotated[
+        bool, typer.Option(help="Segmentation, with --out: also each image with its mask blended.")
+    ] = False,
 ) -> None:
     """Predict the labels of INPUTS with a trained model: the top classes, every label above
-    its threshold (multilabel), or the value (regression)."""
+    its threshold (multilabel), the value (regression), the boxes (detection), or the class of
+    every pixel (segmentation: --out writes the masks)."""
     from graft.api import load
-    from graft.data import load_inputs
 
     if top_k < 1:
         raise ConfigError(f"--top-k must be at least 1, got {top_k}")
+    if overlay and out is None:
+        raise ConfigError("--overlay writes beside the masks: give --out FOLDER too")
     model = load(run, engine=engine, export=export)
-    items = load_inputs(inputs, model.backbone_.modality, column=column)
-    records = model.prediction_records(items, top_k)
+    items = model.fitted_task_.read_inputs(inputs, model.backbone_.modality, column=column)
+    options = {"score_threshold": score_threshold, "draw": draw}  # kinds that take them
+    if out is not None:  # the task writes its answers as files (segmentation masks)
+        records = model.write_predictions(items, out, overlay, **options)
+    else:
+        records = model.prediction_records(items, top_k, **options)
+    drawn = None if draw is None else model.fitted_task_.draw_predictions(items, records, draw)
     if as_json:
         for record in records:
             print(json.dumps(record))
     else:
-        print_predictions(records)
+        print_predictions(records, model.fitted_task_)
+        if drawn is not None:
+            console.print(f"{len(drawn)} image(s) drawn into [bold]{draw}[/]")
+        if out is not None:
+            console.print(f"{len(records)} mask(s) written into [bold]{out}[/]")
 
 
 @app.command("export")

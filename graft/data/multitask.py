@@ -27,6 +27,7 @@ from graft.data.frames import frame_name, is_frame, is_split_mapping, read_frame
 from graft.data.sources import (
     TABLE_SUFFIXES,
     TableSource,
+    _check_audio,
     _check_images,
     _detect_input_column,
     _encode_labels,
@@ -271,8 +272,9 @@ def load_multitask(
         specs.append(spec)
         parts.append(packed)
     labels = np.concatenate(parts, axis=1)
-    if modality == "image":
-        items, kept, unreadable = _check_images(items, list(range(len(items))))
+    if modality in ("image", "audio"):  # files that do not decode are skipped, named
+        check = _check_images if modality == "image" else _check_audio
+        items, kept, unreadable = check(items, list(range(len(items))))
         labels = labels[np.asarray(kept, dtype=np.int64)]
         skipped += unreadable
     return MultiTaskData(items, labels, specs, modality, str(path), skipped)

@@ -1,6 +1,7 @@
 """Reading a user's data: class folders, ``train/val/test`` folders, and CSV, TSV, JSONL or
 Parquet tables, or tables held in memory (pandas DataFrames, ``datasets``; see
-:mod:`graft.data.frames`, which reads them as CSV rows).
+:mod:`graft.data.frames`, which reads them as CSV rows). Inputs are texts, image files or
+audio files (:mod:`graft.data.audio`), told apart by the files' extensions.
 
 A table's label column holds one class per row (multiclass), several labels joined by a
 delimiter (multilabel, ``books;positive``) or a number (regression); ``task="auto"`` tells them
@@ -24,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from graft.data.audio import AUDIO_COLUMNS, check_audio, is_audio_file
 from graft.data.dataset import TASKS, DataSplits, LabelledData, Task
 from graft.data.frames import (
     FrameOrigin,
@@ -72,13 +74,19 @@ def load_splits(
     label_column: str | None = None,
     task: Task | str = "auto",
     label_delimiter: str | None = None,
+    audio_column: str | None = None,
 ) -> DataSplits:
     """Load ``source``; a folder with ``train/`` (and ``val/``, ``test/``) gives all three, as
     does a ``datasets.DatasetDict`` (or a dict) with ``train`` (and ``validation``, ``test``).
 
     Validation and test data are read as the task (and delimiter) of the training data.
     """
-    options = dict(text_column=text_column, image_column=image_column, label_column=label_column)
+    options = dict(
+        text_column=text_column,
+        image_column=image_column,
+        label_column=label_column,
+        audio_column=audio_column,
+    )
     if is_split_mapping(source):
         parts = split_parts(source, SPLIT_NAMES)
         names = {key: _split_name(source, key) for key in parts}
@@ -119,6 +127,7 @@ def load_data(
     task: Task | str = "auto",
     label_delimiter: str | None = None,
     name: str | None = None,
+    audio_column: str | None = None,
 ) -> LabelledData:
     """Load one labelled dataset: a folder of class folders, a table file (CSV, TSV, JSONL,
     Parquet), or a table held in memory (a pandas DataFrame, a ``datasets.Dataset``).
@@ -127,14 +136,14 @@ def load_data(
     or ``"regression"``; ``label_delimiter`` separates a multilabel row's labels (None: ``;``
     or ``|``, whichever the labels hold). ``name`` names an in-memory table in messages
     (default: its kind, ``DataFrame``, or ``datasets.Dataset 'train'`` for a named split).
+    ``audio_column`` names a table's column of audio paths, as ``image_column`` does images.
     """
+    columns = (text_column, image_column, audio_column)
     if task not in ("auto", *TASKS):
         raise ConfigError(f"--task must be auto or one of {', '.join(TASKS)}, got {task!r}")
     if is_frame(source):
-        origin, rows, columns = read_frame(source, name=name, label_delimiter=label_delimiter)
-        return _from_rows(
-            origin, rows, columns, text_column, image_column, label_column, task, label_delimiter
-        )
+        origin, rows, names = read_frame(source, name=name, label_delimiter=label_delimiter)
+        return _from_rows(origin, rows, names, columns, label_column, task, label_delimiter)
     path = _existing(source)
     if path.is_dir():
         if task not in ("auto", "multiclass"):
@@ -144,10 +153,8 @@ def load_data(
             )
         return _load_class_folders(path)
     if path.suffix.lower() in TABLE_SUFFIXES:
-        rows, columns = read_table(path, label_delimiter=label_delimiter)
-        return _from_rows(
-            path, rows, columns, text_column, image_column, label_column, task, label_delimiter
-        )
+        rows, names = read_table(path, label_delimiter=label_delimiter)
+        return _from_rows(path, rows, names, columns, label_column, task, label_delimiter)
     raise DataError(
         f"{path}: not a folder of class folders nor a table (.csv, .tsv, .jsonl, .parquet)"
     )
@@ -211,9 +218,8 @@ def _load_class_folders(root: Path) -> LabelledData:
             "(or train/ and val/ folders of that shape)"
         )
     files_by_class = {d.name: _class_files(d) for d in class_dirs}
-    all_files = [f for files in files_by_class.values() for f in files]
-    modality = "image" if any(is_image_file(f) for f in all_files) else "text"
-    accept = is_image_file if modality == "image" else (lambda f: f.suffix.lower() in TEXT_SUFFIXES)
+    modality = _folder_modality([f for files in files_by_class.values() for f in files])
+    accept = {"image": is_image_file, "audio": is_audio_file}.get(modality, _is_text_file)
     items, labels, skipped = [], [], []
     classes = [name for name, files in files_by_class.items() if any(accept(f) for f in files)]
     empty = [name for name in files_by_class if name not in classes]
@@ -226,6 +232,8 @@ def _load_class_folders(root: Path) -> LabelledData:
                 labels.append(label)
     if modality == "text":
         items, labels, skipped = _read_text_files(items, labels)
+    elif modality == "audio":
+        items, labels, skipped = _check_audio(items, labels)
     else:
         items, labels, skipped = _check_images(items, labels)
     data = LabelledData(
@@ -233,6 +241,19 @@ def _load_class_folders(root: Path) -> LabelledData:
     )
     _require_classes(data)
     return data
+
+
+def _folder_modality(files: list[Path]) -> str:
+    """What class folders hold: audio when audio files outnumber images, else images when
+    there are any, else texts."""
+    images, sounds = sum(map(is_image_file, files)), sum(map(is_audio_file, files))
+    if sounds > images:
+        return "audio"
+    return "image" if images else "text"
+
+
+def _is_text_file(path: Path) -> bool:
+    return path.suffix.lower() in TEXT_SUFFIXES
 
 
 def _read_text_files(paths: list[str], labels: list[int]):
@@ -269,6 +290,14 @@ def _check_images(paths: list[str], labels: list[int]):
     skipped = [(p, why) for p, why in zip(paths, problems, strict=True) if why is not None]
     _warn_skipped(skipped)
     return [p for p, _ in kept], [y for _, y in kept], skipped
+
+
+def _check_audio(paths: list[str], labels: list):
+    """Decode every audio file once (in threads) and keep those that decode."""
+    kept, problems = check_audio(paths)
+    skipped = [(paths[i], why) for i, why in problems.items()]
+    _warn_skipped(skipped)
+    return [paths[i] for i in kept], [labels[i] for i in kept], skipped
 
 
 def _warn_skipped(skipped: list[tuple[str, str]]) -> None:
@@ -364,36 +393,52 @@ def _detect_input_column(
     labels: Collection[str],
     text_column: str | None,
     image_column: str | None,
+    audio_column: str | None = None,
 ) -> tuple[str, str]:
     """The column holding the inputs, and its modality; ``labels`` are the label columns."""
     if text_column and image_column:
         raise DataError(f"{path}: give --text-column or --image-column, not both")
-    image = _pick_column(path, columns, image_column, IMAGE_COLUMNS, "--image-column")
-    # a column named like an image column holds paths when most values look like image files
-    # (the others are then skipped, named), or all of them when a text column is there too
+    if audio_column and (text_column or image_column):
+        raise DataError(f"{path}: give --audio-column alone, not with --text- or --image-column")
+    if audio_column:
+        return _pick_column(path, columns, audio_column, (), "--audio-column"), "audio"
+    # a column named like an image (audio) column holds paths when most values look like image
+    # (audio) files (the others are then skipped, named), or all of them when a text column is
+    # there too
     has_text = text_column is not None or any(c in TEXT_COLUMNS for c in columns)
     share = 1.0 if has_text else 0.5
+    audio = _pick_column(path, columns, image_column, AUDIO_COLUMNS, "--image-column")
+    if audio is not None and _looks_like_paths(rows, audio, share, is_audio_file):
+        return audio, "audio"
+    image = _pick_column(path, columns, image_column, IMAGE_COLUMNS, "--image-column")
     if image is not None and (image_column or _looks_like_paths(rows, image, share=share)):
         return image, "image"
     text = _pick_column(path, columns, text_column, TEXT_COLUMNS, "--text-column")
     if text is not None:
         return text, "text"
     others = [c for c in columns if c not in labels]
-    path_columns = [c for c in others if _looks_like_paths(rows, c)]
-    if len(path_columns) == 1:
-        return path_columns[0], "image"
+    for modality, looks_like in (("image", is_image_file), ("audio", is_audio_file)):
+        path_columns = [c for c in others if _looks_like_paths(rows, c, 1.0, looks_like)]
+        if len(path_columns) == 1:
+            return path_columns[0], modality
     if len(others) == 1:
         return others[0], "text"
     raise DataError(
         f"{path}: cannot tell which column holds the inputs among {', '.join(others)}; "
-        "name it with --text-column or --image-column"
+        "name it with --text-column, --image-column or --audio-column"
     )
 
 
-def _looks_like_paths(rows: list[dict[str, str]], column: str, share: float = 1.0) -> bool:
-    """Whether at least ``share`` of the column's first 200 values name image files."""
+def _looks_like_paths(
+    rows: list[dict[str, str]],
+    column: str,
+    share: float = 1.0,
+    looks_like: Callable[[Path], bool] = is_image_file,
+) -> bool:
+    """Whether at least ``share`` of the column's first 200 values name image files (or the
+    files ``looks_like`` accepts)."""
     values = [row.get(column, "") for row in rows[:200] if row.get(column)]
-    looking = sum(is_image_file(Path(v.strip())) for v in values)
+    looking = sum(looks_like(Path(v.strip())) for v in values if isinstance(v, str))
     return bool(values) and looking >= share * len(values)
 
 
@@ -401,20 +446,19 @@ def _from_rows(
     path: TableSource,
     rows: list[dict[str, str]],
     columns: list[str],
-    text_column: str | None,
-    image_column: str | None,
+    inputs: tuple[str | None, str | None, str | None],
     label_column: str | None,
     task: Task | str = "auto",
     label_delimiter: str | None = None,
 ) -> LabelledData:
+    """The labelled data of a table's rows; ``inputs``: the text, image and audio columns
+    given (None where not)."""
     label = _pick_column(path, columns, label_column, LABEL_COLUMNS, "--label-column")
     if label is None:
         raise DataError(
             f"{path}: no label column found among {', '.join(columns)}; name it with --label-column"
         )
-    column, modality = _detect_input_column(
-        path, rows, columns, (label,), text_column, image_column
-    )
+    column, modality = _detect_input_column(path, rows, columns, (label,), *inputs)
     listed = label_list_delimiter(path, rows, label)
     if listed is not None:  # a column of lists: multilabel, joined by the given delimiter
         task = "multilabel" if task == "auto" else task
@@ -428,8 +472,9 @@ def _from_rows(
     task, delimiter = infer_task(path, label, names, task, label_delimiter)
     labels, classes = _encode_labels(label, names, wheres, task, delimiter)
     _warn_skipped(skipped)
-    if modality == "image":
-        items, kept, unreadable = _check_images(items, list(range(len(items))))
+    if modality in ("image", "audio"):
+        check = _check_images if modality == "image" else _check_audio
+        items, kept, unreadable = check(items, list(range(len(items))))
         labels = labels[np.asarray(kept, dtype=np.int64)]
         skipped += unreadable
     data = LabelledData(items, labels, classes, modality, str(path), skipped, task, delimiter)
@@ -503,25 +548,27 @@ def label_list_delimiter(path: TableSource, rows: list[dict[str, str]], column: 
 def row_input(
     path: TableSource, row: dict[str, str], column: str, modality: str
 ) -> tuple[str, str | None]:
-    """A row's input (a text, or an image's absolute path) and why it is unusable (None when
-    it is usable): an empty text, an image value that is not an image, or an image path that
-    does not exist or that leads outside the table's folder (an in-memory table's paths are
-    read from the current folder and may lead anywhere)."""
+    """A row's input (a text, or an image's or audio file's absolute path) and why it is
+    unusable (None when it is usable): an empty text, an image value that is not an image, or
+    a path that does not exist or that leads outside the table's folder (an in-memory table's
+    paths are read from the current folder and may lead anywhere)."""
     cell = row.get(column)
-    if modality == "image" and isinstance(cell, UnusableImage | LabelList):
-        return "", getattr(cell, "reason", f"a list in column {column!r} is not an image")
+    noun = {"image": "image", "audio": "audio"}.get(modality)
+    if noun is not None and isinstance(cell, UnusableImage | LabelList):
+        what = "an image" if noun == "image" else "an audio file"
+        return "", getattr(cell, "reason", f"a list in column {column!r} is not {what}")
     value = (cell or "").strip()
-    if modality != "image":
+    if noun is None:
         return value, None if value else f"empty text in column {column!r}"
     confined = not isinstance(path, FrameOrigin) and not isinstance(cell, StoredImage)
     if value and confined and _outside(path.parent, value):
         return value, (
-            f"image {value!r} is outside {path.parent}, the table's folder (paths are read "
+            f"{noun} {value!r} is outside {path.parent}, the table's folder (paths are read "
             "relative to it)"
         )
     file = (path.parent / value).resolve() if value else None
     if file is None or not file.is_file():
-        return value, f"image {value!r} does not exist"
+        return value, f"{noun} {value!r} does not exist"
     return str(file), None
 
 
@@ -615,9 +662,9 @@ def _sorted_labels(names: set[str]) -> list[str]:
 
 
 def load_inputs(inputs: Iterable[Any], modality: str, *, column: str | None = None) -> list[str]:
-    """Items to predict: image files or folders of them, a table's input column (a CSV, TSV,
-    JSONL or Parquet file, a pandas DataFrame or Series, a ``datasets.Dataset``), images held
-    in memory (PIL images, arrays), or texts.
+    """Items to predict: image or audio files or folders of them, a table's input column (a
+    CSV, TSV, JSONL or Parquet file, a pandas DataFrame or Series, a ``datasets.Dataset``),
+    images held in memory (PIL images, arrays), or texts.
 
     For a text model, an argument that is not an existing file is taken as the text itself.
     """
@@ -632,7 +679,7 @@ def load_inputs(inputs: Iterable[Any], modality: str, *, column: str | None = No
             text = os.fspath(value) if isinstance(value, os.PathLike) else str(value)
             items += _path_inputs(text, modality, column)
     if not items:
-        raise DataError("nothing to predict: the inputs hold no image or text")
+        raise DataError("nothing to predict: the inputs hold no image, audio or text")
     return items
 
 
@@ -640,12 +687,15 @@ def _path_inputs(value: str, modality: str, column: str | None) -> list[str]:
     """The items one argument names: a folder's files, a table's input column, a file, or
     (for a text model) the text itself."""
     path = Path(value).expanduser()
+    noun = "an audio" if modality == "audio" else "an image"
     if not _may_be_path(path):  # a text too long, or with characters no path can hold
         if modality != "text":
-            raise DataError(f"{value[:80]!r}: not an image file or folder")
+            raise DataError(f"{value[:80]!r}: not {noun} file or folder")
         return [value]
     if path.is_dir():
-        wanted = is_image_file if modality == "image" else lambda f: f.suffix == ".txt"
+        wanted = {"image": is_image_file, "audio": is_audio_file}.get(
+            modality, lambda f: f.suffix == ".txt"
+        )
         return [_read_item(f, modality) for f in _class_files(path) if wanted(f)]
     if path.is_file() and path.suffix.lower() in TABLE_SUFFIXES:
         rows, columns = read_table(path.resolve())
@@ -654,7 +704,7 @@ def _path_inputs(value: str, modality: str, column: str | None) -> list[str]:
         return [_read_item(path, modality)]
     if modality == "text":
         return [value]
-    raise DataError(f"{value}: no such image file or folder")
+    raise DataError(f"{value}: no such {noun.split()[1]} file or folder")
 
 
 def _table_inputs(
@@ -664,9 +714,10 @@ def _table_inputs(
     modality: str,
     column: str | None,
 ) -> list[str]:
-    """A table's input column (``column``, else one named like a text or image column, else
-    its only column): texts, or image paths read from the table's folder."""
-    candidates = IMAGE_COLUMNS if modality == "image" else TEXT_COLUMNS
+    """A table's input column (``column``, else one named like a text, image or audio column,
+    else its only column): texts, or image or audio paths read from the table's folder."""
+    candidates = {"image": IMAGE_COLUMNS, "audio": AUDIO_COLUMNS}.get(modality, TEXT_COLUMNS)
+    files = modality in ("image", "audio")
     name = _pick_column(path, columns, column, candidates, "--column")
     if name is None and len(columns) == 1:
         name = columns[0]
@@ -680,9 +731,9 @@ def _table_inputs(
         if modality == "image" and isinstance(cell, UnusableImage):
             raise DataError(f"{where}: {cell.reason}")
         value = (cell or "").strip()
-        if modality == "image" and not value:
-            raise DataError(f"{where}: no image in column {name!r}")
-        items.append(str((path.parent / value).resolve()) if modality == "image" else value)
+        if files and not value:
+            raise DataError(f"{where}: no {modality} in column {name!r}")
+        items.append(str((path.parent / value).resolve()) if files else value)
     return items
 
 
@@ -706,6 +757,6 @@ def _may_be_path(path: Path) -> bool:
 
 
 def _read_item(path: Path, modality: str) -> str:
-    if modality == "image":
+    if modality in ("image", "audio"):
         return str(path.resolve())
     return path.read_text(encoding="utf-8", errors="replace").strip()

@@ -1,5 +1,5 @@
 """What a fit's ``summary.json`` says of its data: counts, skipped inputs, repeated inputs,
-inputs shared between splits, and texts cut to the backbone's length."""
+inputs shared between splits, and texts (audio clips) cut to the backbone's length."""
 
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ def data_summary(splits: Any, backbone: Any, task: str) -> dict:
     }
     if backbone.modality == "text":
         summary["truncated_texts"] = truncated(parts, backbone.preprocessing)
+    if backbone.modality == "audio":
+        summary["cropped_clips"] = cropped(parts, backbone.preprocessing)
     return summary
 
 
@@ -48,6 +50,26 @@ def duplicates(parts: dict[str, Any]) -> dict:
                 f", {leaked} also in the training data" if leaked else "",
             )
     return report
+
+
+def cropped(parts: dict[str, Any], preprocessing: Any) -> dict:
+    """How many audio clips of each split are longer than the backbone's clip length (cropped:
+    at random offsets in training, around their centre otherwise), from the files' headers,
+    logged when any are."""
+    from graft.backbones.audio.preprocessing import audio_duration
+
+    limit = preprocessing.clip_seconds + 0.5 / preprocessing.sample_rate
+    counts = {
+        name: sum(audio_duration(item) > limit for item in part.items)
+        for name, part in parts.items()
+    }
+    if any(counts.values()):
+        log.info(
+            "audio clips longer than %.2f s were cropped to that length: %s",
+            preprocessing.clip_seconds,
+            ", ".join(f"{n} {c} of {len(parts[n])}" for n, c in counts.items()),
+        )
+    return {"clip_seconds": preprocessing.clip_seconds, **counts}
 
 
 def truncated(parts: dict[str, Any], preprocessing: Any) -> dict:

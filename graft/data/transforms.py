@@ -1,4 +1,6 @@
-"""Turning raw items into backbone input, with the preprocessing the backbone's weights expect."""
+"""Turning raw items into backbone input, with the preprocessing the backbone's weights expect:
+images transformed to tensors, texts tokenised, audio files decoded to fixed-length waveforms
+(:mod:`graft.data.audio`)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from graft.backbones.audio.preprocessing import AudioPreprocessing
 from graft.backbones.base import ImagePreprocessing, Preprocessing, TextPreprocessing
+from graft.data.audio import AudioDataset
 from graft.data.images import open_rgb
 from graft.options import AUGMENT_PRESETS
 
@@ -52,14 +56,22 @@ def image_transform(
     )
 
 
-def mixup_for(augment: str, num_classes: int, label_smoothing: float):
-    """timm's mixup/cutmix for the ``strong`` preset (None for the others)."""
-    if augment != "strong":
+def mixup_for(augment: str, num_classes: int, label_smoothing: float, modality: str = "image"):
+    """timm's mixup/cutmix for the ``strong`` preset (None for the others and for text).
+
+    Audio gets mixup alone (Zhang et al. 2018, as AST and PANNs train), on the waveforms of a
+    batch: ``x = lam * x_i + (1 - lam) * x_j`` and the targets alike, ``lam ~ Beta(0.2, 0.2)``;
+    cutmix cuts rectangles out of images and has no waveform counterpart.
+    """
+    if augment != "strong" or modality not in ("image", "audio"):
         return None
     from timm.data import Mixup
 
     return Mixup(
-        mixup_alpha=0.2, cutmix_alpha=1.0, label_smoothing=label_smoothing, num_classes=num_classes
+        mixup_alpha=0.2,
+        cutmix_alpha=1.0 if modality == "image" else 0.0,
+        label_smoothing=label_smoothing,
+        num_classes=num_classes,
     )
 
 
@@ -68,6 +80,8 @@ class InputDataset(Dataset):
 
     ``view`` > 0 gives a fixed augmented view of each image (the ``augment`` preset under a
     seed derived from the item and the view), so that cached views can be recomputed alike.
+    Audio files become waveforms (:class:`graft.data.audio.AudioDataset`), cropped at random
+    offsets when training with augmentation; they have no cached views.
     """
 
     def __init__(
@@ -82,6 +96,12 @@ class InputDataset(Dataset):
         self.items = items
         self.labels = labels
         self.view = view
+        self.audio = None
+        if isinstance(preprocessing, AudioPreprocessing):
+            if view > 0:
+                raise ValueError("audio has no cached augmented views")
+            shifted = train and augment != "none"
+            self.audio = AudioDataset(items, labels, preprocessing, train=shifted)
         self.transform = (
             image_transform(preprocessing, train or view > 0, augment)
             if isinstance(preprocessing, ImagePreprocessing)
@@ -92,6 +112,8 @@ class InputDataset(Dataset):
         return len(self.items)
 
     def __getitem__(self, index: int):
+        if self.audio is not None:
+            return self.audio[index]
         item = self.items[index]
         if self.transform is None:
             value = item
@@ -105,7 +127,8 @@ class InputDataset(Dataset):
 
 
 class Collate:
-    """Batches images by stacking and texts by tokenising with dynamic padding (picklable)."""
+    """Batches images and waveforms by stacking and texts by tokenising with dynamic padding
+    (picklable)."""
 
     def __init__(self, preprocessing: Preprocessing):
         self.preprocessing = preprocessing

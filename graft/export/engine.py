@@ -27,6 +27,11 @@ PARITY_INPUTS = 32
 PARITY_BATCH = 8
 OUTPUT_NAME = "logits"
 IMAGE_INPUT = "pixels"
+#: The input of an audio model: waveforms ``[batch, samples]`` at its preprocessing's sample
+#: rate and clip length (the log-mel frontend is inside the exported graph).
+AUDIO_INPUT = "waveforms"
+#: The inputs that are one tensor of a fixed shape but for the batch.
+TENSOR_INPUTS = (IMAGE_INPUT, AUDIO_INPUT)
 
 
 class ExportError(GraftError, RuntimeError):

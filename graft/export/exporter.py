@@ -5,7 +5,12 @@ otherwise) that needs neither graft's training code nor the original backbone fi
 
 - ``model.onnx`` (through PyTorch's ``torch.export``-based ONNX exporter) or ``model.pt`` (a
   traced TorchScript module): backbone and head as one graph from preprocessed inputs to
-  logits, with a dynamic batch dimension and, for text, a dynamic sequence length;
+  logits, with a dynamic batch dimension and, for text, a dynamic sequence length. An audio
+  model with a spectrogram backbone is exported from the waveform (``waveforms``
+  ``[batch, samples]``: decoded, mono, resampled and cropped or padded as ``export.json``'s
+  preprocessing says), its log-mel frontend (STFT, mel filterbank, decibels, standardisation,
+  resizing) inside the graph; a transformers audio model is refused, its feature extractor
+  running in NumPy outside any graph;
 - ``export.json``: the format, the input and output names, the classes, the task (and its
   decision thresholds or target scale), the preprocessing (image size, mean and standard
   deviation, or the tokenizer and maximum length) and the parity check's result;
@@ -38,6 +43,7 @@ from torch import nn
 
 from graft.errors import ConfigError, RunError
 from graft.export.engine import (
+    AUDIO_INPUT,
     FORMATS,
     IMAGE_INPUT,
     MODEL_FILES,
@@ -45,6 +51,7 @@ from graft.export.engine import (
     PARITY_BATCH,
     PARITY_INPUTS,
     PARITY_TOLERANCE,
+    TENSOR_INPUTS,
     ExportedEngine,
     ExportError,
     batch_tensors,
@@ -61,13 +68,15 @@ class LogitsModule(nn.Module):
         self.backbone, self.head, self.input_names = backbone, head, input_names
 
     def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
-        if self.input_names == [IMAGE_INPUT]:
+        if len(self.input_names) == 1 and self.input_names[0] in TENSOR_INPUTS:
             return self.head(self.backbone(tensors[0]))
         return self.head(self.backbone(dict(zip(self.input_names, tensors, strict=True))))
 
 
-def _input_names(batch) -> list[str]:
-    return list(batch) if isinstance(batch, dict) else [IMAGE_INPUT]
+def _input_names(batch, modality: str = "image") -> list[str]:
+    if isinstance(batch, dict):
+        return list(batch)
+    return [AUDIO_INPUT if modality == "audio" else IMAGE_INPUT]
 
 
 def export_model(
@@ -82,6 +91,9 @@ def export_model(
     if format not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
     model.fitted_task_.check_exportable()
+    refusal = getattr(model.backbone_, "export_refusal", None)
+    if refusal:
+        raise ConfigError(f"{model.backbone_.spec} cannot be exported: {refusal}")
     out = Path(out).expanduser()
     if out.exists() and not overwrite:
         raise RunError(f"{out} already exists: choose another --out or pass --overwrite")
@@ -90,8 +102,12 @@ def export_model(
     if not items:
         raise ConfigError("the parity check needs real inputs: give them with --check DATA")
     items = items[:: max(1, len(items) // PARITY_INPUTS)][:PARITY_INPUTS]
-    batches = list(model.input_batches(items, PARITY_BATCH))
-    names = _input_names(batches[0])
+    task = model.fitted_task_
+    own = task.export(model, items, out, format)  # a kind that exports itself (detection)
+    if own is not None:
+        return own
+    batches = [task.model_inputs(batch) for batch in model.input_batches(items, PARITY_BATCH)]
+    names = _input_names(batches[0], model.backbone_.modality)
     module = LogitsModule(model.backbone_, model.head_, names).cpu().eval()
     out.parent.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
@@ -125,15 +141,18 @@ def export_model(
 
 def parity_items(model, run_dir: Path, check: str | None = None, column: str | None = None):
     """Real inputs for the parity check: those in ``check`` (any input ``graft predict``
-    takes), else the run's own validation data, else its training data."""
-    from graft.data import load_inputs
+    takes), else the run's own validation data, else its training data, read as the task
+    reads inputs to predict (:meth:`graft.tasks.base.Task.read_inputs`)."""
     from graft.runs.directory import read_json
 
+    load_inputs = model.fitted_task_.read_inputs
     if check is not None:
         return load_inputs([check], model.backbone_.modality, column=column)
     arguments = read_json(Path(run_dir) / "config.json").get("arguments") or {}
     columns = arguments.get("columns", {})
-    column = columns.get("text_column" if model.backbone_.modality == "text" else "image_column")
+    modality = model.backbone_.modality
+    key = {"text": "text_column", "audio": "audio_column"}.get(modality, "image_column")
+    column = columns.get(key)
     for key in ("val", "data"):
         recorded = arguments.get(key)
         if recorded and Path(recorded).exists():
@@ -194,7 +213,7 @@ def _to_onnx(module: nn.Module, example, names: list[str], path: Path) -> None:
     """ONNX through ``torch.export``: dynamic batch, and dynamic sequence length for text."""
     batch = torch.export.Dim("batch", min=1)
     sequence = torch.export.Dim("sequence", min=1)
-    shapes = [{0: batch} if name == IMAGE_INPUT else {0: batch, 1: sequence} for name in names]
+    shapes = [{0: batch} if name in TENSOR_INPUTS else {0: batch, 1: sequence} for name in names]
     torch.onnx.export(
         module,
         batch_tensors(example),
@@ -225,7 +244,7 @@ def _record(model, format: str, names: list[str], difference: float, count: int,
         "format": format,
         "file": MODEL_FILES[format],
         "inputs": names,
-        "dynamic": {n: ["batch"] if n == IMAGE_INPUT else ["batch", "sequence"] for n in names},
+        "dynamic": {n: ["batch"] if n in TENSOR_INPUTS else ["batch", "sequence"] for n in names},
         "output": OUTPUT_NAME,
         "classes": list(model.classes_),
         "task": task,

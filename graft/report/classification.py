@@ -1,6 +1,6 @@
 """The report's sections of a classification: the confusion matrix, per-class precision,
 recall and F1, the reliability diagram with the expected calibration error, and the most
-confidently wrong examples (thumbnails, or the text)."""
+confidently wrong examples (thumbnails, spectrograms of audio clips, or the text)."""
 
 from __future__ import annotations
 
@@ -107,14 +107,23 @@ def _errors(values: dict, split: str, modality: str | None) -> str:
         return ""
     cards = []
     for error in errors:
-        shown = _thumbnail(error["item"]) if modality == "image" else ""
-        text = Path(error["item"]).name if modality == "image" else error["item"]
+        shown = _media_thumbnail(error["item"], modality)
+        text = Path(error["item"]).name if modality in ("image", "audio") else error["item"]
         cards.append(
             f"<div class='card'>{shown}<div>{_e(text)}</div><div>true <b>{_e(error['label'])}"
             f"</b>, predicted <b>{_e(error['predicted'])}</b> ({error['probability']:.3f})</div>"
             "</div>"
         )
     return f"<h2>Most confidently wrong ({_e(split)})</h2><div class='grid'>{''.join(cards)}</div>"
+
+
+def _media_thumbnail(path: str, modality: str | None) -> str:
+    """A thumbnail of an image, a spectrogram of an audio clip, nothing for a text."""
+    if modality == "audio":
+        from graft.report.spectrogram import spectrogram_thumbnail
+
+        return spectrogram_thumbnail(path)
+    return _thumbnail(path) if modality == "image" else ""
 
 
 def _thumbnail(path: str) -> str:

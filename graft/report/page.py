@@ -125,16 +125,24 @@ def _decisions(summary: dict, metrics: dict) -> str:
         adaptation = metrics["adaptation"]
         gap, free = adaptation["domain_gap"], adaptation["label_free"]
         target = metrics.get("target_test", {}).get("accuracy")
+        measured = (  # no gap without source data (graft adapt)
+            "without source data"
+            if gap is None
+            else f"domain gap ({_e(gap['measure'])}) {gap['before']:.3f} before, "
+            f"{gap['after']:.3f} after"
+        )
         items.append(
             f"<b>domain adaptation {_e(adaptation['method'])}</b> to {_e(adaptation['target'])}: "
-            f"domain gap ({_e(gap['measure'])}) {gap['before']:.3f} before, {gap['after']:.3f} "
-            f"after; information maximisation {free['im']:.4f}"
+            f"{measured}; information maximisation {free['im']:.4f}"
             + ("" if target is None else f"; target accuracy {target:.4f}")
         )
+        if "auto" in adaptation:
+            items.append(f"<b>--adapt auto</b>: {_e(adaptation['auto']['reason'])}")
         items += [
             f"<b>source-risk guard</b> ({_e(decision['phase'])}): {_e(decision['reason'])}"
             for decision in adaptation.get("guard", [])
         ]
+    items += _few_label_items(summary, metrics)
     if not items:
         return ""
     return "<h2>Decisions</h2><ul>" + "".join(f"<li>{item}</li>" for item in items) + "</ul>"
@@ -155,7 +163,38 @@ def _metrics_table(metrics: dict, kind: type) -> str:
                 shown["expected calibration error"] = values["calibration"]["ece"]
             cells = ", ".join(f"{k} {number(v)}" for k, v in shown.items())
             rows.append((name, cells))
+    estimate = metrics.get("cross_validation")
+    if estimate is not None:
+        for arm, values in estimate["arms"].items():
+            cells = ", ".join(
+                f"{name} {number(v['mean'])} ± {number(v['std'])}" for name, v in values.items()
+            )
+            rows.append((f"{estimate['folds']}-fold cross-validation, {arm}", cells))
     return "<h2>Metrics</h2>" + pair_table(rows) if rows else ""
+
+
+def _few_label_items(summary: dict, metrics: dict) -> list[str]:
+    """The decisions of a fit with few labels (no split, the cross-validated estimate) and
+    with unlabelled data (which model was kept)."""
+    items = []
+    if "few_labels" in summary:
+        items.append(f"<b>no validation split</b>: {_e(summary['few_labels']['reason'])}")
+    estimate = metrics.get("cross_validation")
+    if estimate is not None:
+        accuracy = estimate["metrics"]["accuracy"]
+        folds = " ".join(f"{v:.3f}" for v in accuracy["per_fold"])
+        items.append(
+            f"<b>estimate: {estimate['folds']}-fold cross-validated accuracy "
+            f"{accuracy['mean']:.4f} ± {accuracy['std']:.4f}</b> of the {_e(estimate['model'])} "
+            f"model (per fold: {folds})"
+        )
+    if "semi_supervised" in metrics:
+        record = metrics["semi_supervised"]
+        items.append(
+            f"<b>unlabelled data {_e(record['unlabeled'])}</b> ({record['unlabeled_items']} "
+            f"items, {_e(record['method'])}): {_e(record['reason'])}"
+        )
+    return items
 
 
 def _curves(history: list[dict]) -> str:

@@ -106,7 +106,9 @@ def _data_record(model: Any) -> dict:
     return {
         "data": {
             "train": splits.train.source,
-            "val": f"{split.get('kind', 'stratified')} split of train"
+            "val": None
+            if splits.val is None  # few labels: every example trains (split records why)
+            else f"{split.get('kind', 'stratified')} split of train"
             if split
             else splits.val.source,
             "test": splits.test.source if splits.test else None,
@@ -181,7 +183,10 @@ def restore_model(model: Any, path: Path, record: dict, engine: str = "torch", e
     if engine != "torch":
         from graft.export.engine import load_engine
 
-        model.engine_, _ = load_engine(export or path / "export", engine, run_dir=path)
+        folder = export or path / "export"
+        model.engine_ = task.exported_engine(folder, engine, path)  # a kind's own engine
+        if model.engine_ is None:
+            model.engine_, _ = load_engine(folder, engine, run_dir=path)
     return model
 
 

@@ -211,6 +211,12 @@ def rank(
 ) -> Ranking:
     """Rank ``models`` for ``data`` (see :func:`rank_backbones`); validation data from ``val``,
     a ``val/`` folder beside ``train/``, or the same seeded stratified split ``fit`` makes."""
+    from graft.tasks import claiming_kind
+
+    kind = claiming_kind(data)
+    if kind is not None:  # a kind with its own scores (detection: object features)
+        options = dict(val=val, by=by, seed=seed, val_fraction=val_fraction, batch_size=batch_size)
+        return kind.rank(data, models, **options)
     start = time.perf_counter()
     train, val_data = _train_and_val(data, val, seed, val_fraction, columns)
     cache = FeatureCache(Path(cache_dir) / "features" if cache_dir else None)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from graft.strategies.base import DEFAULT_BACKBONE_EPOCHS, Strategy, backbone_phase, head_phase
+from graft.strategies.base import Strategy, backbone_epochs, backbone_phase, head_phase
 from graft.training.phase import Phase
 
 if TYPE_CHECKING:
@@ -28,5 +28,5 @@ class FineTune(Strategy):
     def phases(self, config: FitConfig, backbone: Backbone) -> list[Phase]:
         return [
             head_phase(config, config.head_epochs),
-            backbone_phase(config, backbone, "finetune", config.epochs or DEFAULT_BACKBONE_EPOCHS),
+            backbone_phase(config, backbone, "finetune", backbone_epochs(config, backbone)),
         ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from graft.strategies.base import DEFAULT_BACKBONE_EPOCHS, Strategy, backbone_phase
+from graft.strategies.base import Strategy, backbone_epochs, backbone_phase
 from graft.training.phase import Phase
 
 if TYPE_CHECKING:
@@ -23,5 +23,5 @@ class Full(Strategy):
     frozen_backbone = False
 
     def phases(self, config: FitConfig, backbone: Backbone) -> list[Phase]:
-        epochs = config.epochs or DEFAULT_BACKBONE_EPOCHS
+        epochs = backbone_epochs(config, backbone)
         return [backbone_phase(config, backbone, "full", epochs, head_lr=config.lr)]

@@ -13,8 +13,8 @@ import math
 from typing import TYPE_CHECKING
 
 from graft.strategies.base import (
-    DEFAULT_BACKBONE_EPOCHS,
     Strategy,
+    backbone_epochs,
     backbone_phase,
     group_count,
     head_phase,
@@ -31,7 +31,7 @@ class Gradual(Strategy):
     frozen_backbone = False
 
     def phases(self, config: FitConfig, backbone: Backbone) -> list[Phase]:
-        total = config.epochs or DEFAULT_BACKBONE_EPOCHS
+        total = backbone_epochs(config, backbone)
         every = config.unfreeze_every
         phases = [head_phase(config, config.head_epochs)]
         for step in range(math.ceil(total / every)):

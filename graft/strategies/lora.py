@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from graft.strategies.base import DEFAULT_BACKBONE_EPOCHS, Strategy, backbone_phase, head_phase
+from graft.strategies.base import Strategy, backbone_epochs, backbone_phase, head_phase
 from graft.training.phase import Phase
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ class Lora(Strategy):
         inject_lora(backbone, lora_settings(config, backbone))
 
     def phases(self, config: FitConfig, backbone: Backbone) -> list[Phase]:
-        epochs = config.epochs or DEFAULT_BACKBONE_EPOCHS
+        epochs = backbone_epochs(config, backbone)
         rate = config.lr * (config.backbone_lr_mult or LORA_LR_MULT)
         lora = backbone_phase(config, backbone, "lora", epochs, head_lr=config.lr)
         return [

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 from graft.errors import ConfigError
 from graft.strategies.base import (
-    DEFAULT_BACKBONE_EPOCHS,
     Strategy,
+    backbone_epochs,
     backbone_phase,
     group_count,
     head_phase,
@@ -39,7 +39,7 @@ class Partial(Strategy):
                 f"--unfreeze {config.unfreeze} is more than the {available} parameter groups of "
                 f"{backbone.spec}; use at most {available} (or --strategy fine-tune for all)"
             )
-        epochs = config.epochs or DEFAULT_BACKBONE_EPOCHS
+        epochs = backbone_epochs(config, backbone)
         return [
             head_phase(config, config.head_epochs),
             backbone_phase(config, backbone, f"top{config.unfreeze}", epochs, config.unfreeze),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from graft.errors import RunError
+from graft.errors import ConfigError, RunError
 
 if TYPE_CHECKING:
     from graft.config import FitConfig
@@ -23,6 +23,10 @@ TASK_CLASSES: dict[str, str] = {
     "multilabel": "graft.tasks.multilabel:MultilabelTask",
     "regression": "graft.tasks.regression:RegressionTask",
     "multitask": "graft.tasks.multitask:MultiTask",
+    "tagging": "graft.tasks.tagging:TaggingTask",
+    "detection": "graft.tasks.detection:DetectionTask",
+    "instance-segmentation": "graft.tasks.detection:InstanceSegmentationTask",
+    "segmentation": "graft.tasks.segmentation:SegmentationTask",
 }
 #: The kinds of one label column (or class folders), whose kind the labels tell.
 LABEL_KINDS = ("multiclass", "multilabel", "regression")
@@ -41,6 +45,15 @@ def task_class(kind: str) -> type[Task]:
     return getattr(importlib.import_module(module), name)
 
 
+def claiming_kind(data: Any) -> type[Task] | None:
+    """The kind of task (other than a label column's) that holds ``data`` by its content, or
+    None (a label column, or class folders)."""
+    for name in CHOOSABLE:
+        if name not in LABEL_KINDS and task_class(name).claims(data):
+            return task_class(name)
+    return None
+
+
 def read_task_data(
     config: FitConfig, data: Any, val: Any, test: Any, columns: dict[str, str | None]
 ) -> tuple[type[Task], DataSplits]:
@@ -48,6 +61,13 @@ def read_task_data(
     multi-task fit; otherwise one label column, whose kind ``config.task`` gives or the labels
     tell (:func:`graft.data.sources.infer_task`)."""
     if config.tasks:
+        claimed = [n for n in CHOOSABLE if n not in LABEL_KINDS and task_class(n).claims(data)]
+        if claimed:
+            raise ConfigError(
+                f"--tasks trains several label columns of one table at once; {data} holds "
+                f"{claimed[0]} data, a task of its own that cannot be mixed with them: leave "
+                "out --tasks"
+            )
         kind = task_class("multitask")
         return kind, kind.read_splits(data, val, test, columns, config)
     if config.task not in ("auto", *LABEL_KINDS):

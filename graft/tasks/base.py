@@ -30,7 +30,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from graft.errors import ConfigError
+from graft.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -39,6 +39,36 @@ if TYPE_CHECKING:
 
     from graft.config import FitConfig
     from graft.data import DataSplits
+
+
+def check_companions(splits: DataSplits) -> None:
+    """Validation and test data, when given, must hold examples of the training data's
+    modality (DataError naming them otherwise)."""
+    train = splits.train
+    for name in ("val", "test"):
+        part = getattr(splits, name)
+        if part is None:
+            continue
+        if not len(part):
+            raise DataError(f"the {name} data {part.source} holds no examples")
+        if part.modality != train.modality:
+            raise DataError(
+                f"{part.source} holds {part.modality} data but the training data "
+                f"{train.source} holds {train.modality}"
+            )
+
+
+def check_same_classes(splits: DataSplits) -> None:
+    """Validation and test data, when given, must name the training data's classes in the same
+    order (DataError naming both otherwise): a kind whose readers find the classes in each
+    file (a mask palette, a COCO category list) checks it here."""
+    train = splits.train
+    for part in (splits.val, splits.test):
+        if part is not None and list(part.classes) != list(train.classes):
+            raise DataError(
+                f"{part.source} has the classes {part.classes}; the training data "
+                f"{train.source} has {train.classes}"
+            )
 
 
 @dataclass
@@ -104,6 +134,17 @@ class Task(ABC):
             if given:
                 raise ConfigError(f"{refusal}; this data is {cls.kind}")
 
+    def defaults(self, config: FitConfig) -> FitConfig:
+        """``config`` with this kind's defaults for the options left at None ("graft's default
+        for this data": ``epochs``, ``backbone_lr_mult``); unchanged by default."""
+        return config
+
+    def plan(self, phases: list) -> list:
+        """The strategy's phases (:class:`graft.training.phase.Phase`) as this kind trains
+        them (a detector, which has no validation loss, keeps every epoch by its score); as
+        planned by default."""
+        return phases
+
     @classmethod
     def split(cls, data: Any, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
         """Indices of the training and validation parts of ``data`` when no validation data
@@ -167,6 +208,13 @@ class Task(ABC):
         """Modules besides the backbone and head that training changes (learned loss
         weights): kept with the best phase and saved with the run."""
         return {}
+
+    def class_weights(self, train: Any) -> torch.Tensor:
+        """The loss weights of ``--class-weights auto`` on training data ``train``: inverse
+        class frequency (:func:`graft.training.imbalance.balanced_class_weights`)."""
+        from graft.training.imbalance import balanced_class_weights
+
+        return balanced_class_weights(train.labels, len(self.classes))
 
     def prepare_targets(self, targets: torch.Tensor) -> torch.Tensor:
         """Targets as the loss and the validation score see them (the identity here)."""
@@ -232,9 +280,36 @@ class Task(ABC):
 
         return Collate(preprocessing)
 
+    def train_batches(
+        self, data: Any, batch_size: int, seed: int, distributed: bool
+    ) -> dict | None:
+        """DataLoader options that batch the training ``data`` in this kind's own way (a
+        ``batch_sampler`` whose order depends on the seed and the epoch only), or None: the
+        usual seeded shuffle in batches of ``batch_size``."""
+        return None
+
     def infer(self, backbone: Any, head: Any, inputs: Any) -> Any:
         """The head's outputs for a batch of inputs (in inference mode)."""
         return head(backbone(inputs))
+
+    def model_inputs(self, batch: Any) -> Any:
+        """The part of a :meth:`collate` batch that the network reads (what an export takes
+        as its inputs): the whole batch by default; a task may carry more in its batches (a
+        word's place among sub-tokens)."""
+        return batch
+
+    def infer_exported(self, engine: Any, inputs: Any) -> Any:
+        """The outputs of a batch from an exported model (``graft predict --engine onnx``),
+        which returns the logits of :meth:`model_inputs`: those logits by default."""
+        return engine(inputs)
+
+    def head_loaders(self, loaders: Any) -> tuple:
+        """The training and validation loaders of a phase that trains the head alone on the
+        frozen backbone (``loaders``: the fit's :class:`graft.training.loaders.FitLoaders`):
+        cached features, or raw inputs through the frozen backbone when
+        :attr:`caches_features` is False. A task whose head reads several vectors per input
+        may cache them its own way."""
+        return loaders.features() if self.caches_features else loaders.inputs()
 
     def join(self, chunks: list) -> Any:
         """Batches of outputs (float32, on the CPU) as one: tensors concatenated along the
@@ -251,6 +326,32 @@ class Task(ABC):
     def answers(self, outputs: torch.Tensor) -> Any:
         """Predictions from the head's outputs (class names, label lists, values)."""
 
+    def configured(self, **options: Any) -> Task:
+        """This task answering with ``graft predict``'s options for some kinds (a detector's
+        ``score_threshold`` and ``draw``); refused for a kind that takes none."""
+        given = [name for name, value in options.items() if value is not None]
+        if given:
+            option = "--" + given[0].replace("_", "-")
+            raise ConfigError(f"{option} is not an option of a {self.kind} model")
+        return self
+
+    def draw_predictions(self, items: list, records: list[dict], folder: Any) -> list:
+        """Draw each input with its answer into ``folder`` (``graft predict --draw``); refused
+        for kinds whose answers are not drawn on the image."""
+        raise ConfigError(f"--draw draws detected objects; a {self.kind} model has none")
+
+    def write_predictions(
+        self, items: list, outputs: Any, folder: Any, overlay: bool = False
+    ) -> list[dict]:
+        """Write each input's answer as files into ``folder`` (``graft predict --out``; with
+        ``overlay``, the input with its answer blended too) and return its
+        :meth:`prediction_records` records naming the files; refused for kinds whose answers
+        are printed, not written as files."""
+        raise ConfigError(
+            f"--out writes answers as files (segmentation masks); a {self.kind} model prints "
+            "its answers (--json keeps them)"
+        )
+
     def probabilities(self, outputs: torch.Tensor) -> np.ndarray:
         """Probabilities from the head's outputs; refused for tasks that predict values."""
         raise ConfigError(f"a {self.kind} model predicts values, not probabilities: predict()")
@@ -263,8 +364,25 @@ class Task(ABC):
     def served_answers(self, outputs: torch.Tensor, top_k: int) -> list:
         """Each input's answer as ``graft serve`` returns it."""
 
+    def prediction_text(self, record: dict) -> str | None:
+        """How ``graft predict`` shows one :meth:`prediction_records` record in its table
+        (None: as classes with their probabilities, or a value)."""
+        return None
+
     def tune(self, outputs: Any, data: Any) -> None:
         """Adjust decision rules on validation outputs (multi-label thresholds); nothing here."""
+        return None
+
+    def export(self, model: Any, items: list, out: Any, format: str) -> dict | None:
+        """Write the export of fitted ``model`` to the folder ``out`` (parity checked on
+        ``items``) and return its ``export.json`` record, for a kind whose model is not one
+        graph from inputs to logits (a detector's boxes); None: the default export
+        (:func:`graft.export.exporter.export_model`)."""
+        return None
+
+    def exported_engine(self, folder: Any, format: str, run_dir: Any) -> Any:
+        """The engine that answers with the export in ``folder`` for a kind that exports
+        itself (:meth:`export`); None: the default (:func:`graft.export.engine.load_engine`)."""
         return None
 
     def check_exportable(self) -> None:
@@ -308,6 +426,13 @@ class Task(ABC):
     def overview(cls, record: dict) -> list[tuple[str, str]]:
         """Rows the report's overview adds for this kind (its ``config.json`` ``task``)."""
         return []
+
+    @classmethod
+    def rank(cls, data: Any, models: list[str], **options: Any) -> Any:
+        """``graft rank`` on data of this kind (:class:`graft.selection.ranking.Ranking`), for
+        a kind that is not a label column's (those rank by :func:`graft.selection.ranking.rank`);
+        ``options``: ``val``, ``by``, ``seed``, ``val_fraction``, ``batch_size``."""
+        raise ConfigError(f"graft rank has no transferability score for {cls.kind} data")
 
     # Record ------------------------------------------------------------------------------------
 

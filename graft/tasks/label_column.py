@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from graft.errors import DataError
-from graft.tasks.base import Task
+from graft.tasks.base import Task, check_companions
 
 if TYPE_CHECKING:
     from graft.config import FitConfig
@@ -122,18 +122,9 @@ def read_label_splits(
 def check_parts(splits: DataSplits) -> None:
     """Validation and test data must hold examples of the training data's modality and task."""
     train = splits.train
-    for name in ("val", "test"):
-        part = getattr(splits, name)
-        if part is None:
-            continue
-        if not len(part):
-            raise DataError(f"the {name} data {part.source} holds no examples")
-        if part.modality != train.modality:
-            raise DataError(
-                f"{part.source} holds {part.modality} data but the training data "
-                f"{train.source} holds {train.modality}"
-            )
-        if part.task != train.task:
+    check_companions(splits)
+    for part in (splits.val, splits.test):
+        if part is not None and part.task != train.task:
             raise DataError(
                 f"{part.source} holds {part.task} labels but the training data "
                 f"{train.source} holds {train.task} ones"

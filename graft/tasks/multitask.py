@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from graft.errors import ConfigError, DataError
-from graft.tasks.base import MetricsTable, Task
+from graft.tasks.base import MetricsTable, Task, check_companions
 from graft.tasks.multiclass import MulticlassTask
 from graft.tasks.multilabel import MultilabelTask
 from graft.tasks.regression import RegressionTask, regression_stats
@@ -377,17 +377,7 @@ def check_multitask_splits(splits: DataSplits) -> None:
     """Every task has labelled training and validation rows, and every classification task at
     least two training classes; validation and test data hold the training data's modality."""
     train = splits.train
-    for name in ("val", "test"):
-        part = getattr(splits, name)
-        if part is None:
-            continue
-        if not len(part):
-            raise DataError(f"the {name} data {part.source} holds no examples")
-        if part.modality != train.modality:
-            raise DataError(
-                f"{part.source} holds {part.modality} data but the training data "
-                f"{train.source} holds {train.modality}"
-            )
+    check_companions(splits)
     for task in train.tasks:
         for name, part in (("training", train), ("validation", splits.val)):
             if not part.present(task.name).any():

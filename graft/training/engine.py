@@ -38,6 +38,7 @@ warnings.filterwarnings("ignore", ".*exists and is not empty.*")
 warnings.filterwarnings("ignore", ".*srun.*")
 warnings.filterwarnings("ignore", ".*module\\(s\\) in eval mode.*")  # frozen BatchNorm, on purpose
 warnings.filterwarnings("ignore", ".*LeafSpec.*")
+warnings.filterwarnings("ignore", ".*no `val_dataloader`.*")  # few labels: no validation data
 
 
 class EpochHistory(L.Callback):

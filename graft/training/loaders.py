@@ -85,7 +85,8 @@ class FitLoaders:
 
     def features(self) -> tuple[DataLoader, DataLoader]:
         """Training loader of cached features (``views`` views of each training image) and
-        validation loader, for a phase that trains the head alone."""
+        validation loader (None without validation data), for a phase that trains the head
+        alone."""
         start = time.perf_counter()
         splits, batch, workers = self.splits, self.batch_size, self.workers
         views = self.views if self.backbone.modality == "image" else 1
@@ -95,20 +96,20 @@ class FitLoaders:
                 for v in range(views)
             ]
         )
-        val_x = self.cache.features(self.backbone, splits.val, batch, workers)
+        val = None
+        if splits.val is not None:
+            val_x = self.cache.features(self.backbone, splits.val, batch, workers)
+            val = DataLoader(TensorDataset(val_x, torch.as_tensor(splits.val.labels)), 512)
         self.timings["features"] = self.timings.get("features", 0.0) + time.perf_counter() - start
         train_labels = np.concatenate([splits.train.labels] * views)
         train = TensorDataset(train_x, torch.as_tensor(train_labels))
-        val = TensorDataset(val_x, torch.as_tensor(splits.val.labels))
-        return (
-            DataLoader(train, batch_size=batch, **self.train_order(train_labels)),
-            DataLoader(val, batch_size=512),
-        )
+        return DataLoader(train, batch_size=batch, **self.train_order(train_labels)), val
 
     def head_only(self) -> tuple[DataLoader, DataLoader]:
         """The loaders of a phase that trains the head alone: cached features, or raw inputs
-        through the frozen backbone for a task whose features are not cached."""
-        return self.features() if self.task.caches_features else self.inputs()
+        through the frozen backbone for a task whose features are not cached, as the task
+        says (:meth:`graft.tasks.base.Task.head_loaders`)."""
+        return self.task.head_loaders(self)
 
     def options(self) -> dict:
         """The DataLoader options every loader of raw inputs shares."""
@@ -116,14 +117,18 @@ class FitLoaders:
         return dict(collate_fn=collate, **worker_options(self.workers))
 
     def inputs(self) -> tuple[DataLoader, DataLoader]:
-        """Training loader of raw (augmented) inputs and validation loader, for a phase that
-        trains the backbone."""
+        """Training loader of raw (augmented) inputs and validation loader (None without
+        validation data), for a phase that trains the backbone."""
         preprocessing, splits, task = self.backbone.preprocessing, self.splits, self.task
         options = self.options()
         train = task.dataset(splits.train, preprocessing, train=True, augment=self.augment)
-        val = task.dataset(splits.val, preprocessing)
-        order = self.train_order(getattr(splits.train, "labels", None), self.world_size > 1)
-        return (
-            DataLoader(train, batch_size=self.batch_size, **order, **options),
-            DataLoader(val, batch_size=self.batch_size * 2, **options),
-        )
+        distributed = self.world_size > 1
+        batching = task.train_batches(splits.train, self.batch_size, self.seed, distributed)
+        if batching is None:
+            order = self.train_order(getattr(splits.train, "labels", None), distributed)
+            batching = {"batch_size": self.batch_size, **order}
+        val = None
+        if splits.val is not None:
+            val = task.dataset(splits.val, preprocessing)
+            val = DataLoader(val, batch_size=self.batch_size * 2, **options)
+        return DataLoader(train, **batching, **options), val

@@ -35,6 +35,9 @@ class Phase:
             keep); by default they stay in eval mode.
         keep_last: train every epoch and keep the last, with no early stopping: for a
             validation set too small to choose an epoch by (its best epoch is noise).
+        kind: ``"transfer"``, the usual phase (a task's training module on labelled
+            batches); any other kind is trained by the phase trainer its strategy hands the
+            runner for it (:meth:`graft.strategies.base.Strategy.trainers`: ``contrastive``).
     """
 
     name: str
@@ -49,6 +52,7 @@ class Phase:
     adapters_only: bool = False
     batchnorm_statistics: bool = False
     keep_last: bool = False
+    kind: str = "transfer"
 
     @property
     def train_backbone(self) -> bool:

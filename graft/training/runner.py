@@ -51,7 +51,7 @@ class ModuleFactory:
         options: ``label_smoothing``, ``weight_decay`` and ``class_weights``.
         mixup: mixup/cutmix for phases that train the backbone (None: none).
         from_scratch: the backbone has random weights: its BatchNorm layers learn their
-            statistics (a pretrained one keeps them).
+            statistics (a pretrained one keeps them, unless it ``adapts_batchnorm``).
     """
 
     task: Any
@@ -63,7 +63,9 @@ class ModuleFactory:
 
     def prepared(self, phase: Phase) -> Phase:
         """``phase`` as this backbone trains it."""
-        if self.from_scratch:  # no pretrained statistics to keep
+        adapts = getattr(self.backbone, "adapts_batchnorm", False)
+        adapts = adapts and phase.train_backbone and not phase.adapters_only
+        if self.from_scratch or adapts:  # no pretrained statistics to keep, or none that fit
             return dataclasses.replace(phase, batchnorm_statistics=True)
         return phase
 
@@ -83,6 +85,16 @@ class PhaseAdapter(Protocol):
     def train_phase(self, runner: PhaseRunner, phase: Phase) -> tuple[list[dict], bool]: ...
 
 
+class PhaseTrainer(Protocol):
+    """Trains the phases of one kind other than ``transfer`` (``phase.kind``), as a strategy
+    plans them (:meth:`graft.strategies.base.Strategy.trainers`: the contrastive phase of
+    :mod:`graft.fewshot.contrastive`, a LightningModule of its own on batches of its own). It
+    trains through :meth:`PhaseRunner.train` and returns the phase's history and whether its
+    weights are kept whatever its score."""
+
+    def train_phase(self, runner: PhaseRunner, phase: Phase) -> tuple[list[dict], bool]: ...
+
+
 @dataclass
 class PhaseRunner:
     """Trains a plan of phases and keeps the best one (see the module docstring).
@@ -90,12 +102,13 @@ class PhaseRunner:
     Attributes:
         networks: what training changes (backbone, head, a task's learned loss weights).
         modules: builds each phase's LightningModule.
-        loaders: builds each phase's data loaders.
+        loaders: builds each phase's data loaders (None: each phase is handed its own).
         engine: precision, devices and what the Trainer shows.
         seed: seeds each phase's training.
         work_dir: where checkpoints and logs go (the run directory, or a temporary folder).
         resume: finished phases are loaded and an interrupted one continues.
         timings: per-phase seconds are added here.
+        trainers: the trainers of phase kinds other than ``transfer``, by kind.
     """
 
     networks: dict[str, nn.Module]
@@ -107,6 +120,7 @@ class PhaseRunner:
     resume: bool = False
     timings: dict[str, float] = field(default_factory=dict)
     epoch_choice: str | None = None
+    trainers: dict[str, PhaseTrainer] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.best = BestPhase(self.networks)
@@ -116,7 +130,9 @@ class PhaseRunner:
         history = []
         for phase in phases:
             start = time.perf_counter()
-            if adaptation is not None and adaptation.applies(phase):
+            if phase.kind in self.trainers:
+                rows, keep = self.trainers[phase.kind].train_phase(self, phase)
+            elif adaptation is not None and adaptation.applies(phase):
                 rows, keep = adaptation.train_phase(self, phase)
             else:
                 rows, keep = self.train(phase), False
@@ -133,7 +149,15 @@ class PhaseRunner:
     ) -> list[dict]:
         """Train one phase; its history. ``loaders`` and ``module`` replace the usual ones (an
         adapted phase's)."""
-        if not phase.train_backbone and len(self.loaders.splits.val) < MIN_VAL_TO_CHOOSE_EPOCH:
+        own = self.loaders is None  # every phase brings its loaders (source-free adaptation)
+        val = None if own else self.loaders.splits.val
+        if not own and val is None and not phase.keep_last:  # few labels: every example trains
+            phase = dataclasses.replace(phase, keep_last=True)
+            self.epoch_choice = (
+                "no validation data (few labels: every example trains): each phase trains all "
+                "its epochs and keeps the last"
+            )
+        elif val is not None and not phase.train_backbone and len(val) < MIN_VAL_TO_CHOOSE_EPOCH:
             phase = dataclasses.replace(phase, keep_last=True)
             self.epoch_choice = (
                 f"the {phase.name} phase kept its last epoch: {len(self.loaders.splits.val)} "

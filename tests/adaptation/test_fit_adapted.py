@@ -109,8 +109,9 @@ def test_the_guard_keeps_exactly_the_training_it_chose(digits, monkeypatch, kept
     returns is exactly the unguarded fit of the branch it kept."""
     train, val, target = digits
 
-    def forced(source_rows, adapted_rows):
-        return dataclasses.replace(guard.guard_adaptation(source_rows, adapted_rows), kept=kept)
+    def forced(source_rows, adapted_rows, tolerance=0.0):
+        decision = guard.guard_adaptation(source_rows, adapted_rows, tolerance)
+        return dataclasses.replace(decision, kept=kept)
 
     monkeypatch.setattr(graft.adaptation.component, "guard_adaptation", forced)
     options = dict(epochs=1, target=target, **FAST)
@@ -146,6 +147,30 @@ def test_the_guard_keeps_adaptation_only_if_the_source_score_holds(
     assert guard.guard_adaptation([], rows(0.1)).kept == "adapted"  # no source-only history
     with pytest.raises(ValueError, match="tolerance"):
         guard.guard_adaptation(rows(0.1), rows(0.1), -0.1)
+
+
+@pytest.mark.parametrize(("accuracy", "count"), [(139 / 140, 140), (0.81, 40), (0.5, 7), (1.0, 60)])
+def test_noise_tolerance_is_the_distance_to_the_wilson_lower_bound(accuracy, count):
+    """The lower end of the Wilson interval is the lower root q of
+    (p - q)^2 = z^2 q (1 - q) / n; solved here as a quadratic with numpy."""
+    z2 = guard.NOISE_Z**2
+    roots = np.roots([1 + z2 / count, -(2 * accuracy + z2 / count), accuracy**2])
+    expected = accuracy - min(roots.real)
+    assert guard.noise_tolerance(accuracy, count) == pytest.approx(expected, abs=1e-12)
+    assert guard.noise_tolerance(accuracy, 0) == 0.0 and guard.noise_tolerance(1.5, 10) == 0.0
+
+
+def test_the_guard_forgives_the_noise_of_a_small_validation_set():
+    """PACS photo to cartoon: source-only right on 139 of 140 photos, an adapted model on 136;
+    three more mistakes are within the noise, ten are not."""
+    tolerance = guard.noise_tolerance(139 / 140, 140)
+    assert 0.03 < tolerance < 0.033
+
+    def rows(score):
+        return [{"val_score": score, "kept": True}]
+
+    assert guard.guard_adaptation(rows(139 / 140), rows(136 / 140), tolerance).kept == "adapted"
+    assert guard.guard_adaptation(rows(139 / 140), rows(129 / 140), tolerance).kept != "adapted"
 
 
 @pytest.mark.parametrize(

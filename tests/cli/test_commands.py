@@ -31,6 +31,7 @@ def cli_run(tiny_flowers, tmp_path_factory):
     return out, result.output
 
 
+@pytest.mark.slow
 def test_fit_prints_the_evaluation_and_writes_the_run(cli_run):
     out, output = cli_run
     assert "val metrics: accuracy" in output and "macro-F1" in output
@@ -38,6 +39,7 @@ def test_fit_prints_the_evaluation_and_writes_the_run(cli_run):
     assert (out / "model.safetensors").is_file()
 
 
+@pytest.mark.slow
 def test_evaluate_json(cli_run, tiny_flowers):
     out, _ = cli_run
     result = runner.invoke(app, ["evaluate", str(out), str(tiny_flowers / "val"), "--json"])
@@ -47,6 +49,7 @@ def test_evaluate_json(cli_run, tiny_flowers):
     assert len(metrics["confusion_matrix"]) == 5
 
 
+@pytest.mark.slow
 def test_predict_json_top_k(cli_run, tiny_flowers):
     out, _ = cli_run
     photo = next((tiny_flowers / "val" / "sunflowers").iterdir())

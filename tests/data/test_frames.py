@@ -21,7 +21,6 @@ from graft.data.frames import image_store, store_image
 from graft.data.images import open_rgb
 from graft.errors import ConfigError, DataError
 from graft.tasks.label_column import read_one
-
 from tests.conftest import EXAMPLES, SHARED
 
 pd = pytest.importorskip("pandas")

@@ -49,6 +49,7 @@ def test_mixup_only_for_the_strong_preset():
     assert soft.shape == (4, 5) and torch.allclose(soft.sum(1), torch.ones(4))
 
 
+@pytest.mark.slow
 def test_feature_extract_with_cached_views(tiny_flowers, tmp_path):
     cache = str(tmp_path / "cache")
     options = dict(strategy="feature-extract", views=3, epochs=3, cache_dir=cache, progress=False)
@@ -59,6 +60,7 @@ def test_feature_extract_with_cached_views(tiny_flowers, tmp_path):
     assert again.summary_["feature_cache"]["misses"] == 0
 
 
+@pytest.mark.slow
 def test_strong_augmentation_with_mixup_fine_tunes(tiny_flowers):
     model = graft.fit(
         tiny_flowers, strategy="full", augment="strong", epochs=1, batch_size=8, progress=False

@@ -11,9 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 import graft
-from graft.export import exporter as export_module
 from graft.cli import app
 from graft.errors import DataError, RunError
+from graft.export import exporter as export_module
 from graft.export.engine import ExportError
 from graft.export.exporter import export_model, parity_items
 from tests.conftest import write_sst2
@@ -37,6 +37,7 @@ def text_run(tmp_path_factory):
     return out, texts
 
 
+@pytest.mark.slow
 def test_onnx_export_of_an_image_model_matches_pytorch(image_run):
     run, photos = image_run
     result = CliRunner().invoke(app, ["export", str(run), "--format", "onnx"])
@@ -65,6 +66,7 @@ def test_onnx_export_of_an_image_model_matches_pytorch(image_run):
         ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("format", ["onnx", "torchscript"])
 def test_text_export_takes_any_batch_and_sequence_length(text_run, format, tmp_path):
     run, texts = text_run
@@ -82,6 +84,7 @@ def test_text_export_takes_any_batch_and_sequence_length(text_run, format, tmp_p
         )
 
 
+@pytest.mark.slow
 def test_a_failed_parity_check_writes_nothing(image_run, monkeypatch, tmp_path):
     run, photos = image_run
     monkeypatch.setattr(export_module, "PARITY_TOLERANCE", -1.0)  # no export can pass

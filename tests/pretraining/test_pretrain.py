@@ -142,6 +142,7 @@ def test_simclr_backbone_loads_with_its_preprocessing(simclr_run, tmp_path):
 # Masked-language-model training on reviews -------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_mlm_loss_falls_and_fit_uses_the_saved_tokenizer(tmp_path):
     texts = _reviews(tmp_path / "unlabelled.csv", 120)
     out = tmp_path / "run"

@@ -34,6 +34,7 @@ def ranking(flowers):
     return graft.rank(flowers, MODELS)
 
 
+@pytest.mark.slow
 def test_rank_puts_the_pretrained_backbone_above_random_weights(ranking):
     first, second = ranking.scores
     assert first.model == "efficientnet_lite0" and first.rank == 1
@@ -58,6 +59,7 @@ def test_rank_costs_one_forward_pass_and_then_none(flowers, ranking):
     assert [row.model for row in again.scores] == [row.model for row in ranking.scores]
 
 
+@pytest.mark.slow
 def test_rank_cli_prints_the_table_and_writes_json(flowers, ranking, tmp_path):
     out = tmp_path / "rank.json"
     args = ["rank", str(flowers), "--models", ",".join(MODELS), "--out", str(out)]
@@ -135,6 +137,7 @@ def test_strategy_auto_records_its_decision_and_reasons(ten_per_class, tmp_path)
     assert reloaded.get_params()["strategy"] == "auto"
 
 
+@pytest.mark.slow
 def test_scratch_baseline_writes_the_transfer_gain(ten_per_class, tmp_path):
     model = graft.fit(
         ten_per_class,

@@ -123,6 +123,7 @@ def test_image_run_saves_only_adapters_and_head(tiny_flowers, tmp_path):
     assert restored.backbone_.adapter == model.backbone_.adapter
 
 
+@pytest.mark.slow
 def test_text_run_saves_and_restores_its_adapters(sst2, tmp_path):
     with open(sst2["train"], newline="") as handle:
         rows = list(csv.DictReader(handle))[:80]

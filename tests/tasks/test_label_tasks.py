@@ -11,10 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 import graft
-from graft.estimator import FitData
 from graft.cli import app
 from graft.data import load_data
 from graft.errors import ConfigError, DataError
+from graft.estimator import FitData
 from tests.conftest import DOMAINS, EXAMPLES, amazon_records, write_csv
 
 runner = CliRunner()
@@ -77,6 +77,7 @@ def regression_run(reviews):
 # Multi-label ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_multilabel_fit_reaches_a_micro_f1_floor(multilabel_run):
     model, out = multilabel_run
     assert model.task_ == "multilabel" and model.summary_["task"] == "multilabel"
@@ -96,6 +97,7 @@ def test_multilabel_fit_reaches_a_micro_f1_floor(multilabel_run):
     assert saved["thresholds"] == model.thresholds_.tolist()
 
 
+@pytest.mark.slow
 def test_multilabel_predictions_and_save_load(multilabel_run):
     model, out = multilabel_run
     texts = ["A wonderful novel, I could not put it down.", "The blender broke after a week."]
@@ -111,6 +113,7 @@ def test_multilabel_predictions_and_save_load(multilabel_run):
     assert restored.predict(texts) == predicted
 
 
+@pytest.mark.slow
 def test_multilabel_evaluate_names_an_unknown_label(multilabel_run, tmp_path):
     model, _ = multilabel_run
     table = write_table(
@@ -122,6 +125,7 @@ def test_multilabel_evaluate_names_an_unknown_label(multilabel_run, tmp_path):
         model.evaluate(table)
 
 
+@pytest.mark.slow
 def test_multilabel_cli_evaluate_and_predict(multilabel_run, reviews):
     model, out = multilabel_run
     result = runner.invoke(app, ["evaluate", str(out), str(reviews["sample"]), "--json"])

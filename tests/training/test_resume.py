@@ -51,6 +51,7 @@ def kill_when(process: subprocess.Popen, ready: Path, delay: float, limit: float
     process.wait()
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_fit(photos, tmp_path):
     reference = graft.fit(photos, out=tmp_path / "reference", progress=False, **FIT_OPTIONS)
 
@@ -91,6 +92,7 @@ def test_resume_refuses_a_finished_or_missing_run(photos, tmp_path):
         graft.resume(tmp_path / "nothing")
 
 
+@pytest.mark.slow
 def test_ddp_on_two_cpu_processes_matches_one_process(photos, tmp_path):
     options = dict(strategy="fine-tune", head_epochs=6, epochs=2, batch_size=8)
     single = graft.fit(photos, out=tmp_path / "single", progress=False, **options)
@@ -109,6 +111,7 @@ def test_ddp_on_two_cpu_processes_matches_one_process(photos, tmp_path):
     assert distributed >= 0.5  # 30 validation photos of 5 classes
 
 
+@pytest.mark.slow
 def test_a_second_fit_on_a_run_being_written_is_refused(photos, tmp_path):
     from graft.runs.directory import run_lock
 
@@ -143,6 +146,7 @@ def test_a_second_fit_on_a_run_being_written_is_refused(photos, tmp_path):
         assert json.loads((run / "config.json").read_text())["status"] == "running"
 
 
+@pytest.mark.slow
 def test_same_seed_same_metrics_and_the_run_records_versions_and_data_hash(photos, tmp_path):
     options = dict(strategy="fine-tune", head_epochs=3, epochs=1, batch_size=8, seed=5)
     runs = [tmp_path / "a", tmp_path / "b"]
