@@ -103,7 +103,7 @@ class HFTextBackbone(Backbone):
         try:
             config = AutoConfig.from_pretrained(source)
             if pretrained:
-                model = _load_encoder(source)
+                model = load_encoder(source)
             else:
                 model = AutoModel.from_config(config)
         except OSError as error:
@@ -115,11 +115,12 @@ class HFTextBackbone(Backbone):
         return cls(model, source, _max_length(folder, config), spec or f"hf:{source}")
 
 
-def _load_encoder(source: str) -> nn.Module:
+def load_encoder(source: str, unused: tuple[str, ...] = ("pooler.",)) -> nn.Module:
     """``AutoModel.from_pretrained(source)`` without transformers' load report, which lists
-    the pooler a checkpoint may lack (mean pooling never uses it) and the weights of other
-    heads it may hold (a masked-language-model head, say); only missing encoder weights are
-    worth a warning."""
+    the weights of heads a checkpoint may hold (a masked-language-model or classification
+    head, say) and those it lacks; only missing encoder weights are worth a warning, not those
+    of modules whose names start with ``unused`` (the pooler: mean pooling never uses it).
+    Text and audio encoders load through it."""
     from transformers import AutoModel
     from transformers.utils import logging as transformers_logging
 
@@ -129,7 +130,7 @@ def _load_encoder(source: str) -> nn.Module:
         model, info = AutoModel.from_pretrained(source, output_loading_info=True)
     finally:
         transformers_logging.set_verbosity(verbosity)
-    missing = sorted(key for key in info["missing_keys"] if not key.startswith("pooler."))
+    missing = sorted(key for key in info["missing_keys"] if not key.startswith(unused))
     if missing:
         log.warning(
             "%s: %d encoder weight(s) missing from the checkpoint, initialised at random: %s",

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from graft.errors import ConfigError, RunError
-from graft.export.engine import ExportError, model_hash
+from graft.export.engine import ExportError, model_hash, publish
 from graft.version import __version__
 
 #: Detections compared by the parity check: those the PyTorch model scores at least this.
@@ -93,10 +93,7 @@ def export_detection(model: Any, items: list[str], out: Path, format: str) -> di
             "model_sha256": model_hash(getattr(model, "run_dir_", None)),
             "versions": _versions(),
         }
-        (building / "export.json").write_text(json.dumps(record, indent=2) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        building.rename(out)
+        publish(building, out, record)
     finally:
         shutil.rmtree(building, ignore_errors=True)
     return record

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import warnings
 from pathlib import Path
 
@@ -40,6 +41,15 @@ class ExportError(GraftError, RuntimeError):
 
 def batch_tensors(batch) -> tuple[torch.Tensor, ...]:
     return tuple(batch.values()) if isinstance(batch, dict) else (batch,)
+
+
+def publish(building: Path, out: Path, record: dict) -> None:
+    """Write ``record`` as ``export.json`` into the finished folder ``building`` and move it to
+    ``out``, replacing an earlier export there: an export appears whole or not at all."""
+    (building / "export.json").write_text(json.dumps(record, indent=2) + "\n")
+    if out.exists():
+        shutil.rmtree(out)
+    building.rename(out)
 
 
 def model_hash(run_dir: Path | None) -> str | None:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import logging
 import shutil
 import tempfile
@@ -56,6 +55,7 @@ from graft.export.engine import (
     ExportError,
     batch_tensors,
     model_hash,
+    publish,
 )
 from graft.version import __version__
 
@@ -130,10 +130,7 @@ def export_model(
         if model.backbone_.modality == "text":
             _save_tokenizer(model.backbone_.preprocessing.tokenizer, building / "tokenizer")
             record["preprocessing"]["tokenizer"] = "tokenizer"
-        (building / "export.json").write_text(json.dumps(record, indent=2) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        building.rename(out)
+        publish(building, out, record)
     finally:
         shutil.rmtree(building, ignore_errors=True)
     return record

@@ -26,7 +26,7 @@ from torch import nn
 
 from graft.backbones.audio.preprocessing import AudioPreprocessing
 from graft.backbones.base import Backbone
-from graft.backbones.hf_text import _layer_list
+from graft.backbones.hf_text import _layer_list, load_encoder
 from graft.backbones.lora import known_targets
 from graft.errors import ConfigError, ModelUnavailableError
 
@@ -178,7 +178,7 @@ class HFAudioBackbone(Backbone):
         try:
             config = AutoConfig.from_pretrained(source)
             extractor = AutoFeatureExtractor.from_pretrained(source)
-            model = _load_model(source) if pretrained else AutoModel.from_config(config)
+            model = load_encoder(source, unused=()) if pretrained else AutoModel.from_config(config)
         except OSError as error:
             raise ModelUnavailableError(_audio_download_message(source, error)) from None
         except ValueError as error:
@@ -212,29 +212,6 @@ def _input_window(model_type: str, extractor) -> float | None:
     if model_type in POOLED_OUTPUT:
         return (extractor.max_length - 1) * AST_FRAME_SHIFT + AST_WINDOW
     return None
-
-
-def _load_model(source: str) -> nn.Module:
-    """``AutoModel.from_pretrained(source)``, warning about encoder weights the checkpoint
-    lacks (a classification head it holds is dropped silently)."""
-    from transformers import AutoModel
-    from transformers.utils import logging as transformers_logging
-
-    verbosity = transformers_logging.get_verbosity()
-    transformers_logging.set_verbosity_error()
-    try:
-        model, info = AutoModel.from_pretrained(source, output_loading_info=True)
-    finally:
-        transformers_logging.set_verbosity(verbosity)
-    missing = sorted(info["missing_keys"])
-    if missing:
-        log.warning(
-            "%s: %d weight(s) missing from the checkpoint, initialised at random: %s",
-            source,
-            len(missing),
-            ", ".join(missing[:5]),
-        )
-    return model
 
 
 def _audio_download_message(source: str, error: Exception) -> str:
