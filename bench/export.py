@@ -1,14 +1,25 @@
-"""CPU inference: PyTorch eager against the ONNX Runtime export, for an image and a text model.
+"""CPU inference: PyTorch eager, the ONNX Runtime export and its int8 quantizations, and batch
+prediction of many images to a file.
 
-    .venv/bin/python bench/export.py [--batch-size 32] [--batches 10] [--latency-runs 50]
+    .venv/bin/python bench/export.py --part engines [--batch-size 32] [--batches 6]
+    .venv/bin/python bench/export.py --part batch [--images 20000]
 
-For ``efficientnet_lite0`` (on the repository's flower photos) and ``minilm`` (on SST-2
-sentences), a model is fitted (feature extraction, a few epochs), exported with ``graft
-export``'s code (which checks parity first), and then both engines run the same preprocessed
-inputs: throughput over ``--batches`` batches of ``--batch-size`` real inputs, and the latency
-of one input at a time (p50 and p95 over ``--latency-runs`` inputs), after a warm-up. Inputs
-are preprocessed beforehand, so the figures compare the engines, not the image decoding or
-the tokenizer. Both engines use every core they see (torch's and ONNX Runtime's defaults).
+``engines``: for ``efficientnet_lite0`` (the repository's flower photos) and ``minilm``
+(SST-2 sentences, validated on 500 sentences of SST-2's validation file), a run is fitted
+(feature extraction, a few epochs), exported with ``graft export``'s code (parity checked) and
+quantized to int8 with ``graft export --quantize``'s code (dynamic; and static, calibrated on
+the run's training inputs). Each engine runs the same preprocessed inputs: throughput over
+``--batches`` batches of ``--batch-size`` real inputs, the latency of one input at a time (p50
+and p95 over ``--latency-runs`` inputs) after a warm-up, and the accuracy on the run's
+validation data. Inputs are preprocessed beforehand, so the figures compare the engines, not
+the decoding or the tokenizer.
+
+``batch``: ``graft predict RUN FOLDER --out predictions.csv`` (the run's ONNX export, chosen
+by ``--engine auto``) over ``--images`` links to the flower photos, in a child process whose
+resident memory is sampled every half second (peak, and at a quarter and at the end of the
+run); its throughput is compared with the same engine's in-process batch throughput measured
+in the same run: ``predict_proba`` on 1,000 of the same files (decoding included), and the
+engine alone on preprocessed batches.
 """
 
 from __future__ import annotations
@@ -16,7 +27,11 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
+import re
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,26 +41,35 @@ import torch
 
 import graft
 from graft.export.engine import ExportedEngine, batch_tensors
-from graft.export.exporter import LogitsModule, export_model
+from graft.export.exporter import LogitsModule, export_model, parity_items
+from graft.export.quantize import engine_score, quantize_model, validation_data
 
 ROOT = Path(__file__).resolve().parents[1]
+FLOWERS = ROOT / "examples" / "flowers"
 
 
-def _image_case(scratch: Path):
-    data = ROOT / "examples" / "flowers"
-    model = graft.fit(data, strategy="feature-extract", epochs=3, progress=False)
-    return model, sorted(str(p) for p in (data / "val").rglob("*.jpg"))
+def _image_run(scratch: Path) -> Path:
+    run = scratch / "efficientnet_lite0"
+    graft.fit(FLOWERS, strategy="feature-extract", epochs=3, out=run, progress=False)
+    return run
 
 
-def _text_case(scratch: Path):
-    rows = list(csv.DictReader(open(subsets.DATASETS / "sst2" / "train.csv", newline="")))[:400]
-    path = scratch / "sst2.csv"
+def _sst2(source: str, count: int, path: Path) -> Path:
+    with open(subsets.DATASETS / "sst2" / source, newline="") as handle:
+        rows = list(csv.DictReader(handle))[:count]
     with open(path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=["text", "label"])
         writer.writeheader()
         writer.writerows({"text": r["text"], "label": r["label"]} for r in rows)
-    model = graft.fit(path, strategy="feature-extract", epochs=3, progress=False)
-    return model, [r["text"] for r in rows]
+    return path
+
+
+def _text_run(scratch: Path) -> Path:
+    train = _sst2("train.csv", 400, scratch / "sst2-train.csv")
+    val = _sst2("validation.csv", 500, scratch / "sst2-val.csv")
+    run = scratch / "minilm"
+    graft.fit(train, val, strategy="feature-extract", epochs=3, out=run, progress=False)
+    return run
 
 
 def _time(run, inputs: list) -> list[float]:
@@ -57,67 +81,182 @@ def _time(run, inputs: list) -> list[float]:
     return seconds
 
 
-def measure(name: str, model, items: list[str], args, scratch: Path) -> dict:
-    record = export_model(model, items, scratch / name, "onnx")
+def engines_of(run: Path, scratch: Path, static: bool) -> tuple:
+    """The run's model, its validation data and its engines: eager, ONNX float, int8."""
+    model = graft.load(run, engine="torch")
+    train, val = validation_data(model, run)
+    folder = scratch / f"{run.name}-export"
+    record = export_model(model, parity_items(model, run), folder, "onnx")
     names = record["inputs"]
     eager = LogitsModule(model.backbone_, model.head_, names).eval()
-    onnx = ExportedEngine(scratch / name / record["file"], "onnx", names)
 
     @torch.inference_mode()
-    def torch_run(batch):
+    def pytorch(batch):
         return eager(*batch_tensors(batch))
 
+    engines = {"pytorch": pytorch, "onnx": ExportedEngine(folder / record["file"], "onnx", names)}
+    for calibration in ("dynamic", "static") if static else ("dynamic",):
+        target = folder / f"model.int8-{calibration}.onnx"
+        quantize_model(model, folder / record["file"], target, names, calibration, train.items)
+        engines[f"onnx int8 {calibration}"] = ExportedEngine(target, "onnx", names)
+    return model, val, record, engines
+
+
+def measure(name: str, run: Path, args, scratch: Path, static: bool) -> dict:
+    model, val, record, engines = engines_of(run, scratch, static)
+    items = list(val.items)
     batches = list(model.input_batches(items[: args.batch_size * args.batches], args.batch_size))
     singles = list(model.input_batches(items[: args.latency_runs], 1))
     result = {"model": name, "parity": record["parity"]["max_abs_logit_difference"]}
-    for engine, run in (("pytorch", torch_run), ("onnxruntime", onnx)):
-        _time(run, batches[:2] + singles[:5])  # warm-up
-        batch_seconds = _time(run, batches)
-        latencies = sorted(_time(run, singles))
+    result["validation_inputs"] = len(val)
+    for engine, run_batch in engines.items():
+        _time(run_batch, batches[:2] + singles[:5])  # warm-up
+        batch_seconds = _time(run_batch, batches)
+        latencies = sorted(_time(run_batch, singles))
         rows = sum(len(batch_tensors(b)[0]) for b in batches)
         result[engine] = {
             "throughput_per_s": rows / sum(batch_seconds),
             "latency_p50_ms": 1000 * statistics.median(latencies),
             "latency_p95_ms": 1000 * latencies[int(0.95 * (len(latencies) - 1))],
+            "accuracy": engine_score(model, run_batch, val),
         }
+        print(json.dumps({name: {engine: result[engine]}}), flush=True)
     return result
 
 
 def table(results: list[dict]) -> str:
     lines = [
-        "| model | engine | inputs/s (batch) | p50 ms (1 input) | p95 ms | speed-up vs eager |",
-        "|---|---|---|---|---|---|",
+        "| model | engine | inputs/s (batch) | p50 ms (1 input) | p95 ms | vs eager | vs ONNX "
+        "float | val accuracy |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for result in results:
-        base = result["pytorch"]["throughput_per_s"]
-        for engine in ("pytorch", "onnxruntime"):
-            row = result[engine]
+        base, onnx = (result[e]["throughput_per_s"] for e in ("pytorch", "onnx"))
+        for engine, row in result.items():
+            if not isinstance(row, dict):
+                continue
             lines.append(
                 f"| {result['model']} | {engine} | {row['throughput_per_s']:.1f} | "
                 f"{row['latency_p50_ms']:.1f} | {row['latency_p95_ms']:.1f} | "
-                f"{row['throughput_per_s'] / base:.2f}x |"
+                f"{row['throughput_per_s'] / base:.2f}x | {row['throughput_per_s'] / onnx:.2f}x | "
+                f"{row['accuracy']:.2f} |"
             )
     return "\n".join(lines)
 
 
+def engines_part(args, scratch: Path) -> list[dict]:
+    results = [
+        measure("efficientnet_lite0", _image_run(scratch), args, scratch, static=True),
+        measure("minilm", _text_run(scratch), args, scratch, static=True),
+    ]
+    print(table(results))
+    return results
+
+
+# Batch prediction ------------------------------------------------------------------------------
+
+
+def _linked_photos(folder: Path, count: int) -> list[Path]:
+    """``count`` links to the flower photos (each photo many times), in one folder."""
+    photos = sorted(FLOWERS.rglob("*.jpg"))
+    folder.mkdir()
+    links = []
+    for index in range(count):
+        link = folder / f"{index:06d}.jpg"
+        link.symlink_to(photos[index % len(photos)])
+        links.append(link)
+    return links
+
+
+def _rss_mib(pid: int, field: str) -> float:
+    with open(f"/proc/{pid}/status") as handle:
+        for line in handle:
+            if line.startswith(field):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _watched(command: list[str], out: Path) -> dict:
+    """Run ``command``, sampling its resident memory every half second until it ends."""
+    start = time.perf_counter()
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    samples, peak = [], 0.0
+    while child.poll() is None:
+        try:
+            samples.append((time.perf_counter() - start, _rss_mib(child.pid, "VmRSS")))
+            peak = _rss_mib(child.pid, "VmHWM")
+        except (FileNotFoundError, ProcessLookupError):
+            break
+        time.sleep(0.5)
+    output = child.communicate()[0]
+    if child.returncode != 0:
+        raise RuntimeError(output[-2000:])
+    wall = time.perf_counter() - start
+    quarter = [rss for t, rss in samples if t >= wall / 4][:1] or [0.0]
+    found = re.search(r"in ([\d.]+)s\s+\(([\d.]+)\s+inputs/s\)", output)
+    if found is None:
+        raise RuntimeError(output[-2000:])
+    return {
+        "wall_seconds": wall,
+        "predict_seconds": float(found.group(1)),
+        "throughput_per_s": float(found.group(2)),
+        "peak_rss_mib": peak,
+        "rss_at_a_quarter_mib": quarter[0],
+        "rss_at_the_end_mib": samples[-1][1] if samples else 0.0,
+        "rows": sum(1 for _ in open(out)) - 1,
+        "output": " ".join(output.split())[-200:],
+    }
+
+
+def batch_part(args, scratch: Path) -> dict:
+    run = _image_run(scratch)
+    model = graft.load(run, engine="torch")
+    export_model(model, parity_items(model, run), run / "export", "onnx")
+    model = graft.load(run)  # auto: the export
+    links = [str(p) for p in _linked_photos(scratch / "photos", args.images)]
+    sample = links[: args.engine_sample]
+    model.predict_proba(sample[:32])  # warm-up
+    start = time.perf_counter()
+    model.predict_proba(sample)
+    in_process = len(sample) / (time.perf_counter() - start)
+    batches = list(model.input_batches(sample[:256], model.config.batch_size * 2))
+    engine_alone = len(sample[:256]) / sum(_time(model.engine_, batches))
+    out = scratch / "predictions.csv"
+    graft_cli = str(Path(sys.executable).with_name("graft"))
+    command = [graft_cli, "predict", str(run), str(scratch / "photos"), "--out", str(out)]
+    streamed = _watched(command, out)
+    result = {
+        "images": args.images,
+        "engine": model.engine_name_,
+        "in_process_throughput_per_s": in_process,
+        "engine_alone_throughput_per_s": engine_alone,
+        "streamed": streamed,
+        "share_of_in_process": streamed["throughput_per_s"] / in_process,
+        "share_of_engine_alone": streamed["throughput_per_s"] / engine_alone,
+    }
+    print(json.dumps(result, indent=2))
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=["engines", "batch"], default="engines")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--batches", type=int, default=6)
     parser.add_argument("--latency-runs", type=int, default=50)
-    parser.add_argument("--out", type=Path, default=Path("bench/out/export.json"))
+    parser.add_argument("--images", type=int, default=20000)
+    parser.add_argument("--engine-sample", type=int, default=1000)
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    results = []
     with tempfile.TemporaryDirectory() as folder:
         scratch = Path(folder)
-        for name, case in (("efficientnet_lite0", _image_case), ("minilm", _text_case)):
-            model, items = case(scratch)
-            results.append(measure(name, model, items, args, scratch))
-            print(json.dumps(results[-1]), flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2))
-    print(f"torch threads: {torch.get_num_threads()}")
-    print(table(results))
+        part = engines_part if args.part == "engines" else batch_part
+        results = part(args, scratch)
+    out = args.out or Path(f"bench/out/export-{args.part}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    threads = os.environ.get("OMP_NUM_THREADS")
+    print(f"torch threads: {torch.get_num_threads()}, OMP_NUM_THREADS={threads}")
 
 
 if __name__ == "__main__":

@@ -80,12 +80,18 @@ def resume(run_dir: str | os.PathLike) -> GraftClassifier:
 
 
 def load(
-    path: str | os.PathLike, engine: str = "torch", export: str | os.PathLike | None = None
+    path: str | os.PathLike, engine: str = "auto", export: str | os.PathLike | None = None
 ) -> GraftClassifier:
     """Restore a model saved by ``fit(out=...)`` or ``save``; predictions equal the original's.
 
     ``engine="onnx"`` or ``"torchscript"``: predict with the model exported by ``graft export``
     (``export``, by default the run's ``export/`` folder) instead of the PyTorch modules.
+    ``"auto"`` (the default): with that export when the run has one made from its current
+    weights (its logits equal the PyTorch model's within the export's parity tolerance; an
+    int8 export is the one ``graft export --quantize`` checked for accuracy) and no GPU is
+    visible, else with the PyTorch modules: silently when there is no export, with a warning
+    when it is stale or cannot run here. ``"torch"``: always the PyTorch modules. The model's
+    ``engine_name_`` (``torch``, ``onnx``, ``torchscript``) and ``export_dir_`` say which.
     """
     check_engine(engine)
     path = Path(path).expanduser()
@@ -124,7 +130,7 @@ def adapt(
     run = Path(run).expanduser()
     out = Path(out).expanduser() if out is not None else run.with_name(f"{run.name}-adapted")
     check_run_dir(out, overwrite)
-    model = adaptation.adapt(load(run), target, target_test, column)
+    model = adaptation.adapt(load(run, engine="torch"), target, target_test, column)
     model.save(out, overwrite=True)
     _report(out)
     return model

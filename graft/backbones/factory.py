@@ -57,8 +57,9 @@ def audio_input(backbone: Backbone, config: Any, data: Any) -> Backbone:
     Clips are cut to ``config.clip_seconds``, else to the length of 95% of the training clips
     (:func:`~graft.backbones.audio.preprocessing.default_clip_seconds`, read from the files'
     headers); a spectrogram backbone's images are ``config.image_size`` pixels square when
-    given, and SpecAugment is off with ``--augment none``. Assigning the preprocessing
-    rebuilds the frontend, whose mask sizes depend on the clip length.
+    given, else the spectrogram's own size (``n_mels`` by the clip's frames); SpecAugment is
+    off with ``--augment none``. Assigning the preprocessing rebuilds the frontend, whose mask
+    sizes depend on the clip length.
     """
     from graft.backbones.audio.preprocessing import clip_seconds_of
 
@@ -67,13 +68,14 @@ def audio_input(backbone: Backbone, config: Any, data: Any) -> Backbone:
     if config.views > 1:
         raise ConfigError("--views caches augmented views of images; this data is audio")
     changes: dict[str, Any] = {"clip_seconds": config.clip_seconds or clip_seconds_of(data.items)}
-    if config.image_size is not None:
-        if backbone.preprocessing.spectrogram is None:
-            raise ConfigError(
-                f"--image-size sizes spectrogram images; {config.model}'s feature extractor "
-                "makes its own input"
-            )
-        changes["image_size"] = (config.image_size, config.image_size)
+    if config.image_size is not None and backbone.preprocessing.spectrogram is None:
+        raise ConfigError(
+            f"--image-size sizes spectrogram images; {config.model}'s feature extractor "
+            "makes its own input"
+        )
+    if backbone.preprocessing.spectrogram is not None:  # None: the new clip's own size
+        size = config.image_size
+        changes["image_size"] = None if size is None else (size, size)
     backbone.preprocessing = backbone.preprocessing.replace(**changes)
     if hasattr(backbone, "spec_augment"):
         backbone.spec_augment = config.augment != "none"

@@ -3,8 +3,8 @@ report, export, serve.
 
 Each command is a thin layer over the Python API: :mod:`.train` (fit, pretrain, rank, lr-find;
 their options built from the configurations by :mod:`.options`), :mod:`.use` (the commands on a
-run directory) and :mod:`.output` (what they print). Importing this package imports typer and
-rich, not torch: ``graft --help`` answers at once.
+run directory), :mod:`.serve` (the HTTP service) and :mod:`.output` (what they print).
+Importing this package imports typer and rich, not torch: ``graft --help`` answers at once.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ import os
 
 from rich.logging import RichHandler
 
-from graft.cli import adapt, train, use
+from graft.cli import adapt, serve, train, use
 from graft.cli.app import app, errors
 from graft.errors import GraftError
 
-__all__ = ["adapt", "app", "main", "train", "use"]
+__all__ = ["adapt", "app", "main", "serve", "train", "use"]
 
 
 def main() -> None:

@@ -1,6 +1,7 @@
 """The commands that use what exists: ``models`` lists the backbones; ``evaluate``,
-``predict``, ``export``, ``report`` and ``serve`` work on a run directory. Each asks the run's
-task how to print or answer (:mod:`graft.tasks`); heavy imports wait until a command runs."""
+``predict``, ``export`` and ``report`` work on a run directory (``serve``: :mod:`.serve`).
+Each asks the run's task how to print or answer (:mod:`graft.tasks`); heavy imports wait until
+a command runs."""
 
 from __future__ import annotations
 
@@ -49,16 +50,20 @@ def evaluate(
     image_column: Annotated[str | None, typer.Option()] = None,
     label_column: Annotated[str | None, typer.Option()] = None,
     audio_column: Annotated[str | None, typer.Option()] = None,
+    engine: Annotated[
+        str, typer.Option(help="auto (the run's current export if any), torch, onnx, torchscript.")
+    ] = "auto",
 ) -> None:
     """Evaluate a trained model on labelled DATA."""
     from graft.api import load
 
-    model = load(run)
+    model = load(run, engine=engine)
     columns = dict(text_column=text_column, image_column=image_column, audio_column=audio_column)
     metrics = model.evaluate(data, label_column=label_column, **columns)
     if as_json:
         print(json.dumps(metrics, indent=2))
     else:
+        _print_engine(model)
         print_task_metrics(model.fitted_task_, metrics, str(data))
 
 
@@ -76,8 +81,11 @@ def predict(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
     engine: Annotated[
         str,
-        typer.Option(help="torch, or onnx / torchscript: the model `graft export` wrote."),
-    ] = "torch",
+        typer.Option(
+            help="auto (the run's export when it has a current one, else torch), torch, or "
+            "onnx / torchscript: the model `graft export` wrote."
+        ),
+    ] = "auto",
     export: Annotated[
         Path | None, typer.Option(help="The exported model's folder (default: RUN/export).")
     ] = None,
@@ -91,24 +99,39 @@ def predict(
     ] = None,
     out: Annotated[
         Path | None,
-        typer.Option(help="Segmentation: write each image's mask (a palette PNG) to this folder."),
+        typer.Option(
+            help="A .csv, .jsonl or .parquet file: stream every answer into it (resumable); "
+            "segmentation: a folder for each image's mask (a palette PNG)."
+        ),
     ] = None,
     overlay: Annotated[
         bool, typer.Option(help="Segmentation, with --out: also each image with its mask blended.")
     ] = False,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(help="With --out FILE: inputs per batch (default: twice the fit's)."),
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option(help="With --out FILE: replace a file that is not this prediction's.")
+    ] = False,
 ) -> None:
     """Predict the labels of INPUTS with a trained model: the top classes, every label above
     its threshold (multilabel), the value (regression), the boxes (detection), or the class of
-    every pixel (segmentation: --out writes the masks)."""
+    every pixel (segmentation: --out writes the masks). --out predictions.csv|.jsonl|.parquet
+    streams any number of inputs to a file and resumes an interrupted run where it stopped."""
     from graft.api import load
+    from graft.batch_prediction import is_table_output
 
     if top_k < 1:
         raise ConfigError(f"--top-k must be at least 1, got {top_k}")
     if overlay and out is None:
         raise ConfigError("--overlay writes beside the masks: give --out FOLDER too")
     model = load(run, engine=engine, export=export)
-    items = model.fitted_task_.read_inputs(inputs, model.backbone_.modality, column=column)
     options = {"score_threshold": score_threshold, "draw": draw}  # kinds that take them
+    if out is not None and is_table_output(out):
+        _predict_to_file(model, inputs, out, column, top_k, batch_size, overwrite, options)
+        return
+    items = model.fitted_task_.read_inputs(inputs, model.backbone_.modality, column=column)
     if out is not None:  # the task writes its answers as files (segmentation masks)
         records = model.write_predictions(items, out, overlay, **options)
     else:
@@ -117,12 +140,45 @@ def predict(
     if as_json:
         for record in records:
             print(json.dumps(record))
-    else:
-        print_predictions(records, model.fitted_task_)
-        if drawn is not None:
-            console.print(f"{len(drawn)} image(s) drawn into [bold]{draw}[/]")
-        if out is not None:
-            console.print(f"{len(records)} mask(s) written into [bold]{out}[/]")
+        return
+    _print_engine(model)
+    print_predictions(records, model.fitted_task_)
+    if drawn is not None:
+        console.print(f"{len(drawn)} image(s) drawn into [bold]{draw}[/]")
+    if out is not None:
+        console.print(f"{len(records)} mask(s) written into [bold]{out}[/]")
+
+
+def _print_engine(model) -> None:
+    from graft.runs.persistence import describe_engine
+
+    console.print(f"engine: {describe_engine(model)}", highlight=False)
+
+
+def _predict_to_file(model, inputs, out, column, top_k, batch_size, overwrite, options) -> None:
+    """``graft predict --out FILE``: every answer streamed into a table, resumable."""
+    from graft.batch_prediction import predict_to_file
+
+    _print_engine(model)
+    if options["draw"] is not None:
+        raise ConfigError("--draw draws on the terminal's answers: leave out --out FILE")
+    result = predict_to_file(
+        model,
+        inputs,
+        out,
+        column=column,
+        top_k=top_k,
+        batch_size=batch_size,
+        overwrite=overwrite,
+        progress=console.is_terminal,
+        **options,
+    )
+    resumed = f", {result.resumed} were there from an interrupted run" if result.resumed else ""
+    console.print(
+        f"{result.rows} predictions in [bold]{out}[/]{resumed}; {result.predicted} predicted "
+        f"in {result.seconds:.1f}s ({result.throughput:.1f} inputs/s)",
+        highlight=False,
+    )
 
 
 @app.command("export")
@@ -136,20 +192,39 @@ def export_command(
     ] = None,
     column: Annotated[str | None, typer.Option(help="Table column of --check's inputs.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing export folder.")] = False,
+    quantize: Annotated[
+        str | None,
+        typer.Option(help="int8: quantize the ONNX model, kept if accurate within --tolerance."),
+    ] = None,
+    calibration: Annotated[
+        str,
+        typer.Option(
+            help="auto (dynamic for text, static for images and audio), dynamic, or static: "
+            "calibrated on the run's training inputs."
+        ),
+    ] = "auto",
+    tolerance: Annotated[
+        float,
+        typer.Option(help="Validation accuracy points int8 may lose against float (default 1)."),
+    ] = 1.0,
 ) -> None:
     """Export a trained model as ONNX or TorchScript with its preprocessing, after checking
-    that it gives the PyTorch model's logits on real inputs."""
+    that it gives the PyTorch model's logits on real inputs; with --quantize int8, quantized
+    and refused when it loses more than --tolerance points of validation accuracy."""
     from graft.api import load
     from graft.export.exporter import export_model, parity_items
 
-    model = load(run)
+    model = load(run, engine="torch")
+    finish = None
+    if quantize is not None:
+        finish = _quantizer(model, run, quantize, calibration, format, tolerance)
     items = parity_items(model, run, check, column)
     folder = out or run / "export"
     if folder.expanduser().resolve() == run.expanduser().resolve():
         raise RunError(
             f"{run}: --out is the run directory itself: choose a folder inside or beside it"
         )
-    record = export_model(model, items, folder, format, overwrite)
+    record = export_model(model, items, folder, format, overwrite, finish)
     parity = record["parity"]
     size = (folder / record["file"]).stat().st_size / 2**20
     console.print(
@@ -157,6 +232,25 @@ def export_command(
         f"parity on {parity['inputs']} real inputs: max |logit difference| "
         f"{parity['max_abs_logit_difference']:.2e} (tolerance {parity['tolerance']:g})",
         highlight=False,
+    )
+    if "quantization" in record:
+        q = record["quantization"]
+        console.print(
+            f"int8 ({q['calibration']}) kept: {q['metric']} {q['int8_score']:.2f} against "
+            f"{q['float_score']:.2f} float on {q['validation_inputs']} validation inputs "
+            f"(tolerance {q['tolerance']:g} points); it answers from [bold]{folder}[/]",
+            highlight=False,
+        )
+
+
+def _quantizer(model, run: Path, dtype: str, calibration: str, format: str, tolerance: float):
+    """The step that quantizes an export before it is published (options checked first)."""
+    from graft.export.quantize import check_quantization, quantize_export, validation_data
+
+    calibration = check_quantization(model, dtype, calibration, format, tolerance)
+    data = validation_data(model, run)
+    return lambda folder, record: quantize_export(
+        model, folder, record, data, calibration, tolerance
     )
 
 
@@ -169,32 +263,3 @@ def report(run: Run) -> None:
     if not (run / "config.json").is_file():
         raise RunError(f"{run}: not a graft run (config.json is missing)")
     console.print(f"report written to [bold]{write_report(run)}[/]")
-
-
-@app.command("serve")
-def serve_command(
-    run: Run,
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    top_k: Annotated[int, typer.Option(help="Classes per answer unless a request asks.")] = 5,
-    max_batch: Annotated[int, typer.Option(help="Most inputs batched into one forward.")] = 32,
-    max_upload_mb: Annotated[float, typer.Option(help="Largest request body, in MiB.")] = 10.0,
-) -> None:
-    """Serve RUN over HTTP: POST /predict, GET /health, and a web page at /."""
-    try:
-        from graft.serve import serve
-    except ImportError as error:
-        raise ConfigError(f"graft serve needs {error.name}: pip install 'graft[serve]'") from None
-    for name, value in (("--top-k", top_k), ("--max-batch", max_batch), ("--port", port)):
-        if value < (0 if name == "--port" else 1):
-            raise ConfigError(f"{name} must be positive, got {value}")
-    if not max_upload_mb > 0:
-        raise ConfigError(f"--max-upload-mb must be positive, got {max_upload_mb}")
-    serve(
-        run,
-        host=host,
-        port=port,
-        top_k=top_k,
-        max_batch=max_batch,
-        max_upload_bytes=int(max_upload_mb * 2**20),
-    )

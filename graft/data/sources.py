@@ -349,9 +349,12 @@ def read_table(
     return rows, columns
 
 
-def _read_jsonl(path: Path, text: str) -> tuple[list[dict[str, str]], list[str]]:
-    rows, columns = [], []
-    for number, line in enumerate(text.splitlines(), start=1):
+def json_lines(path: Path, text: str) -> list[tuple[int, dict[str, Any]]]:
+    """The records of a JSON Lines file whose content is ``text``, each with its line number;
+    blank lines are skipped. Lines end at ``\n`` only: a JSON string may hold U+2028 and
+    the other line breaks ``str.splitlines`` would cut at."""
+    records = []
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
@@ -359,13 +362,20 @@ def _read_jsonl(path: Path, text: str) -> tuple[list[dict[str, str]], list[str]]
         except json.JSONDecodeError as error:
             raise DataError(f"{path}, line {number}: not valid JSON ({error.msg})") from None
         if not isinstance(record, dict):
-            raise DataError(f"{path}, line {number}: expected a JSON object")
+            raise DataError(f"{path}, line {number}: expected a JSON object (one per line)")
+        records.append((number, record))
+    if not records:
+        raise DataError(f"{path}: the file holds no records")
+    return records
+
+
+def _read_jsonl(path: Path, text: str) -> tuple[list[dict[str, str]], list[str]]:
+    rows, columns = [], []
+    for _, record in json_lines(path, text):
         for key in record:
             if key not in columns:
                 columns.append(key)
         rows.append({k: "" if v is None else str(v) for k, v in record.items()})
-    if not rows:
-        raise DataError(f"{path}: the file holds no records")
     return rows, columns
 
 

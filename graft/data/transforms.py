@@ -23,6 +23,10 @@ from graft.options import AUGMENT_PRESETS
 #: none: the evaluation transform; light: random-resized crop (35-100% of the area) and
 #: horizontal flip; strong: random-resized crop (8-100%), flip, RandAugment (m9) and random
 #: erasing, plus mixup and cutmix in the training step (:func:`mixup_for`).
+#: RandAugment's magnitude (9, with noise of std 0.5) is clipped at 9 rather than timm's 10:
+#: at 10 its increasing posterize keeps 0 bits, a black image, which Pillow 12 and later
+#: refuse with an error, so a strong-augmentation fit failed at random.
+RAND_AUGMENT = "rand-m9-mstd0.5-inc1-mmax9"
 __all__ = ["AUGMENT_PRESETS", "Collate", "InputDataset", "image_transform", "mixup_for"]
 
 
@@ -51,7 +55,7 @@ def image_transform(
         scale=(0.08, 1.0),
         hflip=0.5,
         color_jitter=None,
-        auto_augment="rand-m9-mstd0.5-inc1",
+        auto_augment=RAND_AUGMENT,
         re_prob=0.25,
     )
 

@@ -72,8 +72,10 @@ class ExportedEngine:
                 raise ConfigError(
                     "ONNX export and --engine onnx need onnxruntime: pip install 'graft[export]'"
                 ) from None
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = torch.get_num_threads()  # as torch: OMP_NUM_THREADS
             self.session = onnxruntime.InferenceSession(
-                str(path), providers=["CPUExecutionProvider"]
+                str(path), options, providers=["CPUExecutionProvider"]
             )
         else:
             with warnings.catch_warnings():

@@ -34,6 +34,7 @@ import shutil
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -85,9 +86,12 @@ def export_model(
     out: str | Path,
     format: str = "onnx",
     overwrite: bool = False,
+    finish: Callable[[Path, dict], Any] | None = None,
 ) -> dict[str, Any]:
     """Export fitted ``model`` to the folder ``out`` and check it on ``items`` (real image
-    paths or texts); return the record written to ``export.json``."""
+    paths or texts); return the record written to ``export.json``. ``finish(folder, record)``
+    adds to the export before it is published, or raises to leave nothing written (int8
+    quantization: :mod:`graft.export.quantize`)."""
     if format not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
     model.fitted_task_.check_exportable()
@@ -130,6 +134,8 @@ def export_model(
         if model.backbone_.modality == "text":
             _save_tokenizer(model.backbone_.preprocessing.tokenizer, building / "tokenizer")
             record["preprocessing"]["tokenizer"] = "tokenizer"
+        if finish is not None:
+            finish(building, record)
         publish(building, out, record)
     finally:
         shutil.rmtree(building, ignore_errors=True)

@@ -10,6 +10,7 @@ frozen), the head, the preprocessing, the settings and the fit's JSON records.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,9 @@ from graft.strategies import STRATEGIES
 from graft.tasks import task_class
 from graft.version import __version__
 
-ENGINES = ("torch", "onnx", "torchscript")
+#: ``auto``: the run's export when it can answer for the run's current weights (see
+#: :func:`choose_engine`), else the PyTorch modules.
+ENGINES = ("auto", "torch", "onnx", "torchscript")
 #: The JSON records of a fit, each ``<name>.json``, kept on the model as ``<name>_``.
 RECORDS = ("metrics", "history", "summary")
 
@@ -155,11 +158,16 @@ def hyperparameters(record: dict) -> dict:
 def restore_model(model: Any, path: Path, record: dict, engine: str = "torch", export=None):
     """Fill the blank estimator ``model`` (made with :func:`hyperparameters`) with the fitted
     state of the run at ``path``; ``engine="onnx"`` or ``"torchscript"`` predicts with the
-    model ``graft export`` wrote (``export``, by default ``path/export``)."""
+    model ``graft export`` wrote (``export``, by default ``path/export``), ``"auto"`` with it
+    when :func:`choose_engine` says so. ``engine_name_`` and ``export_dir_`` record which."""
     check_engine(engine)
     resolved = FitConfig.from_dict(record["config"])
     task_record = record.get("task") or {"kind": "multiclass"}
     task = task_class(task_record["kind"]).from_record(task_record, read_json(path / "labels.json"))
+    folder = Path(export).expanduser() if export is not None else path / "export"
+    automatic = engine == "auto"
+    if automatic:
+        engine = choose_engine(task, path, folder)
     if engine != "torch":
         try:
             task.check_exportable()
@@ -180,14 +188,63 @@ def restore_model(model: Any, path: Path, record: dict, engine: str = "torch", e
         if (path / f"{name}.json").is_file():
             setattr(model, f"{name}_", read_json(path / f"{name}.json"))
     model.run_dir_ = path
+    model.engine_name_, model.export_dir_ = "torch", None
     if engine != "torch":
-        from graft.export.engine import load_engine
-
-        folder = export or path / "export"
-        model.engine_ = task.exported_engine(folder, engine, path)  # a kind's own engine
-        if model.engine_ is None:
-            model.engine_, _ = load_engine(folder, engine, run_dir=path)
+        try:
+            _open_engine(model, task, folder, engine, path)
+        except ConfigError as error:  # auto: an export this machine cannot run (no onnxruntime)
+            if not automatic:
+                raise
+            warnings.warn(f"{folder}: {error}; predicting with torch", stacklevel=3)
     return model
+
+
+def _open_engine(model: Any, task: Any, folder: Path, engine: str, run_dir: Path) -> None:
+    """Answer with the export in ``folder`` (a kind's own engine, or the default one)."""
+    from graft.export.engine import load_engine
+
+    model.engine_ = task.exported_engine(folder, engine, run_dir)  # a kind's own engine
+    if model.engine_ is None:
+        model.engine_, _ = load_engine(folder, engine, run_dir=run_dir)
+    model.engine_name_, model.export_dir_ = engine, folder
+
+
+def choose_engine(task: Any, run_dir: Path, folder: Path) -> str:
+    """What ``engine="auto"`` predicts with: the export in ``folder`` (its format) when there
+    is one, the task's kind can run it, it was exported from the run's current weights and no
+    CUDA device is visible (the export runs on ONNX Runtime's CPU provider, slower than torch on
+    a GPU); else ``torch``, with a warning when an export is there but stale."""
+    import torch
+
+    from graft.export.engine import model_hash
+
+    if not (folder / "export.json").is_file() or torch.cuda.is_available():
+        return "torch"
+    try:
+        task.check_exportable()
+    except ConfigError:
+        return "torch"
+    record = read_json(folder / "export.json")
+    exported_from = record.get("model_sha256")
+    if exported_from and exported_from != model_hash(run_dir):
+        warnings.warn(
+            f"{folder} was exported from another model than the one now in {run_dir}: "
+            f"predicting with torch; export it again with graft export {run_dir} --overwrite",
+            stacklevel=4,
+        )
+        return "torch"
+    return record.get("format", "onnx")
+
+
+def describe_engine(model: Any) -> str:
+    """The engine a loaded model answers with, as the commands print it: ``torch``, or the
+    export's format, ``int8`` when quantized, and its folder (``onnx int8 (runs/a/export)``)."""
+    name = getattr(model, "engine_name_", "torch")
+    folder = getattr(model, "export_dir_", None)
+    if name == "torch" or folder is None:
+        return name
+    quantized = (read_json(folder / "export.json").get("quantization") or {}).get("dtype")
+    return f"{name}{' ' + quantized if quantized else ''} ({folder})"
 
 
 def _restore_backbone(path: Path, record: dict, resolved: FitConfig, weights: dict, kind: type):

@@ -86,7 +86,19 @@ class MultilabelTask(LabelColumnTask):
         return [{"predictions": answer_list(row)} for row in self.ranked(outputs)]
 
     def served_answers(self, outputs: torch.Tensor, top_k: int) -> list[list[dict]]:
-        return [ranked_answers(self.classes, row)[:top_k] for row in self.probabilities(outputs)]
+        """The ``top_k`` most probable labels and every label at or above its threshold, each
+        with its probability, threshold and whether it is ``predicted``."""
+        index = {label: j for j, label in enumerate(self.classes)}
+        answers = []
+        for row in self.probabilities(outputs):
+            ranked = []
+            for answer in ranked_answers(self.classes, row):
+                j = index[answer["label"]]
+                threshold = float(self.thresholds[j])
+                predicted = bool(row[j] >= threshold)  # as ranked() and answers() decide
+                ranked.append({**answer, "threshold": threshold, "predicted": predicted})
+            answers.append([a for i, a in enumerate(ranked) if i < top_k or a["predicted"]])
+        return answers
 
     def tune(self, outputs: torch.Tensor, data: LabelledData) -> None:
         """Each label's threshold: the one with the best F1 on the validation data."""

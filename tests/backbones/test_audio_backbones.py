@@ -63,7 +63,7 @@ def test_spectrogram_features_on_real_clips(spectrogram, small, fsdd):
     assert isinstance(spectrogram, SpectrogramBackbone) and not spectrogram.training
     assert spectrogram.modality == "audio" and spectrogram.spec == "audio:efficientnet_lite0"
     settings = spectrogram.preprocessing.spectrogram
-    assert settings.image_size == (224, 224)  # efficientnet_lite0's input size
+    assert settings.image_size == (64, 71)  # 64 bands by the 0.7 s clip's frames
     assert spectrogram.preprocessing.samples == 11200
     backbone = small
     batch = waveforms(fsdd, backbone.preprocessing)
@@ -88,7 +88,7 @@ def test_the_frontend_makes_normalised_images(spectrogram, fsdd):
     assert log_mel.shape == (4, 1, 64, 11200 // 160 + 1)
     torch.testing.assert_close(log_mel.mean(dim=(1, 2, 3)), torch.zeros(4), atol=1e-4, rtol=0)
     torch.testing.assert_close(log_mel.std(dim=(1, 2, 3)), torch.ones(4), atol=1e-4, rtol=0)
-    assert image.shape == (4, 3, 224, 224)
+    assert image.shape == (4, 3, 64, 71)
     assert torch.equal(image[:, 0], image[:, 2])  # the same spectrogram in every channel
     # top_db and the standardisation are per clip: a clip 20 dB quieter looks the same
     torch.testing.assert_close(quieter, image, atol=1e-2, rtol=0)
@@ -421,6 +421,10 @@ def test_a_fit_sets_clip_length_image_size_and_spec_augment(fsdd):
     assert not backbone.spec_augment
     given = build_backbone(FitConfig(model="audio:efficientnet_lite0", clip_seconds=0.25), data)
     assert given.preprocessing.clip_seconds == 0.25 and given.spec_augment
+    # without --image-size: the spectrogram's own size, for the clip length the fit chose
+    assert given.preprocessing.spectrogram.image_size == (64, 32)  # 26 frames, widened to 32
+    longer = build_backbone(FitConfig(model="audio:efficientnet_lite0", clip_seconds=2.0), data)
+    assert longer.preprocessing.spectrogram.image_size == (64, 2 * 16_000 // 160 + 1)
     with pytest.raises(ConfigError, match="audio:efficientnet_lite0 shows it"):
         build_backbone(FitConfig(model="efficientnet_lite0"), data)
     with pytest.raises(ConfigError, match="--views"):

@@ -78,3 +78,19 @@ def test_strong_augmentation_with_mixup_fine_tunes(tiny_flowers):
 def test_bad_augmentation_options(option, message):
     with pytest.raises(ConfigError, match=message):
         graft.GraftClassifier(**option)
+
+
+def test_strong_augmentation_never_posterizes_to_zero_bits():
+    """RandAugment's increasing posterize at the top magnitude keeps 0 bits, which Pillow 12+
+    refuses: the strong preset clips the magnitude so that every draw gives an image."""
+    from PIL import Image
+    from timm.data.auto_augment import rand_augment_transform
+
+    from graft.data.transforms import RAND_AUGMENT
+
+    augment = rand_augment_transform(RAND_AUGMENT, {"img_mean": (124, 116, 104)})
+    posterize = [op for op in augment.ops if op.name == "PosterizeIncreasing"]
+    assert posterize and posterize[0].magnitude_max == 9
+    image = Image.new("RGB", (32, 32), (120, 80, 40))
+    for _ in range(300):  # magnitude noise reaches the clip many times
+        assert augment(image).size == (32, 32)

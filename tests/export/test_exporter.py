@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 import graft
@@ -48,7 +49,8 @@ def test_onnx_export_of_an_image_model_matches_pytorch(image_run):
     assert record["inputs"] == ["pixels"] and record["dynamic"] == {"pixels": ["batch"]}
     assert record["preprocessing"]["input_size"] == [224, 224]
     assert record["classes"] == ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
-    torch_model, onnx_model = graft.load(run), graft.load(run, engine="onnx")
+    torch_model, onnx_model = graft.load(run, engine="torch"), graft.load(run, engine="onnx")
+    assert graft.load(run).engine_name_ == ("torch" if torch.cuda.is_available() else "onnx")
     np.testing.assert_allclose(
         onnx_model.predict_proba(photos), torch_model.predict_proba(photos), atol=1e-5
     )

@@ -221,3 +221,24 @@ def test_every_strategy_trains_a_tagger_and_resumes(data, strategy, tmp_path, mo
         == model.predict(texts)
         == graft.load(tmp_path / "run").predict(texts)
     )
+
+
+def test_lr_auto_and_the_scratch_baseline_work_on_tagging(data, tmp_path):
+    """--lr auto's range test and --baseline scratch (negative transfer) run on a tagging fit:
+    the finder suggests a rate from the token loss, and the scratch encoder scores below the
+    pretrained one on entity F1."""
+    subset = data["folder"] / "small"
+    subset.mkdir(exist_ok=True)
+    for name in ("train", "valid"):
+        sentences = (data["folder"] / f"{name}.txt").read_text(encoding="utf-8").split("\n\n")
+        (subset / f"{name}.txt").write_text("\n\n".join(sentences[:80]) + "\n", encoding="utf-8")
+    options = dict(epochs=1, head_epochs=2, max_length=48, progress=False)
+    tuned = graft.fit(subset, lr="auto", out=tmp_path / "lr", **options)
+    finder = tuned.summary_["lr_finder"]
+    assert len(finder["losses"]) == len(finder["learning_rates"]) > 10
+    assert finder["learning_rates"][0] < finder["suggestion"] < finder["learning_rates"][-1]
+    compared = graft.fit(subset, baseline="scratch", out=tmp_path / "scratch", **options)
+    transfer = compared.summary_["transfer"]
+    assert transfer["baseline"] == "scratch:minilm" and transfer["metric"] == "f1"
+    assert transfer["val"]["pretrained"] > transfer["val"]["scratch"]
+    assert transfer["verdict"] == "positive transfer"

@@ -27,6 +27,8 @@ from graft.errors import ConfigError, DataError
 Normalization = Literal["clip", "fixed"]
 #: :func:`default_clip_seconds`: the share of clips kept whole, the rounding step and the cap.
 CLIP_QUANTILE, CLIP_STEP, MAX_CLIP_SECONDS = 0.95, 0.1, 10.0
+#: The narrowest default spectrogram image, in frames (a 0.32 s clip at a 10 ms hop).
+MIN_FRAMES = 32
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ class SpectrogramSettings:
         normalization: ``"clip"`` or ``"fixed"`` (see :data:`Normalization`).
         mean, std: the statistics of ``"fixed"`` normalisation, in dB.
         image_size: ``(height, width)`` the spectrogram is resized to (frequency, time); None
-            until a backbone fills in its image network's input size.
+            until a backbone fills in :meth:`natural_size`.
     """
 
     n_mels: int = 64
@@ -66,6 +68,14 @@ class SpectrogramSettings:
                 raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)}")
         if self.std <= 0:
             raise ConfigError(f"std must be positive, got {self.std}")
+
+    def natural_size(self, samples: int) -> tuple[int, int]:
+        """The spectrogram of a clip of ``samples`` at its own resolution: ``n_mels`` rows by
+        its frames (at least :data:`MIN_FRAMES`), as PANNs feed their CNNs, so the compute
+        follows the clip's length. The default image: on FSDD (0.7 s clips, 64 x 71) it
+        scored as 64 x 64 did where 224 x 224 costs twelve times the compute
+        (bench/RESULTS.md, "Audio: spoken digits")."""
+        return self.n_mels, max(MIN_FRAMES, samples // self.hop_length + 1)
 
 
 @dataclass(frozen=True)

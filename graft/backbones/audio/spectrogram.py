@@ -115,8 +115,9 @@ class SpectrogramBackbone(Backbone):
     Args:
         image: any image :class:`Backbone` (``create_backbone("efficientnet_lite0")``).
         preprocessing: the sample rate, clip length and spectrogram settings; an unset
-            ``image_size`` becomes the image backbone's input size. Assigning another record
-            to :attr:`preprocessing` later rebuilds the frontend for it.
+            ``image_size`` becomes the spectrogram's own size (``n_mels`` by its frames, see
+            :meth:`SpectrogramSettings.natural_size`), not the image network's input size.
+            Assigning another record to :attr:`preprocessing` later rebuilds the frontend.
         spec: the model string that recreates it (``audio:efficientnet_lite0``).
         spec_augment: apply SpecAugment in training mode (switch with :attr:`spec_augment`).
     """
@@ -158,8 +159,9 @@ class SpectrogramBackbone(Backbone):
             raise ConfigError(f"{self.spec}: expected audio preprocessing, got {record!r}")
         settings = record.spectrogram or SpectrogramSettings()
         if settings.image_size is None:
-            size = tuple(int(v) for v in self.image.preprocessing.input_size)
-            settings = dataclasses.replace(settings, image_size=size)
+            settings = dataclasses.replace(
+                settings, image_size=settings.natural_size(record.samples)
+            )
         self._preprocessing = dataclasses.replace(
             record, spectrogram=settings, feature_extractor=None
         )

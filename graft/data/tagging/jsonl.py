@@ -13,11 +13,11 @@ skipped with a warning.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
+from graft.data.sources import json_lines
 from graft.data.tagging.entities import ENTITY_KEYS, entity_key, entity_spans, tag_text
 from graft.data.tagging.sentences import RawSentences
 from graft.data.tagging.words import join_tokens
@@ -33,7 +33,7 @@ Records = list[tuple[int, dict[str, Any]]]
 
 def read_jsonl(path: Path, text: str) -> RawSentences:
     """The sentences of a JSON Lines file whose content is ``text``; tags as the file has them."""
-    records = _records(path, text)
+    records = json_lines(path, text)
     number, first = records[0]
     if "tokens" in first and any(key in first for key in TAG_KEYS):
         return _token_records(path, records)
@@ -43,23 +43,6 @@ def read_jsonl(path: Path, text: str) -> RawSentences:
         f"{path}, line {number}: expected 'tokens' with 'tags' (or 'ner_tags'), or 'text' with "
         f"'entities'; the record has {', '.join(map(repr, first)) or 'no keys'}"
     )
-
-
-def _records(path: Path, text: str) -> Records:
-    records = []
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise DataError(f"{path}, line {number}: not valid JSON ({error.msg})") from None
-        if not isinstance(record, dict):
-            raise DataError(f"{path}, line {number}: expected a JSON object (one per line)")
-        records.append((number, record))
-    if not records:
-        raise DataError(f"{path}: the file holds no records")
-    return records
 
 
 def _token_records(path: Path, records: Records) -> RawSentences:

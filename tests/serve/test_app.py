@@ -1,5 +1,6 @@
 """The inference service on loopback: real HTTP requests to a real uvicorn server, the web page
-driven in headless Chromium, and the refusals of bad requests."""
+driven in headless Chromium, and the refusals of bad requests (graft.serve.app, .inputs,
+.page)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,14 @@ import pytest
 import graft
 from graft.data import LabelledData
 from graft.serve import BackgroundServer, create_app
+from graft.serve.page import render_page
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "tests" / "artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "tests" / "artifacts"
 
 
 @pytest.fixture(scope="module")
-def model(tiny_flowers):
-    return graft.fit(tiny_flowers, strategy="feature-extract", epochs=5, progress=False)
+def model(flowers_run):
+    return flowers_run[0]
 
 
 @pytest.fixture(scope="module")
@@ -28,14 +30,10 @@ def server(model):
         yield live
 
 
-@pytest.fixture(scope="module")
-def photos(tiny_flowers) -> list[Path]:
-    return sorted((tiny_flowers / "val").rglob("*.jpg"))
-
-
 def test_health(server):
     answer = httpx.get(f"{server.url}/health").json()
     assert answer["status"] == "ok" and answer["modality"] == "image"
+    assert answer["engine"] == "torch" and answer["queue"] == 0
     assert answer["classes"] == ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
 
 
@@ -94,7 +92,7 @@ def test_concurrent_requests_are_batched(server, photos):
 
 def test_text_requests_are_never_read_as_files(sst2_model_server):
     url, model = sst2_model_server
-    readme = str(Path(__file__).resolve().parents[1] / "README.md")  # a file on the server
+    readme = str(Path(__file__).resolve().parents[2] / "README.md")  # a file on the server
     response = httpx.post(f"{url}/predict", json={"texts": ["a delight", readme], "top_k": 1})
     assert response.status_code == 200
     expected = model.predict_proba(LabelledData([readme], None, model.classes_, "text", "t"))
@@ -148,9 +146,7 @@ def test_the_web_page_shows_the_prediction_of_a_dropped_photo(server, model, pho
 
 
 def test_the_page_escapes_what_it_shows():
-    from graft.serve import _page
-
-    page = _page(
+    page = render_page(
         {
             "model": "<b>m</b>",
             "modality": "text",

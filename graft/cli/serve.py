@@ -1,0 +1,88 @@
+"""``graft serve RUN``: the HTTP service of a run (:mod:`graft.serve`), with the engine that
+answers, the limits it keeps under load, and the worker processes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from graft.cli.app import app, console
+from graft.errors import ConfigError
+
+#: The engines ``--engine`` names: ``auto`` is the run's current export if any, else torch.
+ENGINES = ("auto", "torch", "onnx", "torchscript")
+
+
+@app.command("serve")
+def serve_command(
+    run: Annotated[Path, typer.Argument(help="A run directory written by `graft fit`.")],
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="auto (the run's export when it has a current one, else torch), torch, "
+            "onnx or torchscript."
+        ),
+    ] = "auto",
+    top_k: Annotated[int, typer.Option(help="Classes per answer unless a request asks.")] = 5,
+    max_batch: Annotated[
+        int, typer.Option(help="Most inputs in one forward; larger requests are split.")
+    ] = 32,
+    queue_limit: Annotated[
+        int, typer.Option(help="Requests that may wait for the model; more get 503.")
+    ] = 64,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds a request may wait for its answer; then 504.")
+    ] = 30.0,
+    workers: Annotated[
+        int, typer.Option(help="Worker processes, each with the model (more cores).")
+    ] = 1,
+    max_upload_mb: Annotated[float, typer.Option(help="Largest request body, in MiB.")] = 10.0,
+) -> None:
+    """Serve RUN over HTTP: POST /predict, GET /health, GET /metrics, and a web page at /."""
+    try:
+        from graft.serve import serve
+        from graft.serve.app import engine_name
+        from graft.serve.server import load_served
+    except ImportError as error:
+        raise ConfigError(f"graft serve needs {error.name}: pip install 'graft[serve]'") from None
+    counts = {"--top-k": top_k, "--max-batch": max_batch, "--queue-limit": queue_limit}
+    sizes = {"--max-upload-mb": max_upload_mb, "--timeout": timeout}
+    _check({**counts, "--workers": workers, **sizes}, port, engine)
+    model = load_served(run, engine)  # refused here, once, rather than in every worker
+    console.print(
+        f"serving [bold]{run}[/] ({model.model_}, {model.task_}) with the "
+        f"[bold]{engine_name(model)}[/] engine on http://{host}:{port} "
+        f"({workers} worker(s), batches of {max_batch}, queue limit {queue_limit}, "
+        f"timeout {timeout:g} s)",
+        highlight=False,
+    )
+    if workers > 1:
+        model = None  # each worker process loads its own
+    serve(
+        run,
+        host=host,
+        port=port,
+        engine=engine,
+        workers=workers,
+        model=model,
+        top_k=top_k,
+        max_batch=max_batch,
+        queue_limit=queue_limit,
+        timeout=timeout,
+        max_upload_bytes=int(max_upload_mb * 2**20),
+    )
+
+
+def _check(positive: dict[str, float], port: int, engine: str) -> None:
+    """Refuse a count or size that is not positive, a port out of range, an unknown engine."""
+    for name, value in positive.items():
+        if not value > 0:
+            raise ConfigError(f"{name} must be positive, got {value}")
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"--port must be between 0 and 65535, got {port}")
+    if engine not in ENGINES:
+        raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")

@@ -1,0 +1,137 @@
+"""What ``POST /predict`` reads: the body within its limit, the uploaded files of an image or
+audio model (each checked to decode before it reaches the model), the texts of a text model, and
+``top_k``; a request that cannot be read is refused with :class:`RequestError` (a 4xx status and
+a message), never a 500. Texts are only ever texts: a request can never make the service read a
+file on the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tempfile
+from pathlib import Path
+
+from graft.data.audio import check_audio, is_audio_file
+from graft.data.images import UnreadableImage, open_rgb
+
+#: Upload limit of one request, over all its files.
+MAX_UPLOAD_BYTES = 10 * 2**20
+#: The most texts and files in one request (a request above ``max_batch`` is split in batches).
+MAX_TEXTS = 4096
+MAX_FILES = 64
+
+
+class RequestError(Exception):
+    """A request the service refuses, with its HTTP status, a message for the user and any
+    headers (``Retry-After``)."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers
+
+
+async def read_body(request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it passes ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise RequestError(413, f"the request is {int(declared):,} bytes; the limit is {limit:,}")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise RequestError(413, f"the request is over the limit of {limit:,} bytes")
+    request._body = bytes(body)  # starlette reads form() and json() from here
+    return request._body
+
+
+def read_top_k(request, default: int) -> int:
+    """The ``top_k`` query parameter (else ``default``), refused unless a positive integer."""
+    value = request.query_params.get("top_k", str(default))
+    if not (value.isascii() and value.isdecimal() and len(value) <= 6) or int(value) < 1:
+        raise RequestError(400, f"top_k must be a positive integer, got {value[:20]!r}")
+    return int(value)
+
+
+def _check_image(path: str) -> str | None:
+    """Why the file at ``path`` is not a readable image (None when it is one)."""
+    try:
+        open_rgb(path)
+    except UnreadableImage as error:
+        return str(error)
+    return None
+
+
+def _check_audio(path: str) -> str | None:
+    """Why the file at ``path`` is not a readable audio file (None when it is one)."""
+    return check_audio([path])[1].get(0)
+
+
+#: The modalities whose inputs are uploaded files: what they are called and how each upload
+#: is checked to decode (off the event loop) before it reaches the model.
+UPLOADED = {"image": ("image", _check_image), "audio": ("audio file", _check_audio)}
+
+
+async def read_uploads(request, kind: str, folder: Path, modality: str) -> list[str]:
+    """The uploaded files, each checked to decode as the model's modality (an image, an
+    audio file), saved to ``folder`` (audio keeps its extension, which names its format)."""
+    noun, check = UPLOADED[modality]
+    if not kind.startswith("multipart/form-data"):
+        raise RequestError(
+            415,
+            f"this model reads {noun}s: send them as multipart/form-data (field 'file'), "
+            f"not {kind or 'no content type'}",
+        )
+    try:
+        form = await request.form(max_files=MAX_FILES)
+    except Exception as error:  # noqa: BLE001  (starlette's multipart parser: a bad body)
+        status = 413 if "Too many files" in str(error) else 400
+        raise RequestError(status, f"the multipart body cannot be read ({error})") from None
+    files = [v for key in ("file", "files") for v in form.getlist(key) if hasattr(v, "read")]
+    if not files:
+        raise RequestError(400, f"no {noun} in the request: upload it in the field 'file'")
+    paths = []
+    try:
+        for upload in files:
+            content = await upload.read()
+            name = Path(upload.filename or "")
+            suffix = name.suffix.lower() if is_audio_file(name) else ".upload"
+            handle = tempfile.NamedTemporaryFile(dir=folder, suffix=suffix, delete=False)
+            with handle:
+                handle.write(content)
+            paths.append(handle.name)
+            problem = await asyncio.to_thread(check, handle.name)  # off the event loop
+            if problem is not None:
+                reason = problem.replace(handle.name, upload.filename or "the upload")
+                message = f"{upload.filename}: not a readable {noun} ({reason})"
+                raise RequestError(400, message)
+    except BaseException:  # a refusal, a full disk, a cancelled request: no file left behind
+        for path in paths:
+            Path(path).unlink(missing_ok=True)
+        raise
+    return paths
+
+
+def read_texts(body: bytes, kind: str, default_k: int) -> tuple[list[str], int]:
+    """The texts of a JSON body (``text`` or ``texts``) and its ``top_k`` (else ``default_k``)."""
+    if not kind.startswith("application/json"):
+        raise RequestError(
+            415,
+            'this model reads text: send JSON {"text": "..."} or {"texts": [...]}, '
+            f"not {kind or 'no content type'}",
+        )
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError) as error:  # bad JSON or UTF-8, absurd numbers
+        raise RequestError(400, f"the body is not valid JSON ({error})") from None
+    if not isinstance(payload, dict):
+        raise RequestError(400, 'send a JSON object: {"text": "..."} or {"texts": [...]}')
+    texts = payload.get("texts", [payload["text"]] if "text" in payload else None)
+    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+        raise RequestError(400, 'send {"text": "a string"} or {"texts": ["one or more strings"]}')
+    if len(texts) > MAX_TEXTS:
+        raise RequestError(413, f"{len(texts)} texts in one request; the limit is {MAX_TEXTS}")
+    k = payload.get("top_k", default_k)
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise RequestError(400, f"top_k must be a positive integer, got {k!r}")
+    return texts, k

@@ -1,0 +1,180 @@
+"""The web page at ``GET /``: a drop zone (images, audio clips) or a text box (text), and the
+answer drawn in place: bars of classes, entities in the text, boxes or a mask over the image.
+Inline script and style: nothing is fetched from elsewhere."""
+
+from __future__ import annotations
+
+import html
+import json
+
+
+def render_page(describe: dict) -> str:
+    """The web page: a drop zone (images, audio clips) or a text box (text), and the answer
+    as bars."""
+    noun, accept = {"image": ("an image", "image/*"), "audio": ("an audio clip", "audio/*")}.get(
+        describe["modality"], (None, None)
+    )
+    control = (
+        f'<label id="drop" class="drop">Drop {noun} here, or '
+        f'<input id="file" type="file" accept="{accept}"></label>'
+        if noun
+        else '<textarea id="text" rows="5" placeholder="Type a text"></textarea>'
+        '<button id="send">Predict</button>'
+    )
+    model = json.dumps(describe).replace("<", "\\u003c")  # no "</script>" from a label
+    title = html.escape(f"graft: {describe['model']} ({describe['task']})")
+    return (
+        _PAGE.replace("{{CONTROL}}", control)
+        .replace("{{MODEL}}", model)
+        .replace("{{TITLE}}", title)
+    )
+
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{{TITLE}}</title>
+<style>
+body { font-family: system-ui, sans-serif; max-width: 44rem; margin: 2rem auto; color: #222; }
+.drop { display: block; border: 2px dashed #888; padding: 2rem; text-align: center; }
+.drop.over { background: #eef; }
+textarea { width: 100%; font: inherit; }
+#preview { max-width: 12rem; display: block; margin: 1rem 0; }
+.bar { display: flex; align-items: center; gap: 0.5rem; margin: 0.3rem 0; }
+.bar .label { width: 10rem; overflow: hidden; text-overflow: ellipsis; }
+.bar .track { flex: 1; background: #eee; height: 1.1rem; }
+.bar .fill { background: #3a7bd5; height: 100%; }
+.bar .value { width: 4.5rem; text-align: right; font-variant-numeric: tabular-nums; }
+#error { color: #b00; }
+.swatch { display: inline-block; width: 0.9rem; height: 0.9rem; margin: 0 0.3rem 0 0.8rem;
+  vertical-align: middle; border: 1px solid #888; }
+.tagged { line-height: 2.2; white-space: pre-wrap; }
+.tagged mark { background: #dbe7fb; border-radius: 0.2rem; padding: 0.1rem 0.2rem; }
+.tagged sup { font-size: 0.65rem; font-weight: bold; color: #3a7bd5; margin-left: 0.2rem; }
+</style></head><body>
+<h1>{{TITLE}}</h1>
+{{CONTROL}}
+<img id="preview" alt="" hidden>
+<audio id="listen" controls hidden></audio>
+<div id="error" role="alert"></div>
+<div id="result" aria-live="polite"></div>
+<script>
+const MODEL = {{MODEL}};
+const result = document.getElementById("result"), error = document.getElementById("error");
+function showEntities(answer) {
+  // entities as spans of the text, highlighted in place (offsets count code points)
+  const chars = Array.from(answer.text), line = document.createElement("p");
+  line.className = "tagged";
+  let at = 0;
+  for (const entity of answer.entities) {
+    line.append(chars.slice(at, entity.start).join(""));
+    const mark = document.createElement("mark"), tag = document.createElement("sup");
+    mark.title = entity.label + " " + (100 * entity.score).toFixed(1) + "%";
+    mark.textContent = chars.slice(entity.start, entity.end).join("");
+    tag.textContent = entity.label; mark.append(tag); line.append(mark); at = entity.end;
+  }
+  line.append(chars.slice(at).join(""));
+  if (!answer.entities.length) line.append(" (no entity found)");
+  result.append(line);
+}
+function showBoxes(answer) {
+  // a detector's boxes drawn over the dropped image (pixels of the image as it was sent)
+  const preview = document.getElementById("preview"), canvas = document.createElement("canvas");
+  canvas.id = "boxes";
+  const draw = () => {
+    const scale = Math.min(1, 640 / preview.naturalWidth), pen = canvas.getContext("2d");
+    canvas.width = preview.naturalWidth * scale; canvas.height = preview.naturalHeight * scale;
+    pen.drawImage(preview, 0, 0, canvas.width, canvas.height);
+    pen.lineWidth = 2; pen.font = "13px system-ui, sans-serif";
+    for (const found of answer.detections) {
+      const [x1, y1, x2, y2] = found.box.map((v) => v * scale);
+      const text = found.label + " " + (100 * found.score).toFixed(0) + "%";
+      const top = Math.max(0, y1 - 16);
+      pen.strokeStyle = pen.fillStyle = "#dc1e1e"; pen.strokeRect(x1, y1, x2 - x1, y2 - y1);
+      pen.fillRect(x1, top, pen.measureText(text).width + 6, 16);
+      pen.fillStyle = "#fff"; pen.fillText(text, x1 + 3, top + 12);
+    }
+  };
+  if (preview.complete && preview.naturalWidth) draw();
+  else preview.addEventListener("load", draw, { once: true });
+  const note = document.createElement("p");
+  note.textContent = answer.detections.length + " object(s) found";
+  result.append(canvas, note);
+}
+function showMask(answer) {
+  // a segmentation's mask (a PNG, background transparent) laid over the dropped image
+  const preview = document.getElementById("preview"), canvas = document.createElement("canvas");
+  const mask = new Image();
+  canvas.id = "mask";
+  let waiting = 2;
+  const ready = () => {
+    if (--waiting > 0) return;
+    const scale = Math.min(1, 640 / preview.naturalWidth), pen = canvas.getContext("2d");
+    canvas.width = preview.naturalWidth * scale; canvas.height = preview.naturalHeight * scale;
+    pen.drawImage(preview, 0, 0, canvas.width, canvas.height);
+    pen.globalAlpha = 0.5; pen.imageSmoothingEnabled = false;
+    pen.drawImage(mask, 0, 0, canvas.width, canvas.height);
+  };
+  mask.addEventListener("load", ready, { once: true }); mask.src = answer.mask;
+  if (preview.complete && preview.naturalWidth) ready();
+  else preview.addEventListener("load", ready, { once: true });
+  const legend = document.createElement("p");
+  for (const [name, share] of Object.entries(answer.pixels)) {
+    const swatch = document.createElement("span");
+    swatch.className = "swatch";
+    swatch.style.background = answer.colors[answer.classes.indexOf(name)];
+    legend.append(swatch, name + " " + (100 * share).toFixed(1) + "%");
+  }
+  result.append(canvas, legend);
+}
+function show(answer) {
+  result.replaceChildren();
+  if (!Array.isArray(answer) && "entities" in answer) { showEntities(answer); return; }
+  if (!Array.isArray(answer) && "detections" in answer) { showBoxes(answer); return; }
+  if (!Array.isArray(answer) && "mask" in answer) { showMask(answer); return; }
+  for (const row of answer) {
+    const bar = document.createElement("div"); bar.className = "bar";
+    const label = document.createElement("span"); label.className = "label";
+    const track = document.createElement("span"); track.className = "track";
+    const fill = document.createElement("span"); fill.className = "fill";
+    const value = document.createElement("span"); value.className = "value";
+    if ("value" in row) { label.textContent = "value"; value.textContent = row.value.toFixed(4); }
+    else {
+      label.textContent = row.label; fill.style.width = (100 * row.probability) + "%";
+      value.textContent = (100 * row.probability).toFixed(1) + "%";
+    }
+    if (row.predicted === false) bar.style.opacity = 0.5;  // multi-label: below threshold
+    fill.style.display = "block"; track.append(fill); bar.append(label, track, value);
+    result.append(bar);
+  }
+}
+async function ask(request) {
+  error.textContent = ""; result.textContent = "…";
+  const response = await fetch("predict?top_k=5", request);
+  const body = await response.json();
+  if (!response.ok) {
+    result.textContent = ""; error.textContent = body.error || body.detail; return;
+  }
+  show(body.predictions[0]);
+}
+if (MODEL.modality === "image" || MODEL.modality === "audio") {
+  const drop = document.getElementById("drop"), input = document.getElementById("file");
+  const send = (file) => {
+    const preview = document.getElementById(MODEL.modality === "image" ? "preview" : "listen");
+    preview.src = URL.createObjectURL(file); preview.hidden = false;
+    const form = new FormData(); form.append("file", file);
+    ask({ method: "POST", body: form });
+  };
+  input.addEventListener("change", () => input.files[0] && send(input.files[0]));
+  drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (e) => {
+    e.preventDefault(); drop.classList.remove("over");
+    if (e.dataTransfer.files[0]) send(e.dataTransfer.files[0]);
+  });
+} else {
+  document.getElementById("send").addEventListener("click", () => ask({
+    method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ text: document.getElementById("text").value, top_k: 5 }),
+  }));
+}
+</script></body></html>
+"""

@@ -1,0 +1,109 @@
+"""Running the service: uvicorn in this process (one worker), in ``--workers N`` processes
+(uvicorn's supervisor imports :func:`app_from_environment`, which loads the run named by the
+environment in each worker), or in a background thread (:class:`BackgroundServer`: tests,
+benchmarks, notebooks). Shutdown is graceful: uvicorn stops accepting connections, waits up to
+the request timeout (plus :data:`GRACE_SECONDS`) for the requests in flight, then the batcher
+answers what it had accepted (:meth:`graft.serve.batching.MicroBatcher.drain`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from graft.serve.app import TIMEOUT_SECONDS, create_app
+
+#: The environment variables that hand the run and the options to ``--workers`` processes.
+RUN_VARIABLE = "GRAFT_SERVE_RUN"
+OPTIONS_VARIABLE = "GRAFT_SERVE_OPTIONS"
+#: Seconds beyond the request timeout that shutdown waits for requests in flight.
+GRACE_SECONDS = 5
+
+
+def load_served(run: str | os.PathLike, engine: str = "auto") -> Any:
+    """The run's model with the asked engine (``auto``: the run's export when it has a
+    current one, else PyTorch), as ``graft.load`` restores it."""
+    from graft.api import load
+
+    return load(run, engine=engine)
+
+
+def serve(
+    run: str | os.PathLike,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    engine: str = "auto",
+    workers: int = 1,
+    model: Any = None,
+    **options: Any,
+) -> None:
+    """Serve the run until interrupted: with ``workers`` processes, each loading the run
+    (``model``: the run already loaded, used when one worker serves); ``options`` as
+    :func:`graft.serve.create_app` takes them."""
+    import uvicorn
+
+    grace = int(options.get("timeout", TIMEOUT_SECONDS)) + GRACE_SECONDS
+    common = {"host": host, "port": port, "log_level": "info", "timeout_graceful_shutdown": grace}
+    if workers == 1:
+        app = create_app(model if model is not None else load_served(run, engine), **options)
+        uvicorn.run(app, **common)
+        return
+    os.environ[RUN_VARIABLE] = str(Path(run).expanduser().resolve())
+    os.environ[OPTIONS_VARIABLE] = json.dumps({"engine": engine, "workers": workers, **options})
+    with tempfile.TemporaryDirectory(prefix="graft-metrics-") as folder:
+        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", folder)  # /metrics adds workers up
+        target = f"{__name__}:app_from_environment"
+        uvicorn.run(target, factory=True, workers=workers, **common)
+
+
+def app_from_environment():
+    """The application of one ``--workers`` process: the run and options from the
+    environment (:data:`RUN_VARIABLE`, :data:`OPTIONS_VARIABLE`), the cores shared out."""
+    import torch
+
+    options = json.loads(os.environ[OPTIONS_VARIABLE])
+    engine, workers = options.pop("engine"), options.pop("workers")
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+    return create_app(load_served(os.environ[RUN_VARIABLE], engine), **options)
+
+
+class BackgroundServer:
+    """uvicorn serving ``app`` on a free loopback port in a thread, as a context manager (for
+    tests, benchmarks and notebooks): ``with BackgroundServer(create_app(model)) as live:``
+    then requests to ``live.url``. Leaving it shuts down as ``graft serve`` does: requests in
+    flight are answered first (up to ``grace`` seconds)."""
+
+    def __init__(self, app, host: str = "127.0.0.1", grace: int = 30):
+        import uvicorn
+
+        with socket.socket() as probe:
+            probe.bind((host, 0))
+            self.port = probe.getsockname()[1]
+        self.host = host
+        config = uvicorn.Config(
+            app, host=host, port=self.port, log_level="warning", timeout_graceful_shutdown=grace
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def __enter__(self) -> BackgroundServer:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError(f"the server on {self.url} did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=self.server.config.timeout_graceful_shutdown + 10)
