@@ -45,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 import subsets
+from compare import class_indices, scores
 
 from graft.data import LabelledData, load_data
 
@@ -57,20 +58,6 @@ ARMS = {
     "semi-flowers": ("graft semi-supervised",),
 }
 PEERS = {"sst2": "setfit", "flowers": "graft feature-extract"}
-
-
-def scores(predicted: np.ndarray, data: LabelledData) -> dict:
-    from sklearn.metrics import accuracy_score, f1_score
-
-    return {
-        "accuracy": float(accuracy_score(data.labels, predicted)),
-        "macro_f1": float(f1_score(data.labels, predicted, average="macro")),
-    }
-
-
-def class_indices(names, data: LabelledData) -> np.ndarray:
-    index = {name: i for i, name in enumerate(data.classes)}
-    return np.array([index[str(name)] for name in names])
 
 
 def sst2_case(per_class: int, seed: int) -> tuple[LabelledData, LabelledData]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
@@ -48,6 +49,32 @@ def _layer_list(model: nn.Module) -> nn.ModuleList | None:
     return max(lists, key=len) if lists else None
 
 
+def layer_groups(
+    params: Iterable[nn.Parameter], layers: nn.ModuleList | None
+) -> list[list[nn.Parameter]]:
+    """``params`` grouped for layer-wise training: those before the first transformer layer
+    (embeddings, a feature encoder), one group per layer of ``layers``, and those after the
+    last layer (a final norm) joined to the last layer's group; empty groups dropped. Without
+    layers, one group."""
+    params = list(params)
+    if layers is None:
+        return [params]
+    layer_ids = {id(p): i for i, layer in enumerate(layers) for p in layer.parameters()}
+    before: list[nn.Parameter] = []
+    per_layer: list[list[nn.Parameter]] = [[] for _ in layers]
+    after: list[nn.Parameter] = []
+    for param in params:
+        if id(param) in layer_ids:
+            per_layer[layer_ids[id(param)]].append(param)
+        elif any(per_layer):
+            after.append(param)
+        else:
+            before.append(param)
+    groups = [before, *per_layer]
+    groups[-1] = groups[-1] + after
+    return [group for group in groups if group]
+
+
 class HFTextBackbone(Backbone):
     """A transformers encoder with masked mean pooling; batches are tokenizer outputs."""
 
@@ -67,25 +94,7 @@ class HFTextBackbone(Backbone):
         return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
 
     def parameter_groups(self) -> list[list[nn.Parameter]]:
-        layers = _layer_list(self.model)
-        if layers is None:
-            return [[p for p in self.model.parameters()]]
-        layer_ids = {id(p): i for i, layer in enumerate(layers) for p in layer.parameters()}
-        before, after = [], []
-        per_layer: list[list[nn.Parameter]] = [[] for _ in layers]
-        seen_layers = False
-        for param in self.model.parameters():
-            if id(param) in layer_ids:
-                per_layer[layer_ids[id(param)]].append(param)
-                seen_layers = True
-            elif seen_layers:
-                after.append(param)
-            else:
-                before.append(param)
-        groups = [before, *per_layer]
-        if after:
-            groups[-1] = groups[-1] + after
-        return [group for group in groups if group]
+        return layer_groups(self.model.parameters(), _layer_list(self.model))
 
     def lora_targets(self) -> list[str]:
         return known_targets(self.model, LORA_TARGETS) or super().lora_targets()

@@ -71,6 +71,13 @@ def check_same_classes(splits: DataSplits) -> None:
             )
 
 
+def check_classes(data: Any, classes: list[str]) -> None:
+    """Data read for a fitted task (evaluation, a later split) must name its ``classes`` in
+    the same order: a kind whose readers find the classes in each file checks it here."""
+    if list(data.classes) != list(classes):
+        raise DataError(f"{data.source} has the classes {data.classes}, not {classes}")
+
+
 @dataclass
 class MetricsTable:
     """A table of metrics, for the command line (rich) and the report (HTML) to draw alike.

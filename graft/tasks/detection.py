@@ -26,9 +26,9 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from graft.errors import ConfigError, DataError
+from graft.errors import ConfigError
 from graft.tasks import detection_data as parts
-from graft.tasks.base import MetricsTable, Task
+from graft.tasks.base import MetricsTable, Task, check_classes
 
 if TYPE_CHECKING:
     from graft.config import FitConfig
@@ -177,8 +177,7 @@ class DetectionTask(Task):
 
         if not isinstance(data, DetectionData):
             data = read_detection(data, classes=self.classes)
-        if list(data.classes) != list(self.classes):
-            raise DataError(f"{data.source} has the classes {data.classes}, not {self.classes}")
+        check_classes(data, self.classes)
         parts.check_masks(data, self.masks)
         return data
 

@@ -39,9 +39,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from graft.errors import ConfigError, DataError
+from graft.errors import ConfigError
 from graft.tasks import segmentation_answers as answering
-from graft.tasks.base import MetricsTable, Task, check_companions, check_same_classes
+from graft.tasks.base import (
+    MetricsTable,
+    Task,
+    check_classes,
+    check_companions,
+    check_same_classes,
+)
 
 if TYPE_CHECKING:
     from graft.config import FitConfig
@@ -213,8 +219,7 @@ class SegmentationTask(Task):
 
         if not isinstance(data, SegmentationData):
             data = read_like(data, self)
-        if list(data.classes) != list(self.classes):
-            raise DataError(f"{data.source} has the classes {data.classes}, not {self.classes}")
+        check_classes(data, self.classes)
         return data
 
     def relabel(self, data: Any) -> Any:

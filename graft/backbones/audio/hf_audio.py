@@ -26,7 +26,7 @@ from torch import nn
 
 from graft.backbones.audio.preprocessing import AudioPreprocessing
 from graft.backbones.base import Backbone
-from graft.backbones.hf_text import _layer_list, load_encoder
+from graft.backbones.hf_text import _layer_list, layer_groups, load_encoder
 from graft.backbones.lora import known_targets
 from graft.errors import ConfigError, ModelUnavailableError
 
@@ -138,24 +138,8 @@ class HFAudioBackbone(Backbone):
     def parameter_groups(self) -> list[list[nn.Parameter]]:
         """The parameters before the first layer (feature encoder, embeddings), one group per
         transformer layer, and those after the last (a final norm) with the last layer."""
-        layers = encoder_layers(self.model)
         params = [p for n, p in self.model.named_parameters() if n not in self._fixed]
-        if layers is None:
-            return [params]
-        layer_ids = {id(p): i for i, layer in enumerate(layers) for p in layer.parameters()}
-        before: list[nn.Parameter] = []
-        per_layer: list[list[nn.Parameter]] = [[] for _ in layers]
-        after: list[nn.Parameter] = []
-        for param in params:
-            if id(param) in layer_ids:
-                per_layer[layer_ids[id(param)]].append(param)
-            elif any(per_layer):
-                after.append(param)
-            else:
-                before.append(param)
-        groups = [before, *per_layer]
-        groups[-1] = groups[-1] + after
-        return [group for group in groups if group]
+        return layer_groups(params, encoder_layers(self.model))
 
     def lora_targets(self) -> list[str]:
         return known_targets(self.model, LORA_TARGETS) or super().lora_targets()
