@@ -39,11 +39,12 @@ def stratified_split(
 
 
 def random_split(
-    data: LabelledData, val_fraction: float, seed: int
+    data: LabelledData, val_fraction: float, seed: int, unit: str = "examples"
 ) -> tuple[np.ndarray, np.ndarray]:
     """Indices of train and validation examples: a seeded random ``val_fraction`` to validation.
 
-    For multi-label and regression data, which have no single class to stratify by.
+    For multi-label and regression data, which have no single class to stratify by, and for
+    detection and segmentation data, split by image (``unit`` names what is split in errors).
 
     Raises:
         DataError: too few examples to keep at least one on each side.
@@ -51,7 +52,7 @@ def random_split(
     if not 0.0 < val_fraction < 1.0:
         raise DataError(f"the validation fraction must be between 0 and 1, got {val_fraction}")
     if len(data) < 2:
-        raise DataError(f"{data.source}: a validation split needs at least 2 examples")
+        raise DataError(f"{data.source}: a validation split needs at least 2 {unit}")
     order = np.random.default_rng(seed).permutation(len(data))
     n_val = min(max(1, round(len(data) * val_fraction)), len(data) - 1)
     return np.sort(order[n_val:]), np.sort(order[:n_val])

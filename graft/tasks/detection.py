@@ -144,9 +144,11 @@ class DetectionTask(Task):
 
     @classmethod
     def split(cls, data: DetectionData, val_fraction: float, seed: int):
-        from graft.data.detection import split_images
+        """A seeded ``val_fraction`` of the images goes to validation with all their objects:
+        no image is seen on both sides."""
+        from graft.data import random_split
 
-        return split_images(data, val_fraction, seed)
+        return random_split(data, val_fraction, seed, unit="images")
 
     @classmethod
     def check_splits(cls, splits: DataSplits) -> DataSplits:

@@ -21,11 +21,11 @@ from graft.data.detection import (
     detection_format,
     read_detection,
     read_detection_splits,
-    split_images,
 )
 from graft.data.detection.checks import image_size
 from graft.data.images import open_rgb
 from graft.errors import DataError
+from graft.tasks.detection import DetectionTask
 from tests.conftest import SHARED
 
 PENNFUDAN = SHARED / "pennfudan"
@@ -396,17 +396,17 @@ def test_classes_option_maps_and_skips_by_name(few, caplog):
     assert "more of unknown class skipped not shown (131 in all)" in caplog.text
 
 
-def test_split_images_is_seeded_and_by_image(coco):
-    train, val = split_images(coco, 0.2, seed=0)
+def test_the_split_is_seeded_and_by_image(coco):
+    train, val = DetectionTask.split(coco, 0.2, seed=0)
     assert len(val) == 34 and len(train) == 136
     assert not set(train) & set(val) and set(train) | set(val) == set(range(170))
-    again = split_images(coco, 0.2, seed=0)
+    again = DetectionTask.split(coco, 0.2, seed=0)
     assert all(np.array_equal(a, b) for a, b in zip((train, val), again, strict=True))
-    assert not np.array_equal(split_images(coco, 0.2, seed=1)[1], val)
+    assert not np.array_equal(DetectionTask.split(coco, 0.2, seed=1)[1], val)
     part = coco.subset(val)
     assert part.report["images"] == 34 and part.report["boxes"] == sum(len(t) for t in part.targets)
     with pytest.raises(DataError, match="between 0 and 1"):
-        split_images(coco, 1.0, seed=0)
+        DetectionTask.split(coco, 1.0, seed=0)
 
 
 def test_content_hash_follows_images_and_boxes(few):

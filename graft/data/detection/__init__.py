@@ -1,5 +1,6 @@
 """Object detection and instance segmentation data: COCO JSON, Pascal VOC XML and YOLO text
-labels read into one form (:class:`DetectionData`), checked, and split by image."""
+labels read into one form (:class:`DetectionData`) and checked; a fit splits them by image
+(:meth:`graft.tasks.detection.DetectionTask.split`)."""
 
 from graft.data.detection.read import (
     FORMATS,
@@ -7,7 +8,6 @@ from graft.data.detection.read import (
     read_detection,
     read_detection_splits,
 )
-from graft.data.detection.split import split_images
 from graft.data.detection.target import REPORT_KEYS, DetectionData, DetectionTarget, decode_masks
 
 __all__ = [
@@ -19,5 +19,4 @@ __all__ = [
     "detection_format",
     "read_detection",
     "read_detection_splits",
-    "split_images",
 ]
