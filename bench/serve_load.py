@@ -7,26 +7,29 @@ An ``efficientnet_lite0`` head is fitted on the repository's flower photos (feat
 extraction) into a run directory, exported to ONNX (and, when ``graft export --quantize int8``
 is there, to ONNX int8), and each engine (PyTorch eager, ONNX, ONNX int8) is served by uvicorn
 on 127.0.0.1 in this process with ``graft serve``'s defaults (batches of 32, a queue of 64
-requests, a 30 s timeout). Each client thread posts real photos (one per request, multipart,
-on a kept-alive connection of its own) until ``--requests`` requests are done at that
-concurrency (at least four per client); a 503 is counted and not retried. Reported per
-engine and concurrency: answered (200) requests per second over the wall time, p50 and p95
-latency of the answered ones, the share of 503s, failures (any status but 200 and 503, or no
-answer), and the mean batch the service formed.
+requests, a 30 s timeout).
+
+The clients run in a process of their own (``bench/serve_clients.py``, started once per
+concurrency), as a real load generator (wrk, hey, locust) does: until 2026-12-01 they were
+threads of this process, so every request's client side (building and sending the multipart
+body, reading the answer) took the server's own GIL and core, and the figures measured the
+client and the server together. Each client thread posts real photos (one per request,
+multipart, on a kept-alive connection of its own) until ``--requests`` requests are done at
+that concurrency (at least four per client); a 503 is counted and not retried. Reported per
+engine and concurrency: answered (200) requests per second over the generator's wall time, p50
+and p95 latency of the answered ones, the share of 503s, failures (any status but 200 and 503,
+or no answer), and the mean batch the service formed (from ``/health``).
 Every engine runs on ``--threads`` threads (torch's, and ONNX Runtime's intra-op pool).
 """
 
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import json
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -44,28 +47,17 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def load(url: str, photos: list[bytes], clients: int, count: int) -> dict:
-    """``count`` requests from ``clients`` threads; what they got."""
+def load(url: str, photos: Path, clients: int, count: int) -> dict:
+    """``count`` requests from ``clients`` threads of the load generator's process, posting the
+    photos of the folder ``photos``; what they got."""
     count = max(count, 4 * clients)
-    local = threading.local()  # each client keeps its connection, as a real client does
-
-    def one(i: int) -> tuple[int, float]:
-        if not hasattr(local, "client"):
-            local.client = httpx.Client(timeout=120)
-        begin = time.perf_counter()
-        files = {"file": (f"{i}.jpg", photos[i % len(photos)], "image/jpeg")}
-        try:
-            status = local.client.post(f"{url}/predict", files=files).status_code
-        except httpx.HTTPError:
-            status = -1
-        return status, time.perf_counter() - begin
-
+    generator = [sys.executable, str(ROOT / "bench" / "serve_clients.py"), url]
+    options = ["--clients", str(clients), "--requests", str(count), "--photos", str(photos)]
     before = httpx.get(f"{url}/health").json()
-    start = time.perf_counter()
-    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
-        results = list(pool.map(one, range(count)))
-    wall = time.perf_counter() - start
+    done = subprocess.run([*generator, *options], capture_output=True, text=True, check=True)
     after = httpx.get(f"{url}/health").json()
+    found = json.loads(done.stdout)
+    results, wall = found["results"], found["wall"]
     answered = [seconds for status, seconds in results if status == 200]
     batches = after["batches"] - before["batches"]
     return {
@@ -148,7 +140,6 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     data = ROOT / "examples" / "flowers"
     photos = sorted((data / "val").rglob("*.jpg"))
-    contents = [p.read_bytes() for p in photos]
     rows = []
     with tempfile.TemporaryDirectory(prefix="serve-load-") as folder:
         run = Path(folder) / "flowers"
@@ -156,11 +147,12 @@ def main() -> None:
         models, missing = engines(run, [str(p) for p in photos], args.threads)
         for name, model in models.items():
             with BackgroundServer(create_app(model)) as server:
-                httpx.post(f"{server.url}/predict", files={"file": ("w.jpg", contents[0])})
+                httpx.post(
+                    f"{server.url}/predict", files={"file": ("w.jpg", photos[0].read_bytes())}
+                )
                 for clients in (int(c) for c in args.clients.split(",")):
-                    rows.append(
-                        {"engine": name, **load(server.url, contents, clients, args.requests)}
-                    )
+                    found = load(server.url, data / "val", clients, args.requests)
+                    rows.append({"engine": name, **found})
                     print(json.dumps(rows[-1]), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"rows": rows, "missing": missing}, indent=2))

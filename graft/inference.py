@@ -9,7 +9,7 @@ Predictor that can also fit; :func:`graft.load` restores one from a run.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -22,6 +22,14 @@ from graft.training.sampling import loader_workers
 
 #: Inputs whose outputs ``write_predictions`` holds at once (a mask per pixel is large).
 WRITE_CHUNK = 32
+
+
+class Prepared(NamedTuple):
+    """One input already made the backbone's input, as the task's dataset makes it (an image
+    decoded, resized and normalised): :meth:`Predictor.prepare` gives them, and the model
+    batches them as they are."""
+
+    sample: Any
 
 
 class Predictor:
@@ -101,21 +109,28 @@ class Predictor:
         if cache is not None:
             data = LabelledData(items, None, [], self.backbone_.modality, "inputs")
             return self.head_.eval()(cache.features(self.backbone_, data, self.config.batch_size))
-        batch_size = self.config.batch_size * 2
+        order = longest_first(items, task, self.backbone_.modality)
+        if order is not None:
+            items = [items[i] for i in order]
+        batches = self.input_batches(items, self.config.batch_size * 2)
         if self.engine_ is not None:  # an exported model (--engine onnx)
-            batches = self.input_batches(items, batch_size)
-            return task.join([task.infer_exported(self.engine_, x) for x in batches])
+            outputs = task.join([task.infer_exported(self.engine_, x) for x in batches])
+            return in_input_order(outputs, order)
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         backbone, head = self.backbone_.to(device).eval(), self.head_.to(device).eval()
-        batches = self.input_batches(items, batch_size)
         chunks = [_float_cpu(task.infer(backbone, head, to_device(x, device))) for x in batches]
         backbone.cpu(), head.cpu()
-        return task.join(chunks)
+        return in_input_order(task.join(chunks), order)
 
     def input_batches(self, items: list, batch_size: int):
-        """``items`` (image paths, texts, or the task's own items) preprocessed for the
-        backbone, batch by batch (a pixel tensor, the tokenizer's dict of tensors, ...)."""
+        """``items`` (image paths, texts, or the task's own items; or all :class:`Prepared`)
+        preprocessed for the backbone, batch by batch (a pixel tensor, the tokenizer's dict of
+        tensors, ...)."""
         preprocessing, task = self.backbone_.preprocessing, self.fitted_task_
+        if items and all(isinstance(item, Prepared) for item in items):
+            collate, samples = task.collate(preprocessing), [item.sample for item in items]
+            starts = range(0, len(samples), batch_size)
+            return (collate(samples[at : at + batch_size])[0] for at in starts)
         loader = DataLoader(
             task.dataset(list(items), preprocessing),
             batch_size=batch_size,
@@ -194,8 +209,18 @@ class Predictor:
             records += [{"input": item, **row} for item, row in zip(part, found, strict=True)]
         return records
 
-    def served_answers(self, items: list[str], top_k: int) -> list:
-        """Each input's answer as ``graft serve`` returns it."""
+    def prepare(self, items: list) -> list[Prepared]:
+        """Each item made the backbone's input as the model's loader makes it, so that it can
+        be answered later without that work: ``graft serve`` prepares each request's uploads
+        as they arrive, beside the model answering the batch before (whose thread is the
+        service's bottleneck), then batches the prepared inputs of several requests."""
+        self._check_fitted()
+        dataset = self.fitted_task_.dataset(list(items), self.backbone_.preprocessing)
+        return [Prepared(dataset[i]) for i in range(len(items))]
+
+    def served_answers(self, items: list, top_k: int) -> list:
+        """Each input's answer as ``graft serve`` returns it (an image may be given decoded,
+        a PIL image, and any input :class:`Prepared`)."""
         return self.fitted_task_.served_answers(self._outputs(items), top_k)
 
 
@@ -204,6 +229,32 @@ def top_k(chances: np.ndarray, classes: list[str], k: int) -> list[list[tuple[st
     from graft.tasks.multiclass import top_k_pairs
 
     return top_k_pairs(chances, classes, k)
+
+
+def longest_first(items: list, task: Any, modality: str) -> np.ndarray | None:
+    """The order that batches texts longest first, as sentence-transformers encodes them: each
+    batch is then padded to texts of about its own length instead of the longest of a random
+    draw. None for inputs that are not plain texts, or a task that joins its outputs its own
+    way (token tagging)."""
+    from graft.tasks.base import Task
+
+    plain_join = getattr(type(task), "join", None) is Task.join
+    if modality != "text" or len(items) < 2 or not plain_join:
+        return None
+    if not all(isinstance(item, str) for item in items):
+        return None
+    return np.argsort([-len(item) for item in items], kind="stable")
+
+
+def in_input_order(outputs: Any, order: np.ndarray | None) -> Any:
+    """Outputs computed in ``order`` (a tensor, or a dict of tensors by task) put back in the
+    order of the inputs."""
+    if order is None:
+        return outputs
+    inverse = torch.as_tensor(np.argsort(order))
+    if isinstance(outputs, dict):
+        return {name: value[inverse] for name, value in outputs.items()}
+    return outputs[inverse]
 
 
 def _float_cpu(outputs):

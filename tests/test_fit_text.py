@@ -6,6 +6,7 @@ import csv
 
 import numpy as np
 import pytest
+import torch
 
 import graft
 
@@ -102,3 +103,27 @@ def test_a_validation_set_too_small_to_choose_by_keeps_the_last_head_epoch(sst2,
     assert [row["epoch"] for row in model.history_ if row["kept"]] == [30]
     assert "4 validation examples are too few" in model.summary_["epoch_choice"]
     assert model.metrics_["test"]["accuracy"] >= 0.6
+
+
+@pytest.mark.slow
+def test_texts_batched_longest_first_are_answered_in_their_own_order(text_runs):
+    model, _ = text_runs["fine-tune"]
+    texts = ["meh", "a gripping, beautifully acted story " * 3, "tedious", "fine " * 20, "ok!"]
+    alone = np.concatenate([model.predict_proba([text]) for text in texts])
+    np.testing.assert_allclose(model.predict_proba(texts), alone, atol=1e-5)
+    assert model.predict(texts) == [model.predict([text])[0] for text in texts]
+
+
+def test_only_plain_texts_of_a_plainly_joined_task_are_reordered():
+    from graft.inference import in_input_order, longest_first
+    from graft.tasks.multiclass import MulticlassTask
+    from graft.tasks.tagging import TaggingTask
+
+    task = MulticlassTask.__new__(MulticlassTask)
+    order = longest_first(["ab", "abcd", "a", "abc"], task, "text")
+    assert order.tolist() == [1, 3, 0, 2]
+    outputs = torch.arange(4.0)[order]  # computed longest first
+    assert in_input_order(outputs, order).tolist() == [0.0, 1.0, 2.0, 3.0]
+    assert in_input_order({"a": outputs}, order)["a"].tolist() == [0.0, 1.0, 2.0, 3.0]
+    assert longest_first(["x.jpg", "yy.jpg"], task, "image") is None
+    assert longest_first(["ab", "abc"], TaggingTask.__new__(TaggingTask), "text") is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import struct
 import warnings
 from pathlib import Path
@@ -23,19 +24,42 @@ def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS
 
 
-def open_rgb(path: str | Path) -> Image.Image:
-    """Decode ``path`` fully, apply its EXIF orientation and convert any mode to RGB.
+def open_rgb(path: str | Path | Image.Image) -> Image.Image:
+    """Decode ``path`` fully, apply its EXIF orientation and convert any mode to RGB (an
+    image decoded already, as :func:`decode_rgb` gives a served upload, is taken as it is:
+    converted to RGB only if it is not).
 
     Raises:
         UnreadableImage: the file is empty, not an image, truncated, or over the size limit.
     """
+    if isinstance(path, Image.Image):
+        return _to_rgb(path)
     path = Path(path)
     try:
-        if path.stat().st_size == 0:
+        empty = path.stat().st_size == 0
+    except OSError as error:
+        raise UnreadableImage(str(error) or type(error).__name__) from None
+    return _decoded(path, empty)
+
+
+def decode_rgb(content: bytes, name: str = "the upload") -> Image.Image:
+    """:func:`open_rgb` of an encoded image held in memory (an upload: no file written);
+    ``name`` stands for it in the message of :class:`UnreadableImage`."""
+    buffer = io.BytesIO(content)
+    try:
+        return _decoded(buffer, not content)
+    except UnreadableImage as error:
+        raise UnreadableImage(str(error).replace(repr(buffer), repr(name))) from None
+
+
+def _decoded(source: Path | io.BytesIO, empty: bool) -> Image.Image:
+    """The RGB image of ``source``, fully decoded and upright (see :func:`open_rgb`)."""
+    try:
+        if empty:
             raise UnreadableImage("the file is empty")
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with Image.open(source) as image:
                 if image.width * image.height > MAX_IMAGE_PIXELS:
                     raise UnreadableImage(
                         f"{image.width}x{image.height} pixels is over the limit of "

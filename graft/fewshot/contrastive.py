@@ -1,12 +1,15 @@
 """Contrastive fine-tuning of a backbone on a few labelled examples, before a head is fitted.
 
-Two objectives, one LightningModule that graft's engine (:func:`graft.training.run_phase`)
+Three objectives, one LightningModule that graft's engine (:func:`graft.training.run_phase`)
 trains like any other phase:
 
 - ``pairs``: SetFit's (Tunstall et al., 2022). Pairs of labelled examples
   (:func:`graft.fewshot.pairs.contrastive_pairs`) go through the backbone, and the cosine
   similarity of their features is regressed on 1 (same class) or 0
   (:func:`graft.fewshot.losses.cosine_pair_loss`). For texts; images work alike.
+- ``batch-pairs``: the same regression on every pair of a batch of examples, each encoded
+  once (:func:`graft.fewshot.losses.batch_pair_loss`): the pairs of n examples for the cost of
+  n encodings instead of 2 per pair. graft's default for texts.
 - ``supcon``: the supervised contrastive loss (Khosla et al., 2020) on V views of each example
   (:func:`graft.fewshot.losses.supcon_loss`): SimCLR's augmentations of an image, or a text
   passed V times (its dropout differs per pass), optionally through a projection head that is
@@ -21,6 +24,7 @@ A phase without validation data sets ``keep_last``: there is nothing to choose a
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -37,7 +41,7 @@ from graft.data.dataset import LabelledData
 from graft.data.images import open_rgb
 from graft.data.transforms import Collate, image_transform
 from graft.errors import ConfigError
-from graft.fewshot.losses import cosine_pair_loss, supcon_loss
+from graft.fewshot.losses import batch_pair_loss, cosine_pair_loss, supcon_loss
 from graft.fewshot.pairs import Pair, PairStrategy, contrastive_pairs
 from graft.pretraining.base import PretrainModule
 from graft.pretraining.simclr import ProjectionHead, simclr_transform
@@ -50,8 +54,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("graft")
 
-Objective = Literal["pairs", "supcon"]
-OBJECTIVES = ("pairs", "supcon")
+Objective = Literal["pairs", "batch-pairs", "supcon"]
+OBJECTIVES = ("pairs", "batch-pairs", "supcon")
 
 
 def contrastive_phase(
@@ -160,7 +164,8 @@ class ContrastiveModule(PretrainModule):
         projection_dim: int | None = None,
     ):
         if objective not in OBJECTIVES:
-            raise ConfigError(f"unknown objective {objective!r}; choose from pairs, supcon")
+            choices = ", ".join(OBJECTIVES)
+            raise ConfigError(f"unknown objective {objective!r}; choose from {choices}")
         super().__init__(phase, weight_decay)
         self.backbone = backbone
         self.objective = objective
@@ -179,6 +184,8 @@ class ContrastiveModule(PretrainModule):
         z = self.embed(inputs)
         if self.objective == "pairs":
             return cosine_pair_loss(z[:n], z[n:], targets), n
+        if self.objective == "batch-pairs":
+            return batch_pair_loss(z, targets), n
         views = z.reshape(len(z) // n, n, -1).transpose(0, 1)  # [N, V, d]
         return supcon_loss(views, targets, self.temperature), n
 
@@ -280,8 +287,9 @@ def contrastive_fine_tune(
     graft's engine (checkpoints and logs under ``work_dir``); returns the per-epoch history.
 
     ``pairs`` draws ``strategy`` pairs (``num_iterations`` rounds) with ``seed``;
-    ``supcon`` uses two views per example. ``module_options`` go to
-    :class:`ContrastiveModule` (``temperature``, ``projection_dim``, ``weight_decay``).
+    ``batch-pairs`` reads batches of ``batch_size`` examples; ``supcon`` two views of each.
+    ``module_options`` go to :class:`ContrastiveModule` (``temperature``, ``projection_dim``,
+    ``weight_decay``).
     """
     check_labelled(data)
     torch.manual_seed(seed)  # a projection head's initialisation
@@ -290,7 +298,8 @@ def contrastive_fine_tune(
         pairs = contrastive_pairs(data.labels, num_iterations, seed, strategy)
         loader = pair_loader(data.items, pairs, backbone.preprocessing, batch_size, seed)
     else:
-        loader = view_loader(data, backbone.preprocessing, batch_size, seed)
+        views = 1 if objective == "batch-pairs" else 2
+        loader = view_loader(data, backbone.preprocessing, batch_size, seed, views)
     options = options or EngineOptions(progress=False)
     with warnings.catch_warnings():  # no validation data, on purpose (phase.keep_last)
         warnings.filterwarnings("ignore", ".*no `val_dataloader`.*")
@@ -312,15 +321,21 @@ class ContrastiveTrainer:
     """Trains a strategy's ``contrastive`` phase through the phase runner (a
     :class:`graft.training.runner.PhaseTrainer`; :mod:`graft.strategies.contrastive`).
 
-    Texts train on :func:`graft.fewshot.pairs.contrastive_pairs` (``pair_rounds`` rounds, the
-    ``iterations`` recipe) under the cosine pair loss; images on two views each under SupCon,
-    through a projection head of ``projection_dim`` that is dropped afterwards. A step reads
-    ``batch_size`` inputs: half as many pairs, or examples with two views each. The phase reads
+    Texts train by ``text_objective``: ``batch-pairs`` (every pair of each batch of half the
+    examples, at least ``batch_size / 2`` and at most ``batch_size``, so that an epoch takes
+    two steps or more once there are ``batch_size`` examples: on sst2 with MiniLM, 5 seeds,
+    batches of 16 scored 0.698 against 0.691 for 32 at 16 sentences a class (one step an
+    epoch), and batches of 32 scored 0.778 against 0.770 for 16 at 64 a class) or ``pairs``
+    (:func:`graft.fewshot.pairs.contrastive_pairs`, ``pair_rounds`` rounds of the
+    ``iterations`` recipe, ``batch_size / 2`` pairs a step), under the cosine pair loss; images
+    on two views each under SupCon (``batch_size / 2`` examples a step), through a projection
+    head of ``projection_dim`` that is dropped afterwards. The phase reads
     no validation data and keeps its last epoch; the runner keeps its weights (they are where
     the head phase starts).
     """
 
     pair_rounds: int = 20
+    text_objective: Objective = "batch-pairs"
     batch_size: int = 32
     weight_decay: float = 0.01
     temperature: float = 0.1
@@ -331,7 +346,7 @@ class ContrastiveTrainer:
         factory, data = runner.modules, runner.loaders.splits.train
         check_labelled(data)
         backbone = factory.backbone
-        objective: Objective = "pairs" if backbone.modality == "text" else "supcon"
+        objective: Objective = self.text_objective if backbone.modality == "text" else "supcon"
         phase = factory.prepared(phase)
         torch.manual_seed(runner.seed)  # the projection head's initialisation
         module = ContrastiveModule(
@@ -354,4 +369,7 @@ class ContrastiveTrainer:
         if objective == "pairs":
             pairs = contrastive_pairs(data.labels, self.pair_rounds, seed, "iterations")
             return pair_loader(data.items, pairs, preprocessing, half, seed, self.num_workers)
+        if objective == "batch-pairs":
+            size = min(self.batch_size, max(half, math.ceil(len(data) / 2)))
+            return view_loader(data, preprocessing, size, seed, 1, self.num_workers)
         return view_loader(data, preprocessing, half, seed, 2, self.num_workers)

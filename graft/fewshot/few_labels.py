@@ -46,7 +46,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("graft")
 
 #: Below this median of labelled examples per class, with no validation data, the fit trains
-#: on every example and cross-validates (see the module docstring).
+#: on every example and cross-validates (see the module docstring). Measured with a head on
+#: frozen features (bench/few_labels_threshold.py, 5 seeds, test accuracy of every example
+#: minus the 20% hold-out): sst2 +1.3, +1.9, +0.8, +0.5 points and flowers +1.7, +1.2, +0.1,
+#: +1.2 at 25, 50, 100 and 200 a class. The gain is clear below 100 and small above; above,
+#: the hold-out also chooses the epochs and phases of fine-tuning, which the fixed recipe
+#: cannot, and cross-validating a fine-tuned backbone costs K more fine-tunings.
 FEW_LABELS_PER_CLASS = 100
 #: The metrics each fold reports (the task's headline first).
 FOLD_METRICS = ("accuracy", "macro_f1")

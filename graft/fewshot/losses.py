@@ -2,6 +2,8 @@
 
 - :func:`cosine_pair_loss`: SetFit's objective on pairs (Tunstall et al., 2022), the
   sentence-transformers ``CosineSimilarityLoss``.
+- :func:`batch_pair_loss`: the same regression on every pair of a batch of labelled
+  embeddings, each example encoded once.
 - :func:`supcon_loss`: the supervised contrastive loss (Khosla et al., "Supervised Contrastive
   Learning", NeurIPS 2020), for augmented views of images or for texts.
 """
@@ -39,6 +41,45 @@ def cosine_pair_loss(u: torch.Tensor, v: torch.Tensor, target: torch.Tensor) -> 
     """
     similarity = F.cosine_similarity(u.float(), v.float(), dim=-1)
     return F.mse_loss(similarity, target.to(similarity.dtype))
+
+
+def batch_pair_loss(features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """:func:`cosine_pair_loss` on every pair of distinct examples of a batch, positives and
+    negatives weighted equally.
+
+    With ``s_ij`` the cosine similarity of examples i and j, P the pairs (i < j) of the same
+    class and N those of different classes::
+
+        L = 1/2 * ( 1/|P| * sum_P (s_ij - 1)^2  +  1/|N| * sum_N s_ij^2 )
+
+    (a batch without positives, or without negatives, keeps the other term alone). SetFit
+    encodes both members of every pair, twice per pair; here each example is encoded once and
+    a batch of n examples gives n(n-1)/2 pairs, so the same pairs cost about n times less
+    computation. The equal weights are SetFit's balancing of positives against negatives.
+
+    Args:
+        features: ``[N, d]`` embeddings.
+        labels: ``[N]`` class indices.
+
+    Returns:
+        The loss, a scalar (0 with a gradient for a batch of one example).
+
+    Example:
+        >>> z = torch.tensor([[1.0, 0.0], [2.0, 0.0], [0.0, 1.0]])
+        >>> float(batch_pair_loss(z, torch.tensor([0, 0, 1])))
+        0.0
+    """
+    z = F.normalize(features.float(), dim=-1)
+    similarity = z @ z.T
+    labels = labels.to(z.device)
+    upper = torch.ones_like(similarity, dtype=torch.bool).triu(diagonal=1)
+    same = labels[:, None] == labels[None, :]
+    terms = [
+        ((similarity[mask] - target) ** 2).mean()
+        for mask, target in ((upper & same, 1.0), (upper & ~same, 0.0))
+        if mask.any()
+    ]
+    return torch.stack(terms).mean() if terms else z.sum() * 0.0
 
 
 class CosinePairLoss(nn.Module):

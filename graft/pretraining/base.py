@@ -8,7 +8,6 @@ warm-up and a cosine decay, as :class:`graft.training.TransferModule` trains a f
 
 from __future__ import annotations
 
-import math
 from abc import abstractmethod
 from collections.abc import Iterable
 
@@ -16,23 +15,9 @@ import lightning as L
 import torch
 from torch import nn
 
+from graft.training.optim import optimizer_config
 from graft.training.phase import Phase
 from graft.training.sampling import loader_workers
-
-
-def warmup_cosine(total_steps: int, warmup_fraction: float):
-    """The learning-rate factor of each step: a linear warm-up over ``warmup_fraction`` of the
-    steps, then a cosine decay to zero (``LambdaLR``'s function)."""
-    total = max(1, total_steps)
-    warmup = int(total * warmup_fraction)
-
-    def schedule(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, total - warmup)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-    return schedule
 
 
 class PretrainModule(L.LightningModule):
@@ -92,15 +77,10 @@ class PretrainModule(L.LightningModule):
         ]
 
     def configure_optimizers(self):
-        optimizer = torch.optim.AdamW(self.optimizer_groups(), weight_decay=self.weight_decay)
-        schedule = warmup_cosine(
-            int(self.trainer.estimated_stepping_batches), self.phase.warmup_fraction
+        total = int(self.trainer.estimated_stepping_batches)
+        return optimizer_config(
+            self.optimizer_groups(), self.weight_decay, total, self.phase.warmup_fraction
         )
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
-        }
 
 
 @torch.no_grad()

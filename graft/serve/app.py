@@ -24,6 +24,7 @@ from graft.serve.inputs import (
     read_texts,
     read_top_k,
     read_uploads,
+    remove_uploads,
 )
 from graft.serve.metrics import ServeMetrics
 from graft.serve.page import render_page
@@ -114,12 +115,12 @@ def create_app(
             raise busy(full) from None
         items, k = await _read(request, modality, Path(uploads.name), max_upload_bytes, top_k)
         try:
+            inputs = await _prepared(model, items) if modality in UPLOADED else items
             left = timeout - (time.monotonic() - arrived)
-            found = await _answer(batcher, items, left, timeout)
+            found = await _answer(batcher, inputs, left, timeout)
         finally:
-            if modality in UPLOADED:
-                for item in items:
-                    Path(item).unlink(missing_ok=True)
+            if modality in UPLOADED:  # a text model's items are texts, never files
+                remove_uploads(items)
         return {"predictions": [cut(answer, k) for answer in found]}
 
     return app
@@ -154,6 +155,17 @@ async def _read(
     if modality in UPLOADED:
         return await read_uploads(request, kind, folder, modality), k
     return read_texts(body, kind, k)
+
+
+async def _prepared(model: Any, items: list) -> list:
+    """The uploads made the model's inputs as they arrive, off the event loop and beside the
+    model's thread, which then only batches and runs them
+    (:meth:`graft.inference.Predictor.prepare`)."""
+    try:
+        return await asyncio.to_thread(model.prepare, items)
+    except Exception as error:  # noqa: BLE001  (the uploads decoded: the model's failure)
+        log.exception("the model could not prepare a request of %d input(s)", len(items))
+        raise RequestError(500, f"the model failed on this request: {error}") from None
 
 
 async def _answer(batcher: MicroBatcher, items: list, left: float, timeout: float) -> list:

@@ -1,11 +1,13 @@
 """Running one training phase with Lightning's Trainer: the only training loop in graft.
 
-Every phase checkpoints after each epoch (``checkpoints/<phase>/last.ckpt``: weights, optimiser,
-scheduler, early-stopping state and the history so far) and marks its end with ``done.json``. A
-killed fit resumes where it stopped: finished phases load their kept weights, the interrupted one
-continues from its last epoch. Each epoch reseeds the random generators from ``(seed, epoch)``
-and the samplers order the data by ``(seed, epoch)``, so a resumed run replays exactly what an
-uninterrupted one would have done.
+Every phase checkpoints after its first and its last epoch, and in between after an epoch when
+:data:`CHECKPOINT_INTERVAL` seconds have passed since the previous save
+(``checkpoints/<phase>/last.ckpt``: weights, optimiser, scheduler, early-stopping state and the
+history so far), and marks its end with ``done.json``. A killed fit resumes where it stopped:
+finished phases load their kept weights, the interrupted one continues from its last saved
+epoch (at most a minute of training is repeated). Each epoch reseeds the random generators
+from ``(seed, epoch)`` and the samplers order the data by ``(seed, epoch)``, so a resumed run
+replays exactly what an uninterrupted one would have done.
 
 Precision, devices, nodes and the distributed strategy go to the Trainer as they are. Phases that
 train the head alone on cached features (milliseconds an epoch) always run in one process.
@@ -39,6 +41,29 @@ warnings.filterwarnings("ignore", ".*srun.*")
 warnings.filterwarnings("ignore", ".*module\\(s\\) in eval mode.*")  # frozen BatchNorm, on purpose
 warnings.filterwarnings("ignore", ".*LeafSpec.*")
 warnings.filterwarnings("ignore", ".*no `val_dataloader`.*")  # few labels: no validation data
+
+
+#: Seconds between two saves of a phase's resume checkpoint. Saving a 22M-parameter encoder
+#: with its AdamW state writes about 270 MB; after every epoch of one step (a few labelled
+#: examples) that cost more than the step itself.
+CHECKPOINT_INTERVAL = 60.0
+
+
+class PacedCheckpoint(ModelCheckpoint):
+    """Lightning's checkpoint of the last epoch, saved after the first and the final epoch of
+    the phase (its last, or one where training stops early) and otherwise only once
+    ``interval`` seconds have passed since the previous save."""
+
+    def __init__(self, interval: float = CHECKPOINT_INTERVAL, **options):
+        super().__init__(**options)
+        self.interval = interval
+        self._saved_at = float("-inf")
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        final = trainer.should_stop or trainer.current_epoch + 1 >= (trainer.max_epochs or 0)
+        if final or time.monotonic() - self._saved_at >= self.interval:
+            super().on_train_epoch_end(trainer, pl_module)
+            self._saved_at = time.monotonic()
 
 
 class EpochHistory(L.Callback):
@@ -156,7 +181,7 @@ def run_phase(
         save_on_train_epoch_end=True,
         enable_version_counter=False,
     )
-    last = ModelCheckpoint(
+    last = PacedCheckpoint(
         dirpath=folder,
         filename="last",
         save_top_k=1,

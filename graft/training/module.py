@@ -9,7 +9,6 @@ groups in place, which breaks resuming), and frozen BatchNorm layers stay in eva
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +19,7 @@ from torch import nn
 from torchmetrics import Metric
 
 from graft.backbones.base import Backbone
+from graft.training.optim import optimizer_config
 from graft.training.phase import Phase
 
 
@@ -167,18 +167,7 @@ class TransferModule(L.LightningModule):
         return groups
 
     def configure_optimizers(self):
-        optimizer = torch.optim.AdamW(self.optimizer_groups(), weight_decay=self.weight_decay)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        warmup = int(total * self.phase.warmup_fraction)
-
-        def schedule(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            progress = (step - warmup) / max(1, total - warmup)
-            return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
-        }
+        total = int(self.trainer.estimated_stepping_batches)
+        return optimizer_config(
+            self.optimizer_groups(), self.weight_decay, total, self.phase.warmup_fraction
+        )

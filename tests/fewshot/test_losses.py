@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from graft.fewshot.losses import CosinePairLoss, SupConLoss, cosine_pair_loss, supcon_loss
+from graft.fewshot.losses import (
+    CosinePairLoss,
+    SupConLoss,
+    batch_pair_loss,
+    cosine_pair_loss,
+    supcon_loss,
+)
 
 
 def test_cosine_pair_loss_is_the_mean_squared_error_of_the_cosines():
@@ -27,6 +33,29 @@ def test_cosine_pair_loss_by_hand_on_orthogonal_and_parallel_vectors():
     v = torch.tensor([[0.0, 5.0], [3.0, 0.0], [-1.0, -1.0]])
     # cosines 0, 1, -1 against targets 1, 1, 0: errors 1, 0, 1
     assert float(cosine_pair_loss(u, v, torch.tensor([1.0, 1.0, 0.0]))) == pytest.approx(2 / 3)
+
+
+def test_batch_pair_loss_weighs_the_positive_and_negative_pairs_of_a_batch_equally():
+    rng = np.random.default_rng(1)
+    z, labels = rng.normal(size=(7, 5)), np.array([0, 1, 0, 2, 1, 0, 2])
+    first, second = np.triu_indices(7, k=1)
+    same = labels[first] == labels[second]
+    errors = {}
+    for kind, mask in (("positive", same), ("negative", ~same)):
+        u, v = (torch.tensor(z[index[mask]], dtype=torch.float32) for index in (first, second))
+        errors[kind] = float(
+            cosine_pair_loss(u, v, torch.full((int(mask.sum()),), float(kind == "positive")))
+        )
+    expected = (errors["positive"] + errors["negative"]) / 2
+    loss = batch_pair_loss(torch.tensor(z, dtype=torch.float32), torch.tensor(labels))
+    assert float(loss) == pytest.approx(expected, rel=1e-5)
+    only_negatives = batch_pair_loss(torch.tensor(z[:2], dtype=torch.float32), torch.tensor([0, 1]))
+    assert float(only_negatives) == pytest.approx(errors_of(z[0], z[1], 0.0), rel=1e-5)
+
+
+def errors_of(u: np.ndarray, v: np.ndarray, target: float) -> float:
+    cosine = u @ v / (np.linalg.norm(u) * np.linalg.norm(v))
+    return float((cosine - target) ** 2)
 
 
 def supcon_by_hand(features: np.ndarray, labels: np.ndarray, t: float) -> float:

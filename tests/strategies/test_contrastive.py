@@ -17,7 +17,7 @@ from graft.data import LabelledData, load_data
 from graft.errors import ConfigError
 from graft.fewshot.contrastive import ContrastiveTrainer
 from graft.strategies import STRATEGIES
-from graft.strategies.contrastive import CONTRASTIVE, CONTRASTIVE_LR, PAIR_ROUNDS
+from graft.strategies.contrastive import CONTRASTIVE, CONTRASTIVE_EPOCHS, CONTRASTIVE_LR
 from tests.conftest import SHARED
 
 
@@ -60,12 +60,13 @@ def test_the_plan_is_a_contrastive_phase_then_the_head():
     contrastive, head = STRATEGIES["contrastive"]().phases(config, backbone)
     assert contrastive.kind == CONTRASTIVE and contrastive.name == "contrastive"
     assert contrastive.backbone_groups is None and contrastive.keep_last
-    assert contrastive.backbone_lr == CONTRASTIVE_LR["text"] == 2e-5
-    assert contrastive.epochs == 1 and contrastive.warmup_fraction == 0.1
+    assert contrastive.backbone_lr == CONTRASTIVE_LR["text"] == 5e-5
+    assert contrastive.epochs == CONTRASTIVE_EPOCHS["text"] == 10
+    assert contrastive.warmup_fraction == 0.1
     assert head.kind == "transfer" and head.backbone_groups == 0
     assert head.epochs == config.head_epochs
     trainer = STRATEGIES["contrastive"]().trainers(config)[CONTRASTIVE]
-    assert isinstance(trainer, ContrastiveTrainer) and trainer.pair_rounds == PAIR_ROUNDS
+    assert isinstance(trainer, ContrastiveTrainer) and trainer.text_objective == "batch-pairs"
     assert not STRATEGIES["contrastive"].frozen_backbone  # the fine-tuned backbone is saved
 
 
@@ -98,7 +99,7 @@ def test_a_contrastive_fit_trains_the_encoder_then_the_head_and_saves_both(tiny_
         cache_dir=str(tmp_path / "cache"),
     )
     phases = [row["phase"] for row in model.history_]
-    assert phases == ["contrastive", "head", "head", "head"]
+    assert phases == ["contrastive"] * CONTRASTIVE_EPOCHS["text"] + ["head"] * 3
     assert "train_loss" in model.history_[0] and "val_loss" not in model.history_[0]
     pretrained = create_backbone(tiny_encoder)
     changed = [
