@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -104,6 +105,15 @@ def test_advisor_rule(per_class, knn, expected, words):
     strategy, reason = decide(_measured(per_class, knn))
     assert strategy == expected
     assert words in reason and f"k-NN accuracy on frozen features {knn:.2f}" in reason
+
+
+@pytest.mark.parametrize("knn", [0.5, SEPARATED_KNN, 0.99])
+def test_few_texts_are_contrastive_whatever_their_knn(knn):
+    measured = dataclasses.replace(_measured(8, knn), modality="text")
+    strategy, reason = decide(measured)
+    assert strategy == "contrastive" and "amazon reviews at 8" in reason
+    assert decide(dataclasses.replace(measured, median_per_class=65))[0] != "contrastive"
+    assert decide(_measured(8, knn))[0] == "feature-extract"  # images: not contrastive
 
 
 @pytest.mark.parametrize(
