@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from PIL import Image
@@ -30,6 +32,15 @@ def test_presets_build_on_timm_transforms(preprocessing):
     none = image_transform(preprocessing, train=True, augment="none")
     assert torch.equal(none(photo()), none(photo()))  # no randomness at all
     assert torch.equal(none(photo()), image_transform(preprocessing, train=False)(photo()))
+
+
+def test_the_eval_transform_is_built_once_per_preprocessing(preprocessing):
+    first = image_transform(preprocessing, train=False)
+    assert image_transform(preprocessing, train=True, augment="none") is first
+    assert image_transform(dataclasses.replace(preprocessing), train=False) is first  # equal
+    other = dataclasses.replace(preprocessing, input_size=(64, 64))
+    assert image_transform(other, train=False) is not first
+    assert image_transform(preprocessing, train=True) is not image_transform(preprocessing, True)
 
 
 def test_augmented_views_are_fixed_per_item_and_view(preprocessing):
