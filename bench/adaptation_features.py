@@ -44,7 +44,7 @@ from graft.adaptation.validation import (
 )
 from graft.features import FeatureCache
 from graft.heads import ClassificationHead
-from graft.tasks.multiclass import MulticlassTask
+from graft.tasks.classification.multiclass import MulticlassTask
 from graft.training.distributed import EngineOptions
 from graft.training.phase import Phase
 from graft.training.runner import ModuleFactory, PhaseRunner

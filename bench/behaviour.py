@@ -1,8 +1,11 @@
-"""Same behaviour before and after a change: four fits whose ``metrics.json`` must not move.
+"""Same behaviour before and after a change: one quick fit of every kind, whose
+``metrics.json`` must not move.
 
 Runs, on the CPU with seed 0, a flowers feature-extract fit, an sst2 (2,000 rows) fine-tune
-fit, a multi-task fit (amazon reviews: sentiment and product domain) and a DANN-adapted MNIST
-to USPS fit, each through the ``graft`` command line of the checkout given, and writes their
+fit, a multi-task fit (amazon reviews: sentiment and product domain), a DANN-adapted MNIST
+to USPS fit, an NER fit (CoNLL-2003, 200 sentences), detection, instance segmentation and
+semantic segmentation fits (Penn-Fudan, 24 images) and an audio fit (FSDD, 20 clips a digit),
+each through the ``graft`` command line of the checkout given, and writes their
 ``metrics.json`` under ``--out``. ``--compare A B`` then says, fit by fit, whether two such
 folders hold identical metrics (every number equal, not close).
 
@@ -18,6 +21,7 @@ import csv
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -56,9 +60,51 @@ def _reviews(folder: Path, per_domain: int = 300) -> Path:
     return path
 
 
+def _conll(folder: Path) -> Path:
+    """Every 20th of the first 4,000 CoNLL training sentences and every 30th of the first
+    3,000 validation ones, as ``train.txt`` and ``valid.txt``."""
+    out = folder / "conll"
+    out.mkdir()
+    for name, stop, step in (("train", 4000, 20), ("valid", 3000, 30)):
+        blocks = (SHARED / "conll2003" / f"{name}.txt").read_text().split("\n\n")
+        kept = [b for b in blocks if b.strip() and "-DOCSTART-" not in b][:stop:step]
+        (out / f"{name}.txt").write_text("\n\n".join(kept) + "\n")
+    return out
+
+
+def _pennfudan(folder: Path, name: str, images: int) -> Path:
+    """The first ``images`` images of a Penn-Fudan COCO file, beside links to its pictures."""
+    out = folder / "pennfudan"
+    out.mkdir(exist_ok=True)
+    for sub in ("PNGImages", "PedMasks"):
+        if not (out / sub).exists():
+            (out / sub).symlink_to(SHARED / "pennfudan" / sub)
+    coco = json.loads((SHARED / "pennfudan" / f"annotations_{name}.json").read_text())
+    coco["images"] = coco["images"][:images]
+    kept = {image["id"] for image in coco["images"]}
+    coco["annotations"] = [a for a in coco["annotations"] if a["image_id"] in kept]
+    path = out / f"{name}.json"
+    path.write_text(json.dumps(coco))
+    return path
+
+
+def _fsdd(folder: Path, per_digit: int = 20) -> Path:
+    """``per_digit`` clips of each spoken digit (recordings 5 onwards), copied as class
+    folders."""
+    out = folder / "fsdd"
+    for digit in range(10):
+        (out / str(digit)).mkdir(parents=True)
+        clips = sorted((SHARED / "fsdd" / str(digit)).glob("*.wav"))
+        clips = [c for c in clips if int(c.stem.split("_")[-1]) >= 5][:per_digit]
+        for clip in clips:
+            shutil.copy(clip, out / str(digit) / clip.name)
+    return out
+
+
 def fits(data: Path) -> dict[str, list[str]]:
-    """The four fits, as ``graft fit`` arguments (without ``--out``)."""
+    """The fits, as ``graft fit`` arguments (without ``--out``)."""
     digits = SHARED / "mnist_usps_16x16"
+    dense = ["--image-size", "128", "--head-epochs", "1", "--epochs", "1"]
     return {
         "flowers-feature-extract": [
             str(SHARED / "flowers5_128px"),
@@ -94,6 +140,32 @@ def fits(data: Path) -> dict[str, list[str]]:
             "--image-size",
             "32",
         ],
+        "conll-ner": [str(_conll(data)), "--strategy", "feature-extract", "--max-length", "64"],
+        "pennfudan-detection": [
+            str(_pennfudan(data, "train", 24)),
+            "--val",
+            str(_pennfudan(data, "val", 10)),
+            "--task",
+            "detection",
+            *dense,
+        ],
+        "pennfudan-instance-segmentation": [
+            str(_pennfudan(data, "train", 24)),
+            "--val",
+            str(_pennfudan(data, "val", 10)),
+            "--task",
+            "instance-segmentation",
+            *dense,
+        ],
+        "pennfudan-segmentation": [
+            str(_pennfudan(data, "train", 24)),
+            "--val",
+            str(_pennfudan(data, "val", 10)),
+            "--task",
+            "segmentation",
+            *dense,
+        ],
+        "fsdd-audio": [str(_fsdd(data)), "--epochs", "2", "--head-epochs", "5"],
     }
 
 

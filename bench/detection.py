@@ -11,11 +11,11 @@
 Data: ``../shared/datasets/pennfudan`` (``annotations_train.json``: 120 images, 292 people;
 ``annotations_val.json``: 50 images, 131 people), the seed-0 split shipped with the data.
 Backbone: EfficientNet-Lite0 with its offline ImageNet weights. Every row runs in a process of
-its own (seed 0) and is scored the same way, by :func:`graft.evaluation.detection.detection_metrics`
+its own (seed 0) and is scored the same way, by :func:`graft.tasks.detection.metrics.detection_metrics`
 (torchmetrics' COCO mAP on pycocotools) on the 50 validation images:
 
 - ``feature-extract``, ``fine-tune`` (graft's default), ``full``, ``partial``: ``graft.fit`` with
-  that strategy and graft's detection defaults (:mod:`graft.tasks.detection`);
+  that strategy and graft's detection defaults (:mod:`graft.tasks.detection.task`);
 - ``plain``: the same detector (graft's feature pyramid and Faster R-CNN heads on the same
   backbone, the same image sizes) trained by the loop of torchvision's "Object Detection
   Finetuning" tutorial: SGD lr 0.005, momentum 0.9, weight decay 5e-4, a linear warm-up over
@@ -59,7 +59,7 @@ QUICK = {"train": 16, "val": 8, "epochs": 1}
 
 
 def data(quick: bool):
-    from graft.data.detection import read_detection
+    from graft.tasks.detection import read_detection
 
     train = read_detection(PENNFUDAN / "annotations_train.json")
     val = read_detection(PENNFUDAN / "annotations_val.json")
@@ -102,10 +102,10 @@ def run_plain(quick: bool, options: dict) -> dict:
     from timm.layers import freeze_batch_norm_2d
     from torchvision.transforms import v2
 
-    from graft.data.detection.batches import DetectionDataset, collate_detection
-    from graft.evaluation.detection import detection_metrics
-    from graft.tasks.detection import DetectionTask, Sizes, detection_backbone
-    from graft.tasks.detection_answers import compact
+    from graft.tasks.detection.answers import compact
+    from graft.tasks.detection.batches import DetectionDataset, collate_detection
+    from graft.tasks.detection.metrics import detection_metrics
+    from graft.tasks.detection.task import DetectionTask, Sizes, detection_backbone
 
     torch.manual_seed(0)
     start = time.perf_counter()
@@ -196,7 +196,7 @@ def train_one_epoch(model, optimizer, loader, epoch: int) -> None:
 def predict(model, data, compact) -> list[dict]:
     import torch
 
-    from graft.data.detection.batches import DetectionDataset, collate_detection
+    from graft.tasks.detection.batches import DetectionDataset, collate_detection
 
     loader = torch.utils.data.DataLoader(
         DetectionDataset(data.images), batch_size=1, collate_fn=collate_detection
@@ -212,8 +212,8 @@ def run_rank(quick: bool, options: dict) -> dict:
     """``graft rank``'s object-feature scores of the candidates, and each candidate's val mAP
     once fine-tuned with graft's defaults: does the order of the scores hold?"""
     import graft
-    from graft.selection.detection import rank_detection
-    from graft.tasks.detection import MIN_SIZE, Sizes, detection_backbone
+    from graft.tasks.detection.ranking import rank_detection
+    from graft.tasks.detection.task import MIN_SIZE, Sizes, detection_backbone
 
     train, val = data(quick)
     sizes = Sizes.around(options.get("image_size") or MIN_SIZE)

@@ -58,7 +58,7 @@ TRAINER_SETTINGS = dict(
 
 def sample(path: Path, count: str, seed: int):
     """``count`` sentences of ``path`` drawn with ``seed`` (in file order), or all."""
-    from graft.data.tagging import read_tagged
+    from graft.tasks.tagging import read_tagged
 
     data = read_tagged(path)
     if count == "all":
@@ -127,7 +127,7 @@ def run_trainer(folder: Path, seed: int, options: dict) -> dict:
     )
 
     from graft.backbones.catalogue import _minilm_path
-    from graft.data.tagging import read_tagged
+    from graft.tasks.tagging import read_tagged
 
     source = str(_minilm_path())
     train, test = (read_tagged(folder / f"{name}.txt") for name in ("train", "test"))

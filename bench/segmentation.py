@@ -10,14 +10,14 @@ and against the same U-Net with a randomly initialised encoder.
 
 Data: ``../shared/datasets/pennfudan``, person against background, the seed-0 split shipped
 with the data (``annotations_train.json``: 120 images; ``annotations_val.json``: 50), COCO RLE
-masks rendered to semantic masks (:mod:`graft.data.segmentation`; the same masks as
+masks rendered to semantic masks (:mod:`graft.tasks.segmentation.read`; the same masks as
 ``PedMasks/``). Encoder: EfficientNet-Lite0 with its offline ImageNet weights. Every row runs in
 a process of its own (seed 0) and is scored the same way, by
-:func:`graft.evaluation.segmentation.segmentation_metrics` on the 50 validation images at
+:func:`graft.tasks.segmentation.metrics.segmentation_metrics` on the 50 validation images at
 their own size (mean IoU over background and person, and the person IoU):
 
 - ``feature-extract``, ``fine-tune`` (graft's default), ``full``, ``partial``: ``graft.fit`` with
-  that strategy and graft's segmentation defaults (:mod:`graft.tasks.segmentation`: U-Net,
+  that strategy and graft's segmentation defaults (:mod:`graft.tasks.segmentation.task`: U-Net,
   cross-entropy plus Dice, 256-pixel crops of images whose shorter side is 256);
 - ``plain``: the same U-Net (segmentation_models_pytorch's, ``tu-tf_efficientnet_lite0`` with
   the same ImageNet weights loaded into its encoder) trained as smp's documented example
@@ -59,7 +59,7 @@ PLAIN = {"size": 256, "batch_size": 16, "epochs": 10, "lr": 2e-4, "eta_min": 1e-
 
 
 def data(quick: bool, train_limit: int | None = None):
-    from graft.data.segmentation import read_segmentation
+    from graft.tasks.segmentation.read import read_segmentation
 
     train = read_segmentation(PENNFUDAN / "annotations_train.json")
     val = read_segmentation(PENNFUDAN / "annotations_val.json")
@@ -84,7 +84,7 @@ def run_graft(row: str, quick: bool, options: dict, train_limit: int | None) -> 
     train, val = data(quick, train_limit)
     params = dict(task="segmentation", seed=0, progress=False)
     if row == "random-encoder":  # as many epochs as the default trains in its two phases
-        from graft.tasks.segmentation import DEFAULTS
+        from graft.tasks.segmentation.task import DEFAULTS
 
         params.update(model="scratch:efficientnet_lite0", strategy="full", backbone_lr_mult=1.0)
         epochs = (options.pop(k, DEFAULTS[k]) for k in ("head_epochs", "epochs"))
@@ -160,7 +160,7 @@ def run_plain(quick: bool, options: dict, train_limit: int | None) -> dict:
     import segmentation_models_pytorch as smp
     import torch
 
-    from graft.evaluation.segmentation import segmentation_metrics
+    from graft.tasks.segmentation.metrics import segmentation_metrics
 
     torch.manual_seed(0)
     start = time.perf_counter()

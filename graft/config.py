@@ -99,12 +99,12 @@ class FitConfig:
             ``"multiclass"``, ``"multilabel"`` or ``"regression"``.
         label_delimiter: what separates a multilabel row's labels; None: ``;`` or ``|``,
             whichever the labels hold.
-        detector: the detector of ``task="detection"`` (:mod:`graft.detectors`):
+        detector: the detector of ``task="detection"`` (:mod:`graft.tasks.detection.detectors`):
             ``fasterrcnn``, ``retinanet`` or ``fcos``; instance segmentation is Mask R-CNN.
         architecture, loss, binary_masks, ignore_index: ``task="segmentation"``'s decoder
             (``unet``, ``fpn``, ``deeplabv3plus``), pixel loss (``ce``, ``dice``, ``ce+dice``),
             masks read as background and one foreground (every value above 0), and the mask
-            value left out of loss and metrics (:mod:`graft.tasks.segmentation`).
+            value left out of loss and metrics (:mod:`graft.tasks.segmentation.task`).
         tasks: several label columns of a table, trained at once with one head each on the
             shared backbone (:class:`graft.multitask.MultiTaskClassifier`): a list of column
             names, a comma-separated string, or a dict column -> kind; ``COLUMN:KIND`` sets

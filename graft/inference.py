@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from graft.data import LabelledData, MultiTaskData, load_inputs
+from graft.data import LabelledData, load_inputs
 from graft.errors import ConfigError, NotFittedError
 from graft.features import FeatureCache, to_device
 from graft.training.sampling import loader_workers
@@ -145,7 +145,7 @@ class Predictor:
         table held in memory (a DataFrame, Series or ``datasets.Dataset``: its input column)."""
         from graft.data.frames import is_frame, is_image_value
 
-        if isinstance(inputs, LabelledData | MultiTaskData):
+        if hasattr(inputs, "items") and hasattr(inputs, "labels"):  # labelled data of any kind
             return list(inputs.items)
         if isinstance(inputs, str | os.PathLike) or is_frame(inputs) or is_image_value(inputs):
             inputs = [inputs]
@@ -226,7 +226,7 @@ class Predictor:
 
 def top_k(chances: np.ndarray, classes: list[str], k: int) -> list[list[tuple[str, float]]]:
     """The ``k`` most probable ``(class, probability)`` pairs of each row of ``chances``."""
-    from graft.tasks.multiclass import top_k_pairs
+    from graft.evaluation.metrics import top_k_pairs
 
     return top_k_pairs(chances, classes, k)
 

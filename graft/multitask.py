@@ -3,7 +3,7 @@
 ``MultiTaskClassifier(tasks=["sentiment", "topic"]).fit("reviews.csv")`` (or
 ``graft.fit("reviews.csv", tasks=[...])``) trains a head for each label column of the table at
 once. It is :class:`~graft.estimator.GraftClassifier` fitted with the multi-task kind of task
-(:mod:`graft.tasks.multitask`), which reads the task columns, weighs the task losses and
+(:mod:`graft.tasks.classification.multitask`), which reads the task columns, weighs the task losses and
 answers per task; this class only makes ``tasks`` required and refuses what needs one label
 column.
 """
@@ -49,7 +49,7 @@ class MultiTaskClassifier(GraftClassifier):
             raise ConfigError(
                 "MultiTaskClassifier trains several label columns: give tasks=[...] (at least two)"
             )
-        from graft.tasks.multitask import MultiTask
+        from graft.tasks.classification.multitask import MultiTask
 
         MultiTask.check_options(self.config)
 

@@ -116,8 +116,8 @@ def test_texts_batched_longest_first_are_answered_in_their_own_order(text_runs):
 
 def test_only_plain_texts_of_a_plainly_joined_task_are_reordered():
     from graft.inference import in_input_order, longest_first
-    from graft.tasks.multiclass import MulticlassTask
-    from graft.tasks.tagging import TaggingTask
+    from graft.tasks.classification.multiclass import MulticlassTask
+    from graft.tasks.tagging.task import TaggingTask
 
     task = MulticlassTask.__new__(MulticlassTask)
     order = longest_first(["ab", "abcd", "a", "abc"], task, "text")

@@ -324,7 +324,7 @@ def target_domain(
         if target_test is not None:
             raise ConfigError("--target-test needs --target-unlabeled TARGET too")
         return None
-    from graft.tasks.label_column import read_one
+    from graft.data.sources import read_one
 
     train = splits.train
     column = columns.get("text_column" if train.modality == "text" else "image_column")

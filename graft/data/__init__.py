@@ -1,7 +1,6 @@
 """Loading, checking, splitting and preprocessing a user's labelled data."""
 
 from graft.data.dataset import TASKS, DataSplits, LabelledData, Task
-from graft.data.multitask import MultiTaskData, TaskSpec, load_multitask
 from graft.data.sources import load_data, load_inputs, load_splits
 from graft.data.split import random_split, stratified_split, train_val_split
 
@@ -9,11 +8,8 @@ __all__ = [
     "TASKS",
     "DataSplits",
     "LabelledData",
-    "MultiTaskData",
-    "TaskSpec",
     "load_data",
     "load_inputs",
-    "load_multitask",
     "load_splits",
     "random_split",
     "stratified_split",

@@ -24,7 +24,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-from graft.data.detection.target import DetectionTarget
+from graft.data.annotations.target import DetectionTarget
 from graft.errors import DataError
 
 #: Shorter sides drawn from in multi-scale detection training (torchvision's references).

@@ -160,6 +160,23 @@ def load_data(
     )
 
 
+def read_one(
+    data: Any,
+    columns: dict[str, str | None],
+    task: str | None = "auto",
+    label_delimiter: str | None = None,
+    split: str | None = None,
+) -> LabelledData:
+    """One labelled dataset (a folder, a table file, a table held in memory such as a
+    DataFrame, or :class:`LabelledData`) read as ``task``; ``split`` (``val``) names an
+    in-memory table in messages."""
+    if isinstance(data, LabelledData):
+        return data
+    given = {k: v for k, v in columns.items() if v is not None}
+    name = frame_name(data, split) if split and is_frame(data) else None
+    return load_data(data, **given, task=task, label_delimiter=label_delimiter, name=name)
+
+
 def _existing(source: str | Path) -> Path:
     path = Path(source).expanduser()
     if not path.exists():

@@ -190,3 +190,13 @@ def regression_metrics(predictions: torch.Tensor, targets: torch.Tensor) -> dict
         "r2": float(r2_score(predictions, targets)) if len(targets) > 1 else None,
         "num_examples": int(len(targets)),
     }
+
+
+def top_k_pairs(chances: np.ndarray, classes: list[str], k: int) -> list[list[tuple[str, float]]]:
+    """The ``k`` most probable ``(class, probability)`` pairs of each row of ``chances``."""
+    import numpy as np
+
+    order = np.argsort(-chances, axis=1)[:, :k]
+    return [
+        [(classes[j], float(row[j])) for j in idx] for row, idx in zip(chances, order, strict=True)
+    ]

@@ -19,14 +19,14 @@ if TYPE_CHECKING:
 
 #: Kind -> ``module:class`` of its task.
 TASK_CLASSES: dict[str, str] = {
-    "multiclass": "graft.tasks.multiclass:MulticlassTask",
-    "multilabel": "graft.tasks.multilabel:MultilabelTask",
-    "regression": "graft.tasks.regression:RegressionTask",
-    "multitask": "graft.tasks.multitask:MultiTask",
-    "tagging": "graft.tasks.tagging:TaggingTask",
-    "detection": "graft.tasks.detection:DetectionTask",
-    "instance-segmentation": "graft.tasks.detection:InstanceSegmentationTask",
-    "segmentation": "graft.tasks.segmentation:SegmentationTask",
+    "multiclass": "graft.tasks.classification.multiclass:MulticlassTask",
+    "multilabel": "graft.tasks.classification.multilabel:MultilabelTask",
+    "regression": "graft.tasks.classification.regression:RegressionTask",
+    "multitask": "graft.tasks.classification.multitask:MultiTask",
+    "tagging": "graft.tasks.tagging.task:TaggingTask",
+    "detection": "graft.tasks.detection.task:DetectionTask",
+    "instance-segmentation": "graft.tasks.detection.task:InstanceSegmentationTask",
+    "segmentation": "graft.tasks.segmentation.task:SegmentationTask",
 }
 #: The kinds of one label column (or class folders), whose kind the labels tell.
 LABEL_KINDS = ("multiclass", "multilabel", "regression")
@@ -78,7 +78,7 @@ def read_task_data(
             if name not in LABEL_KINDS and task_class(name).claims(data):
                 kind = task_class(name)
                 return kind, kind.read_splits(data, val, test, columns, config)
-    from graft.tasks.label_column import read_label_splits
+    from graft.tasks.classification.label_column import read_label_splits
 
     splits = read_label_splits(data, val, test, columns, config)
     return task_class(splits.train.task), splits

@@ -1,8 +1,8 @@
 """The task protocol: what a kind of task answers, whatever the rest of graft does with it.
 
 A *task* is what the new head learns on the backbone's features: one class per input
-(:mod:`graft.tasks.multiclass`), any number of labels (:mod:`graft.tasks.multilabel`), a number
-(:mod:`graft.tasks.regression`) or several of these at once (:mod:`graft.tasks.multitask`).
+(:mod:`graft.tasks.classification.multiclass`), any number of labels (:mod:`graft.tasks.classification.multilabel`), a number
+(:mod:`graft.tasks.classification.regression`) or several of these at once (:mod:`graft.tasks.classification.multitask`).
 Everything that depends on the kind of task goes through this one interface, so that the
 estimator, the training module, the run directory, the command line, export, serving and the
 report never ask which kind they hold:

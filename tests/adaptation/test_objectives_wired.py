@@ -18,7 +18,7 @@ from graft.adaptation.module import AdaptationModule
 from graft.config import FitConfig
 from graft.errors import ConfigError
 from graft.heads import ClassificationHead
-from graft.tasks.multiclass import MulticlassTask
+from graft.tasks.classification.multiclass import MulticlassTask
 from graft.training.phase import Phase
 from tests.adaptation.test_fit_adapted import FAST, _domain, _per_class
 

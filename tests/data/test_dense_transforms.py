@@ -21,8 +21,8 @@ from graft.data.dense_transforms import (
     segmentation_train_transform,
     size_buckets,
 )
-from graft.data.detection import DetectionTarget, read_detection
 from graft.errors import DataError
+from graft.tasks.detection import DetectionTarget, read_detection
 from tests.conftest import SHARED
 
 PENNFUDAN = SHARED / "pennfudan"

@@ -14,18 +14,18 @@ import pytest
 import torch
 from PIL import Image
 
+from graft.data.annotations.checks import image_size
 from graft.data.dense_transforms import mask_extents
-from graft.data.detection import (
+from graft.data.images import open_rgb
+from graft.errors import DataError
+from graft.tasks.detection import (
     REPORT_KEYS,
     DetectionData,
     detection_format,
     read_detection,
     read_detection_splits,
 )
-from graft.data.detection.checks import image_size
-from graft.data.images import open_rgb
-from graft.errors import DataError
-from graft.tasks.detection import DetectionTask
+from graft.tasks.detection.task import DetectionTask
 from tests.conftest import SHARED
 
 PENNFUDAN = SHARED / "pennfudan"

@@ -16,11 +16,12 @@ import pytest
 from PIL import Image
 
 import graft
-from graft.data import load_data, load_inputs, load_multitask, load_splits
+from graft.data import load_data, load_inputs, load_splits
 from graft.data.frames import image_store, store_image
 from graft.data.images import open_rgb
+from graft.data.sources import read_one
 from graft.errors import ConfigError, DataError
-from graft.tasks.label_column import read_one
+from graft.tasks.classification.multitask_data import load_multitask
 from tests.conftest import EXAMPLES, SHARED
 
 pd = pytest.importorskip("pandas")

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from graft.data.segmentation import (
+from graft.errors import ConfigError, DataError
+from graft.tasks.segmentation.read import (
     SegmentationData,
     read_class_file,
     read_segmentation,
     read_segmentation_splits,
 )
-from graft.errors import ConfigError, DataError
 from tests.conftest import SHARED
 
 PENNFUDAN = SHARED / "pennfudan"

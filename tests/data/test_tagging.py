@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from graft.data.tagging import (
+from graft.errors import ConfigError, DataError
+from graft.tasks.tagging import (
     SchemeError,
     TaggedSentences,
     detect_scheme,
@@ -22,7 +23,6 @@ from graft.data.tagging import (
     to_iob2,
     word_offsets,
 )
-from graft.errors import ConfigError, DataError
 from tests.conftest import SHARED
 
 CONLL = SHARED / "conll2003"

@@ -11,8 +11,8 @@ import pytest
 from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
 from seqeval.scheme import IOB2
 
-from graft.data.tagging import read_tagged, spans_from_tags
-from graft.evaluation.tagging import tagging_metrics
+from graft.tasks.tagging import read_tagged, spans_from_tags
+from graft.tasks.tagging.metrics import tagging_metrics
 from tests.conftest import SHARED
 
 CONLL = SHARED / "conll2003"

@@ -10,8 +10,8 @@ import pytest
 import soundfile
 from PIL import Image
 
-from graft.report.classification import classification_sections
 from graft.report.spectrogram import HEIGHT, log_mel, spectrogram_thumbnail
+from graft.tasks.classification.report import classification_sections
 from tests.conftest import SHARED
 
 FSDD = SHARED / "fsdd"

@@ -111,7 +111,7 @@ def test_shutdown_answers_the_accepted_requests(model, photos, monkeypatch):
 def test_a_multilabel_answer_holds_every_label_at_or_above_its_threshold(
     model, photos, monkeypatch
 ):
-    from graft.tasks.multilabel import MultilabelTask
+    from graft.tasks.classification.multilabel import MultilabelTask
 
     # the fitted head read as five independent labels: three thresholds every probability
     # passes, two none does, so exactly daisy, roses and tulips are predicted

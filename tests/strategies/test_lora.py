@@ -19,7 +19,7 @@ from graft.data.transforms import Collate, InputDataset
 from graft.errors import ConfigError
 from graft.heads import ClassificationHead
 from graft.strategies.lora import Lora
-from graft.tasks.multiclass import MulticlassTask
+from graft.tasks.classification.multiclass import MulticlassTask
 from graft.training.distributed import EngineOptions
 from graft.training.engine import run_phase
 from graft.training.module import TransferModule

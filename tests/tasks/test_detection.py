@@ -17,14 +17,14 @@ import torch
 import graft
 from graft.backbones.features_only import features_only
 from graft.config import FitConfig
-from graft.data.detection import read_detection
-from graft.data.detection.batches import DetectionDataset, SizeBucketSampler, collate_detection
-from graft.detectors import DetectorSettings, build_head
 from graft.errors import ConfigError, DataError, ModelUnavailableError
-from graft.evaluation.detection import detection_metrics
 from graft.tasks import claiming_kind, task_class
-from graft.tasks.detection import DetectionTask, InstanceSegmentationTask, Sizes
-from graft.tasks.detection_answers import answer_list, compact
+from graft.tasks.detection import read_detection
+from graft.tasks.detection.answers import answer_list, compact
+from graft.tasks.detection.batches import DetectionDataset, SizeBucketSampler, collate_detection
+from graft.tasks.detection.detectors import DetectorSettings, build_head
+from graft.tasks.detection.metrics import detection_metrics
+from graft.tasks.detection.task import DetectionTask, InstanceSegmentationTask, Sizes
 from tests.conftest import SHARED
 
 PENNFUDAN = SHARED / "pennfudan"
@@ -225,7 +225,7 @@ def test_answers_sort_threshold_and_carry_rle_masks():
 
 
 def test_torchvision_detectors_load_a_local_file_and_say_how_when_offline(tmp_path, monkeypatch):
-    from graft.backbones import torchvision_detection as tvd
+    from graft.tasks.detection import torchvision_models as tvd
 
     name = "fasterrcnn_mobilenet_v3_large_320_fpn"
     random_weights = tvd.create_torchvision_detector(f"torchvision:{name}", pretrained=False)
@@ -259,10 +259,10 @@ def test_torchvision_detectors_load_a_local_file_and_say_how_when_offline(tmp_pa
 
 def test_the_detector_resize_comes_out_of_onnx_runtime_pixel_for_pixel(val, tmp_path):
     """A 544 x 425 photo at a shorter side of 160: float32 rounding once made the exported
-    resize give 159 rows where PyTorch gives 160, and other detections (graft.detectors)."""
+    resize give 159 rows where PyTorch gives 160, and other detections (graft.tasks.detection.detectors)."""
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
-    from graft.detectors import ExportableTransform
+    from graft.tasks.detection.detectors import ExportableTransform
 
     transform = ExportableTransform(160, 267, [0.5] * 3, [0.5] * 3).eval()
 

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 import graft
 from graft.cli import app, main
-from graft.data.detection import read_detection
+from graft.tasks.detection import read_detection
 from tests.conftest import SHARED
 
 PENNFUDAN = SHARED / "pennfudan"

@@ -34,7 +34,7 @@ def _pennfudan():
 
 @pytest.fixture(scope="module")
 def splits():
-    from graft.data.segmentation import read_segmentation
+    from graft.tasks.segmentation.read import read_segmentation
 
     train = read_segmentation(PENNFUDAN / "annotations_train.json")
     val = read_segmentation(PENNFUDAN / "annotations_val.json")
@@ -58,7 +58,7 @@ def fitted(splits, tmp_path_factory):
 
 def interior(side: int, padded: int, tile: int, stride: int, margin: int) -> np.ndarray:
     """Positions along one side at least ``margin`` from every tile edge inside the image."""
-    from graft.tiling import tile_starts
+    from graft.tasks.segmentation.tiling import tile_starts
 
     edges = {e for s in tile_starts(padded, tile, stride) for e in (s, s + tile) if 0 < e < padded}
     position = np.arange(side)
@@ -77,9 +77,9 @@ def test_tiled_prediction_equals_whole_image_prediction_away_from_tile_borders()
     field is wider than a tile, so the padding past a tile's edge still reaches them a little."""
     from graft.backbones.features_only import features_only
     from graft.data.images import open_rgb
-    from graft.data.segmentation_batches import Scale, image_transform
-    from graft.segmenters import build_head
-    from graft.tiling import padded_side, predict_tiled, predict_whole
+    from graft.tasks.segmentation.batches import Scale, image_transform
+    from graft.tasks.segmentation.decoders import build_head
+    from graft.tasks.segmentation.tiling import padded_side, predict_tiled, predict_whole
 
     backbone = features_only("efficientnet_lite0").eval()
     torch.manual_seed(0)
@@ -110,7 +110,7 @@ def test_tiled_prediction_equals_whole_image_prediction_away_from_tile_borders()
 
 
 def test_tiles_cover_every_pixel_and_blend_to_the_same_constant():
-    from graft.tiling import predict_tiled, tiles_of
+    from graft.tasks.segmentation.tiling import predict_tiled, tiles_of
 
     image = torch.randn(3, 100, 300)
     tiles = tiles_of(image, 64, 32)
@@ -127,7 +127,7 @@ def test_tiles_cover_every_pixel_and_blend_to_the_same_constant():
 @pytest.mark.slow
 def test_a_short_fit_beats_the_all_background_floor(fitted, splits):
     """The floor is what predicting background everywhere scores on the same images."""
-    from graft.evaluation.segmentation import segmentation_metrics
+    from graft.tasks.segmentation.metrics import segmentation_metrics
 
     model, _ = fitted
     _, val = splits
@@ -279,7 +279,7 @@ def test_folders_of_images_and_masks_are_claimed_and_coco_is_asked_for(tmp_path)
 
 
 def test_large_images_are_segmented_at_their_own_resolution(splits):
-    from graft.tasks.segmentation import working_scale
+    from graft.tasks.segmentation.task import working_scale
 
     train, _ = splits
     resized = working_scale(train, 256, 255)
@@ -289,7 +289,7 @@ def test_large_images_are_segmented_at_their_own_resolution(splits):
 
 
 def test_the_loss_leaves_the_ignore_index_out():
-    from graft.training.segmentation import segmentation_loss
+    from graft.tasks.segmentation.module import segmentation_loss
 
     torch.manual_seed(0)
     logits = torch.randn(2, 3, 8, 8)
@@ -308,7 +308,7 @@ def test_the_loss_leaves_the_ignore_index_out():
 
 
 def test_class_weights_balance_median_frequency():
-    from graft.tasks.segmentation import median_frequency
+    from graft.tasks.segmentation.task import median_frequency
 
     weights = median_frequency([900, 100, 0], 3)
     assert weights.tolist() == pytest.approx([0.5 / 0.9, 0.5 / 0.1, 1.0])

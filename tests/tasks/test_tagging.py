@@ -15,16 +15,16 @@ import torch
 from seqeval.metrics import f1_score
 
 import graft
-from graft.data.tagging import read_tagged, to_bioes
-from graft.data.tagging.alignment import encode, load_tokenizer, owners, plan_windows
-from graft.data.tagging.batches import IGNORED, TaggingCollate, TaggingDataset
-from graft.data.tagging.schemes import spans_from_tags
-from graft.data.tagging.words import join_tokens
 from graft.errors import ConfigError, DataError
-from graft.evaluation.entity_f1 import EntityF1
-from graft.evaluation.tag_decoding import transition_rules, viterbi
 from graft.tasks import task_class
-from graft.tasks.tagging import TaggingData, TaggingTask
+from graft.tasks.tagging import read_tagged, to_bioes
+from graft.tasks.tagging.alignment import encode, load_tokenizer, owners, plan_windows
+from graft.tasks.tagging.batches import IGNORED, TaggingCollate, TaggingDataset
+from graft.tasks.tagging.decoding import transition_rules, viterbi
+from graft.tasks.tagging.entity_f1 import EntityF1
+from graft.tasks.tagging.schemes import spans_from_tags
+from graft.tasks.tagging.task import TaggingData, TaggingTask
+from graft.tasks.tagging.words import join_tokens
 from tests.conftest import SHARED
 
 CONLL = SHARED / "conll2003"
@@ -174,8 +174,8 @@ def test_windows_cover_every_word_and_each_word_has_one_owner():
 def test_a_long_sentence_is_stitched_from_its_windows_exactly(valid, tokenizer):
     """With a 32-token window, a 120-word sentence is read in windows; every word's scores are
     those of the window that owns it, run on its own (nothing cut, nothing scored twice)."""
-    from graft.backbones.hf_tokens import create_token_backbone
-    from graft.evaluation.tag_answers import word_outputs
+    from graft.tasks.tagging.answers import word_outputs
+    from graft.tasks.tagging.encoder import create_token_backbone
 
     torch.manual_seed(0)
     backbone = create_token_backbone("minilm").eval()
@@ -309,7 +309,7 @@ def test_training_data_without_entities_is_refused(tmp_path):
 
 
 def test_highlighted_sentences_are_escaped():
-    from graft.report.tagging import highlighted
+    from graft.tasks.tagging.report import highlighted
 
     text = "<b>Acme</b> & <script>Bob</script>"
     entities = [
@@ -323,7 +323,7 @@ def test_highlighted_sentences_are_escaped():
 
 
 def test_length_grouped_batches_depend_on_seed_and_epoch_only(valid):
-    from graft.data.tagging.batches import LengthGroupedBatches
+    from graft.tasks.tagging.batches import LengthGroupedBatches
 
     lengths = [len(text) for text in valid.texts]
     sampler = LengthGroupedBatches(lengths, 32, seed=3)

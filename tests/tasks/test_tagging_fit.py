@@ -13,9 +13,9 @@ import httpx
 import pytest
 
 import graft
-from graft.data.tagging import read_tagged
-from graft.evaluation.tagging import tagging_metrics
-from graft.tasks.tagging import TaggingData
+from graft.tasks.tagging import read_tagged
+from graft.tasks.tagging.metrics import tagging_metrics
+from graft.tasks.tagging.task import TaggingData
 from tests.conftest import SHARED
 
 CONLL = SHARED / "conll2003"

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 import graft
 from graft.heads import ClassificationHead
-from graft.tasks.multiclass import MulticlassTask
+from graft.tasks.classification.multiclass import MulticlassTask
 from graft.training.imbalance import balanced_class_weights, balanced_sampler
 from graft.training.module import TransferModule
 from graft.training.phase import Phase

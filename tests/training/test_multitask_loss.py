@@ -8,10 +8,14 @@ import math
 import pytest
 import torch
 
-from graft.tasks.multiclass import MulticlassTask
-from graft.tasks.multilabel import MultilabelTask
-from graft.tasks.regression import RegressionTask
-from graft.training.multitask_loss import TaskWeighting, labelled_rows, masked_task_losses
+from graft.tasks.classification.multiclass import MulticlassTask
+from graft.tasks.classification.multilabel import MultilabelTask
+from graft.tasks.classification.multitask_loss import (
+    TaskWeighting,
+    labelled_rows,
+    masked_task_losses,
+)
+from graft.tasks.classification.regression import RegressionTask
 
 NAN = float("nan")
 KINDS = {

@@ -1,0 +1,1 @@
+"""graft.data.annotations."""

@@ -1,0 +1,1 @@
+"""graft.tasks.segmentation.task."""
