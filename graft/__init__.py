@@ -25,7 +25,7 @@ from graft.version import __version__
 if TYPE_CHECKING:
     from graft.api import adapt, fit, load, resume
     from graft.config import FitConfig
-    from graft.estimator import GraftClassifier
+    from graft.estimator import GraftClassifier, GraftEstimator
     from graft.multitask import MultiTaskClassifier
     from graft.pretraining import pretrain
     from graft.selection.ranking import rank
@@ -35,6 +35,7 @@ __all__ = [
     "DataError",
     "FitConfig",
     "GraftClassifier",
+    "GraftEstimator",
     "GraftError",
     "ModelUnavailableError",
     "MultiTaskClassifier",
@@ -60,10 +61,10 @@ def __getattr__(name: str) -> Any:
         from graft.config import FitConfig
 
         return FitConfig
-    if name == "GraftClassifier":
-        from graft.estimator import GraftClassifier
+    if name in ("GraftEstimator", "GraftClassifier"):
+        from graft import estimator
 
-        return GraftClassifier
+        return getattr(estimator, name)
     if name == "MultiTaskClassifier":
         from graft.multitask import MultiTaskClassifier
 

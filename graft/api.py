@@ -12,7 +12,7 @@ from typing import Any
 
 from graft.config import FitConfig
 from graft.errors import RunError
-from graft.estimator import DataLike, GraftClassifier
+from graft.estimator import DataLike, GraftEstimator
 from graft.multitask import MultiTaskClassifier
 from graft.runs.directory import read_run_record
 from graft.runs.persistence import check_engine, hyperparameters, read_record, restore_model
@@ -29,9 +29,9 @@ DATA_ARGUMENTS = (
 )
 
 
-def estimator_class(tasks: Any) -> type[GraftClassifier]:
-    """:class:`GraftClassifier`, or with ``tasks`` :class:`MultiTaskClassifier`."""
-    return MultiTaskClassifier if tasks else GraftClassifier
+def estimator_class(tasks: Any) -> type[GraftEstimator]:
+    """:class:`GraftEstimator`, or with ``tasks`` :class:`MultiTaskClassifier`."""
+    return MultiTaskClassifier if tasks else GraftEstimator
 
 
 def fit(
@@ -42,15 +42,15 @@ def fit(
     out: str | os.PathLike | None = None,
     overwrite: bool = False,
     **params: Any,
-) -> GraftClassifier:
-    """Shortcut for ``GraftClassifier(**params).fit(data, val, test, out=out)``; with
+) -> GraftEstimator:
+    """Shortcut for ``GraftEstimator(**params).fit(data, val, test, out=out)``; with
     ``tasks=[...]`` (several label columns), for :class:`MultiTaskClassifier`'s."""
     arguments = {k: params.pop(k) for k in DATA_ARGUMENTS if k in params}
     estimator = estimator_class(params.get("tasks"))(**params)
     return estimator.fit(data, val, test, out=out, overwrite=overwrite, **arguments)
 
 
-def resume(run_dir: str | os.PathLike) -> GraftClassifier:
+def resume(run_dir: str | os.PathLike) -> GraftEstimator:
     """Finish a fit that was interrupted (killed, out of time), from its last checkpoint.
 
     Phases that had finished are loaded, the interrupted one continues from its last epoch
@@ -62,7 +62,7 @@ def resume(run_dir: str | os.PathLike) -> GraftClassifier:
     if arguments is None:
         raise RunError(
             f"{run_dir}: this run was fitted on in-memory data, which it cannot read back; "
-            "resume it from Python: GraftClassifier(...).fit(data, out=RUN, resume=True)"
+            "resume it from Python: GraftEstimator(...).fit(data, out=RUN, resume=True)"
         )
     config = FitConfig.from_dict(record["config"])
     model = estimator_class(config.tasks)(**config.to_dict())
@@ -81,7 +81,7 @@ def resume(run_dir: str | os.PathLike) -> GraftClassifier:
 
 def load(
     path: str | os.PathLike, engine: str = "auto", export: str | os.PathLike | None = None
-) -> GraftClassifier:
+) -> GraftEstimator:
     """Restore a model saved by ``fit(out=...)`` or ``save``; predictions equal the original's.
 
     ``engine="onnx"`` or ``"torchscript"``: predict with the model exported by ``graft export``
@@ -111,7 +111,7 @@ def adapt(
     target_test: DataLike | None = None,
     column: str | None = None,
     **options: Any,
-) -> GraftClassifier:
+) -> GraftEstimator:
     """Adapt the model of the finished run ``run`` to unlabelled ``target`` data without its
     source data (SHOT: the head frozen, the backbone trained by information maximisation and
     self-training; :mod:`graft.adaptation.source_free`) and write it as a new run.

@@ -81,7 +81,7 @@ def predict_to_file(
     **options: Any,
 ) -> BatchPrediction:
     """Write the answers of fitted (or loaded) ``model`` for ``inputs`` to ``out`` (see the
-    module docstring); ``options`` as :meth:`graft.GraftClassifier.predict` takes them."""
+    module docstring); ``options`` as :meth:`graft.GraftEstimator.predict` takes them."""
     start = time.perf_counter()
     out = Path(out).expanduser()
     if not is_table_output(out):

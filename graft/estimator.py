@@ -1,4 +1,4 @@
-"""The estimator: ``GraftClassifier(...).fit(data)``, then ``predict``, ``evaluate``, ``save``.
+"""The estimator: ``GraftEstimator(...).fit(data)``, then ``predict``, ``evaluate``, ``save``.
 
 ``fit`` reads as the pipeline it is: read the data and learn the task's label space
 (:mod:`graft.tasks`), build the backbone, choose the strategy and learning rate, plan the phases
@@ -84,19 +84,22 @@ class FitData:
         return {**paths, "columns": {k: v for k, v in self.columns.items() if v is not None}}
 
 
-class GraftClassifier(Predictor):
-    """Adapts a pretrained backbone to a labelled dataset with a new head.
+class GraftEstimator(Predictor):
+    """Adapts a pretrained backbone to a labelled dataset of any kind of task with a new head.
 
-    The head classifies (one class per input, or any number of labels per input), regresses a
-    number, or does several of these at once (``tasks=[...]``), by the task of the data
-    (``task_``, inferred unless ``task`` is given; :mod:`graft.tasks`).
+    The kind of task is the data's (``task_``, recognised unless ``task`` is given;
+    :mod:`graft.tasks`): the head classifies (one class per input, or any number of labels per
+    input), regresses a number, does several of these at once (``tasks=[...]``), tags words,
+    detects or segments objects, or whatever kind a plug-in adds. ``GraftClassifier`` is the
+    same class under the name it had while graft fitted only classes.
 
     Args:
         **params: any field of :class:`graft.config.FitConfig` (``model``, ``strategy``,
             ``epochs``, ``batch_size``, ``lr``, ``seed``, ``task``, ``tasks``, ...).
 
     Attributes (after ``fit`` or :func:`graft.load`):
-        task_: ``"multiclass"``, ``"multilabel"``, ``"regression"`` or ``"multitask"``.
+        task_: the kind of task (``"multiclass"``, ``"multilabel"``, ``"regression"``,
+            ``"multitask"``, ``"tagging"``, ``"detection"``, ...).
         fitted_task_: the task (:class:`graft.tasks.base.Task`) with its label space: classes,
             a multi-label model's thresholds, a regression target's mean and std.
         classes_: class (or label) names, in the order of the probability columns; for
@@ -130,7 +133,7 @@ class GraftClassifier(Predictor):
         """The hyperparameters, as given (``fit`` never changes them)."""
         return self.config.to_dict()
 
-    def set_params(self, **params: Any) -> GraftClassifier:
+    def set_params(self, **params: Any) -> GraftEstimator:
         """Change hyperparameters (checked as the constructor checks them); returns self."""
         self.config = _checked({**self.config.to_dict(), **params})
         return self
@@ -153,7 +156,7 @@ class GraftClassifier(Predictor):
         target_test: DataLike | None = None,
         audio_column: str | None = None,
         unlabeled: DataLike | None = None,
-    ) -> GraftClassifier:
+    ) -> GraftEstimator:
         """Train on ``data`` (a folder, a table, a DataFrame, a ``datasets.Dataset``, or a
         :class:`LabelledData`).
 
@@ -185,7 +188,7 @@ class GraftClassifier(Predictor):
         with run_lock(out if is_global_zero() else None, create=not resume):
             return self._fit(inputs, out, overwrite, resume)
 
-    def _fit(self, inputs: FitData, out, overwrite: bool, resume: bool) -> GraftClassifier:
+    def _fit(self, inputs: FitData, out, overwrite: bool, resume: bool) -> GraftEstimator:
         started, timings = time.perf_counter(), {}
         for name in [n for n in self.__dict__ if n.endswith("_")]:  # a refit starts afresh
             delattr(self, name)
@@ -400,7 +403,7 @@ class GraftClassifier(Predictor):
             return None
         return kept_estimate(record, semi.kept if semi is not None else LABELLED_ONLY)
 
-    def _fold(self, train: DataLike, inputs: FitData) -> GraftClassifier:
+    def _fold(self, train: DataLike, inputs: FitData) -> GraftEstimator:
         """The fit of one cross-validation fold: this fit's settings as resolved, on ``train``
         (with the same unlabelled data), without an estimate of its own."""
         fold = type(self)(**{**self.config_.to_dict(), "cv_folds": 0, "progress": False})
@@ -540,3 +543,7 @@ def _write_report(run_dir: Path) -> None:
         log.warning(
             "report.html not written (%s); rebuild it with: graft report %s", error, run_dir
         )
+
+
+#: The name graft's estimator had while it fitted only classes (kept: the same class).
+GraftClassifier = GraftEstimator

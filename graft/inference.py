@@ -2,7 +2,7 @@
 
 :class:`Predictor` runs the fitted backbone and head (or an exported model, ``engine_``) over
 inputs in batches and hands the outputs to the fitted task (:mod:`graft.tasks`), which turns
-them into predictions, probabilities and ranked answers. :class:`graft.GraftClassifier` is a
+them into predictions, probabilities and ranked answers. :class:`graft.GraftEstimator` is a
 Predictor that can also fit; :func:`graft.load` restores one from a run.
 """
 

@@ -2,7 +2,7 @@
 
 ``MultiTaskClassifier(tasks=["sentiment", "topic"]).fit("reviews.csv")`` (or
 ``graft.fit("reviews.csv", tasks=[...])``) trains a head for each label column of the table at
-once. It is :class:`~graft.estimator.GraftClassifier` fitted with the multi-task kind of task
+once. It is :class:`~graft.estimator.GraftEstimator` fitted with the multi-task kind of task
 (:mod:`graft.tasks.classification.multitask`), which reads the task columns, weighs the task losses and
 answers per task; this class only makes ``tasks`` required and refuses what needs one label
 column.
@@ -13,10 +13,10 @@ from __future__ import annotations
 from typing import Any
 
 from graft.errors import ConfigError
-from graft.estimator import GraftClassifier
+from graft.estimator import GraftEstimator
 
 
-class MultiTaskClassifier(GraftClassifier):
+class MultiTaskClassifier(GraftEstimator):
     """Adapts a pretrained backbone to several label columns at once, one head per column.
 
     Args:
@@ -24,7 +24,7 @@ class MultiTaskClassifier(GraftClassifier):
             at least two, ``COLUMN:KIND`` to set a kind) is required, ``task_weights``
             (fixed weights, or ``"uncertainty"``) optional.
 
-    Attributes (after ``fit`` or :func:`graft.load`), besides :class:`GraftClassifier`'s:
+    Attributes (after ``fit`` or :func:`graft.load`), besides :class:`GraftEstimator`'s:
         tasks_: task (its column) -> ``"multiclass"``, ``"multilabel"`` or ``"regression"``.
         classes_: task -> class (or label) names; for regression, ``[column]``.
         thresholds_: multilabel task -> each label's decision threshold (tuned on the
@@ -67,7 +67,7 @@ class MultiTaskClassifier(GraftClassifier):
         """Train every task on ``data``: a table with a column per task (or
         :class:`~graft.data.MultiTaskData`); ``val`` and ``test`` alike. Without ``val``, a
         seeded random ``val_fraction`` of the rows validates (every task needs labelled rows on
-        both sides). Other options are :meth:`GraftClassifier.fit`'s."""
+        both sides). Other options are :meth:`GraftEstimator.fit`'s."""
         if label_column is not None:
             raise ConfigError(
                 "--label-column names the one label column of a single-task fit; with --tasks "

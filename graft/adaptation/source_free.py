@@ -89,7 +89,7 @@ class SourceFreeAdaptation:
             raise ConfigError(f"--adapt-weight must be positive, got {self.weight}")
 
     def adapt(self, model: Any, target: Any, target_test: Any = None, column: str | None = None):
-        """Adapt ``model`` (a fitted :class:`graft.GraftClassifier`) in place to the unlabelled
+        """Adapt ``model`` (a fitted :class:`graft.GraftEstimator`) in place to the unlabelled
         ``target`` (a folder, a table with ``column``, or in-memory data); ``target_test``:
         labelled target data, evaluated at the end. Sets the model's ``metrics_``,
         ``history_`` and ``summary_`` to this adaptation's and returns the model."""

@@ -265,10 +265,10 @@ def lr_find(
     progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
 ) -> None:
     """Find a learning rate for DATA: the range test `--lr auto` runs, with its loss curve."""
-    from graft.estimator import GraftClassifier
+    from graft.estimator import GraftEstimator
 
     columns = dict(text_column=text_column, image_column=image_column, label_column=label_column)
-    estimator = GraftClassifier(model=model, batch_size=batch_size, seed=seed, progress=progress)
+    estimator = GraftEstimator(model=model, batch_size=batch_size, seed=seed, progress=progress)
     finding = estimator.find_lr(data, **{k: v for k, v in columns.items() if v is not None})
     table = Table(title=f"learning-rate range test on {data} ({estimator.model_})")
     table.add_column("learning rate", justify="right")

@@ -100,7 +100,7 @@ class Task(ABC):
 
     Class attributes:
         kind: the task's name in runs and options (``"multiclass"``).
-        headline: the metric :meth:`graft.GraftClassifier.score` returns and the transfer
+        headline: the metric :meth:`graft.GraftEstimator.score` returns and the transfer
             gain compares (higher is better).
         split_kind: how a validation split is drawn when none is given (recorded in the run).
     """
