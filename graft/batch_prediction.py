@@ -38,6 +38,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from graft.errors import ConfigError, DataError, RunError
+from graft.tasks.capabilities import configured
 
 TABLE_SUFFIXES = (".csv", ".jsonl", ".parquet")
 #: The marker of graft's state file in ``<out>.partial``.
@@ -90,7 +91,7 @@ def predict_to_file(
         raise ConfigError("--top-k and --batch-size must be at least 1")
     if out.suffix.lower() == ".parquet":
         _require_pyarrow()
-    task = model.fitted_task_.configured(**options)
+    task = configured(model.fitted_task_, **options)
     stream = InputStream(inputs, task, model.backbone_.modality, column)
     settings = _settings(model, stream, top_k, options)
     partial = out.with_name(out.name + ".partial")

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.machinery
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
 from typing import Any
 
 from graft.errors import ConfigError
 from graft.options import (
+    ADAPTATION,
     AUGMENT_PRESETS,
+    DATA,
     DISTRIBUTED,
+    FEW_LABELS,
     LOGGERS,
+    MODEL,
+    OUTPUT,
+    TRAINING,
+    KindOptions,
     check_choice,
     check_positive_integers,
     check_precision,
@@ -99,12 +109,6 @@ class FitConfig:
             ``"multiclass"``, ``"multilabel"`` or ``"regression"``.
         label_delimiter: what separates a multilabel row's labels; None: ``;`` or ``|``,
             whichever the labels hold.
-        detector: the detector of ``task="detection"`` (:mod:`graft.tasks.detection.detectors`):
-            ``fasterrcnn``, ``retinanet`` or ``fcos``; instance segmentation is Mask R-CNN.
-        architecture, loss, binary_masks, ignore_index: ``task="segmentation"``'s decoder
-            (``unet``, ``fpn``, ``deeplabv3plus``), pixel loss (``ce``, ``dice``, ``ce+dice``),
-            masks read as background and one foreground (every value above 0), and the mask
-            value left out of loss and metrics (:mod:`graft.tasks.segmentation.task`).
         tasks: several label columns of a table, trained at once with one head each on the
             shared backbone (:class:`graft.multitask.MultiTaskClassifier`): a list of column
             names, a comma-separated string, or a dict column -> kind; ``COLUMN:KIND`` sets
@@ -133,104 +137,138 @@ class FitConfig:
         num_workers: data-loading processes; None: none on CPU, up to 8 on a GPU.
         cache_dir: root of the feature cache; None: ``$GRAFT_CACHE_DIR`` or ``~/.cache/graft``.
         progress: show Lightning's progress bar.
+        task_options: the options of the data's kind of task, by name (``detector`` of
+            detection, ``architecture`` of segmentation, ...): each kind declares its own
+            (:class:`graft.options.KindOptions`, in ``graft/tasks/<kind>/options.py``), and
+            :meth:`for_kind` refuses another kind's and fills in the defaults. ``graft.fit``
+            and :meth:`to_dict` take and give them beside the other options.
     """
 
     model: str | None = option(
         None,
         "Backbone: a name from `graft models`, timm:NAME, hf:ORG/NAME, a folder, or a "
         "`graft pretrain` run.",
+        panel=MODEL,
     )
     strategy: str = option(
         "fine-tune",
         "fine-tune, feature-extract, full, partial, gradual, lora, contrastive (SetFit-style "
         "pairs for text, SupCon for images, then the head), or auto (chosen from measurements "
         "of the data and the frozen backbone).",
+        panel=MODEL,
     )
     epochs: int | None = option(
-        None, "Epochs of the main phase (fine-tune: 3, feature-extract: 30)."
+        None,
+        "Epochs of the main phase (fine-tune: 3, feature-extract: 30).",
+        panel=TRAINING,
     )
-    head_epochs: int = option(30, "Epochs of fine-tune's head-only phase.")
-    batch_size: int = option(32, "Examples per step.")
+    head_epochs: int = option(30, "Epochs of fine-tune's head-only phase.", panel=TRAINING)
+    batch_size: int = option(32, "Examples per step.", panel=TRAINING)
     lr: float | str = option(
-        3e-3, "Learning rate of the head, or auto (a range test picks it).", cli_type=str
+        3e-3,
+        "Learning rate of the head, or auto (a range test picks it).",
+        cli_type=str,
+        panel=TRAINING,
     )
     backbone_lr_mult: float | None = option(
-        None, "Backbone learning rate as a fraction of --lr (images 0.1, text 0.02, audio:* 1)."
+        None,
+        "Backbone learning rate as a fraction of --lr (images 0.1, text 0.02, audio:* 1).",
+        panel=TRAINING,
     )
     layer_decay: float = option(
-        1.0, "Each backbone group down from the top trains at this times the rate above."
+        1.0,
+        "Each backbone group down from the top trains at this times the rate above.",
+        panel=TRAINING,
     )
-    unfreeze: int = option(2, "Backbone groups trained by --strategy partial.")
-    unfreeze_every: int = option(1, "Epochs between unfreezing steps of --strategy gradual.")
-    lora_rank: int | None = option(None, "Rank of --strategy lora's adapters (default 8).")
+    unfreeze: int = option(2, "Backbone groups trained by --strategy partial.", panel=MODEL)
+    unfreeze_every: int = option(
+        1, "Epochs between unfreezing steps of --strategy gradual.", panel=MODEL
+    )
+    lora_rank: int | None = option(
+        None, "Rank of --strategy lora's adapters (default 8).", panel=MODEL
+    )
     lora_alpha: float | None = option(
-        None, "LoRA scale numerator: updates scaled by alpha/rank (default 2 x rank)."
+        None,
+        "LoRA scale numerator: updates scaled by alpha/rank (default 2 x rank).",
+        panel=MODEL,
     )
     lora_targets: str | None = option(
         None,
         "Comma-separated module names LoRA adapts, like query,value (default: the backbone's own).",
+        panel=MODEL,
     )
     baseline: str | None = option(
         None,
         "scratch: also train the architecture from random weights and report the transfer "
         "gain (negative transfer when pretraining hurt).",
+        panel=MODEL,
     )
     baseline_epochs: int | None = option(
-        None, "Epochs of the scratch baseline (default: as many as the fit ran)."
+        None,
+        "Epochs of the scratch baseline (default: as many as the fit ran).",
+        panel=MODEL,
     )
     adapt: str = option(
         "none",
         "Domain adaptation to --target-unlabeled: dann, coral, mmd, cdan, mcc, mdd, "
         "self-training, mcc+cdan, mcc+self-training, auto (chosen from label-free "
         "measurements), or none (source-only).",
+        panel=ADAPTATION,
     )
-    adapt_weight: float = option(1.0, "Weight of the adaptation loss against the task loss.")
+    adapt_weight: float = option(
+        1.0, "Weight of the adaptation loss against the task loss.", panel=ADAPTATION
+    )
     adapt_guard: bool = option(
         True,
         "Also train source-only and keep the adapted model only if it scores no worse on the "
         "source validation data (doubles the adapted phases' time).",
+        panel=ADAPTATION,
     )
     image_size: int | None = option(
-        None, "Resize images to this side in pixels (default: the weights' size)."
+        None,
+        "Resize images to this side in pixels (default: the weights' size).",
+        panel=DATA,
     )
     max_length: int | None = option(
-        None, "Cut texts to this many tokens (default: the model's own length)."
+        None,
+        "Cut texts to this many tokens (default: the model's own length).",
+        panel=DATA,
     )
     clip_seconds: float | None = option(
         None,
         "Crop or pad audio clips to this many seconds (default: the length of 95% of the "
         "training clips, at most 10).",
+        panel="Audio",
     )
-    seed: int = option(0, "Seed of the split, initialisation and data order.")
+    seed: int = option(0, "Seed of the split, initialisation and data order.", panel=TRAINING)
     val_fraction: float = option(
-        0.2, "Share of each class held out when no validation data is given."
+        0.2,
+        "Share of each class held out when no validation data is given.",
+        panel=DATA,
     )
     cv_folds: int = option(
         5,
         "With few labels and no validation data every example trains and this many folds "
         "cross-validate the estimate (0: none).",
+        panel=FEW_LABELS,
     )
     task: str = option(
-        "auto", "auto, multiclass, multilabel (a row's labels joined by ; or |) or regression."
+        "auto",
+        "auto, multiclass, multilabel (a row's labels joined by ; or |) or regression.",
+        panel=DATA,
     )
     label_delimiter: str | None = option(
-        None, "What separates a multilabel row's labels (default: ; or |)."
+        None,
+        "What separates a multilabel row's labels (default: ; or |).",
+        panel=DATA,
     )
-    detector: str = option(
-        "fasterrcnn",
-        "Detection: fasterrcnn (Faster R-CNN with a feature pyramid), retinanet or fcos "
-        "(instance segmentation trains Mask R-CNN).",
-    )
-    architecture: str = option("unet", "Segmentation: unet, fpn or deeplabv3plus (smp's).")
-    loss: str = option("ce+dice", "Segmentation: ce, dice or ce+dice (their sum).")
-    binary_masks: bool = option(False, "Segmentation: every mask value above 0 is foreground.")
-    ignore_index: int = option(255, "Segmentation: the mask value left out of loss and metrics.")
     tasks: dict[str, str] | None = option(
         None,
         "Train several label columns of a table at once, one head each on the shared "
         "backbone: sentiment,topic,rating (each kind inferred; COLUMN:KIND sets it, like "
         "rating:regression). A row missing a task's label still trains the others.",
         cli_type=str,
+        panel=DATA,
     )
     task_weights: dict[str, float] | str | None = option(
         None,
@@ -238,28 +276,46 @@ class FitConfig:
         "(sentiment=1,topic=0.5), or uncertainty (learned; Kendall et al. 2018). Default: 1 "
         "each.",
         cli_type=str,
+        panel=DATA,
     )
-    label_smoothing: float = option(0.1, "Label smoothing of the loss.")
-    weight_decay: float = option(0.01, "AdamW weight decay.")
-    grad_clip: float | None = option(None, "Clip the gradient norm.")
-    logger: str = option("csv", "csv (always kept), or also tensorboard or mlflow.")
-    class_weights: str | None = option(None, "auto: weigh the loss by inverse class frequency.")
-    sampler: str | None = option(None, "balanced: draw every class equally often.")
+    label_smoothing: float = option(0.1, "Label smoothing of the loss.", panel=TRAINING)
+    weight_decay: float = option(0.01, "AdamW weight decay.", panel=TRAINING)
+    grad_clip: float | None = option(None, "Clip the gradient norm.", panel=TRAINING)
+    logger: str = option("csv", "csv (always kept), or also tensorboard or mlflow.", panel=OUTPUT)
+    class_weights: str | None = option(
+        None, "auto: weigh the loss by inverse class frequency.", panel=TRAINING
+    )
+    sampler: str | None = option(None, "balanced: draw every class equally often.", panel=TRAINING)
     augment: str = option(
-        "light", "Image augmentation while the backbone trains: none, light, strong."
+        "light",
+        "Image augmentation while the backbone trains: none, light, strong.",
+        panel=TRAINING,
     )
-    views: int = option(1, "Cached views per training image for the head (1 plain + augmented).")
-    precision: str = option("32", "32, 16-mixed (CUDA) or bf16-mixed, as Lightning takes it.")
-    devices: int = option(1, "Processes (GPUs, or CPU processes) per node.")
-    num_nodes: int = option(1, "Nodes of a multi-node run.")
+    views: int = option(
+        1, "Cached views per training image for the head (1 plain + augmented).", panel=TRAINING
+    )
+    precision: str = option(
+        "32", "32, 16-mixed (CUDA) or bf16-mixed, as Lightning takes it.", panel=TRAINING
+    )
+    devices: int = option(1, "Processes (GPUs, or CPU processes) per node.", panel=TRAINING)
+    num_nodes: int = option(1, "Nodes of a multi-node run.", panel=TRAINING)
     distributed: str | None = option(
-        None, "ddp or fsdp across devices and nodes (default: ddp above 1 device)."
+        None,
+        "ddp or fsdp across devices and nodes (default: ddp above 1 device).",
+        panel=TRAINING,
     )
-    num_workers: int | None = option(None, "Data-loading processes.")
+    num_workers: int | None = option(None, "Data-loading processes.", panel=TRAINING)
     cache_dir: str | None = option(
-        None, "Root of the feature cache (default: $GRAFT_CACHE_DIR or ~/.cache/graft)."
+        None,
+        "Root of the feature cache (default: $GRAFT_CACHE_DIR or ~/.cache/graft).",
+        panel=OUTPUT,
     )
-    progress: bool = option(True, "Show the progress bar.")
+    progress: bool = option(True, "Show the progress bar.", panel=OUTPUT)
+    task_options: dict[str, Any] = option(
+        {},
+        "The options of the data's kind of task (detector, architecture, ...), by name.",
+        cli=False,
+    )
 
     def validate(self) -> FitConfig:
         """Check every option, normalising some (``lr`` given as text, ``tasks``); raise
@@ -272,8 +328,8 @@ class FitConfig:
             )
         if self.baseline not in (None, "none", "scratch"):
             raise ConfigError(f"--baseline must be scratch or none, got {self.baseline!r}")
-        self._validate_lora()
-        self._validate_adaptation()
+        _check_lora(self)
+        _check_adaptation(self)
         check_positive_integers(
             self,
             ("epochs", "head_epochs", "batch_size", "unfreeze", "unfreeze_every", "views")
@@ -281,140 +337,33 @@ class FitConfig:
         )
         if self.clip_seconds is not None and not self.clip_seconds > 0:
             raise ConfigError(f"--clip-seconds must be positive, got {self.clip_seconds}")
-        self._validate_rates()
-        self._validate_task()
-        self._validate_tasks()
-        self._validate_regularisation()
-        self._validate_logger()
-        self._validate_sampling()
-        self._validate_engine()
+        _check_rates(self)
+        _check_task(self)
+        _check_tasks(self)
+        _check_regularisation(self)
+        _check_sampling(self)
+        _check_engine(self)
+        _check_task_options(self.task_options, None if self.task == "auto" else self.task)
         return self
 
-    def _validate_rates(self) -> None:
-        if isinstance(self.lr, str) and self.lr != "auto":
-            try:
-                self.lr = float(self.lr)
-            except ValueError:
-                raise ConfigError(
-                    f"--lr must be a positive number or auto, got {self.lr!r}"
-                ) from None
-        for name in ("lr", "backbone_lr_mult"):
-            value = getattr(self, name)
-            if value == "auto":
-                continue
-            if value is not None and not value > 0:
-                raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {value}")
-        if not 0.0 < self.layer_decay <= 1.0:
-            raise ConfigError(f"--layer-decay must be in (0, 1], got {self.layer_decay}")
-        if self.strategy == "feature-extract" and self.layer_decay != 1.0:
-            raise ConfigError(
-                "--layer-decay needs a strategy that trains the backbone, not feature-extract"
-            )
-
-    def _validate_task(self) -> None:
-        from graft.tasks import CHOOSABLE
-
-        if not 0.0 < self.val_fraction < 1.0:
-            raise ConfigError(f"--val-fraction must be between 0 and 1, got {self.val_fraction}")
-        if not isinstance(self.cv_folds, int) or self.cv_folds < 0 or self.cv_folds == 1:
-            raise ConfigError(
-                f"--cv-folds must be 0 (no estimate) or at least 2, got {self.cv_folds}"
-            )
-        if self.task not in ("auto", *CHOOSABLE):
-            raise ConfigError(
-                f"--task must be auto or one of {', '.join(CHOOSABLE)}, got {self.task!r}"
-            )
-        if self.label_delimiter is not None:
-            if not self.label_delimiter.strip():
-                raise ConfigError("--label-delimiter must be a visible character, like ; or |")
-            if self.task not in ("auto", "multilabel"):
-                raise ConfigError(f"--label-delimiter splits multilabel rows, not {self.task} ones")
-
-    def _validate_regularisation(self) -> None:
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        if self.weight_decay < 0:
-            raise ConfigError(f"weight_decay must not be negative, got {self.weight_decay}")
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            raise ConfigError(f"--grad-clip must be positive, got {self.grad_clip}")
-
-    def _validate_sampling(self) -> None:
-        if self.class_weights not in (None, "none", "auto"):
-            raise ConfigError(f"--class-weights must be auto or none, got {self.class_weights!r}")
-        if self.sampler not in (None, "none", "balanced"):
-            raise ConfigError(f"--sampler must be balanced or none, got {self.sampler!r}")
-        check_choice("augment", self.augment, AUGMENT_PRESETS)
-        if self.views > 1 and self.augment == "none":
-            raise ConfigError("--views above 1 needs augmented views: --augment light or strong")
-
-    def _validate_engine(self) -> None:
-        self.precision = check_precision(self.precision)
-        if self.distributed not in (None, "none", *DISTRIBUTED):
-            raise ConfigError(
-                f"--distributed must be one of {', '.join(DISTRIBUTED)}, got {self.distributed!r}"
-            )
-        if self.num_workers is not None and self.num_workers < 0:
-            raise ConfigError(f"--num-workers must not be negative, got {self.num_workers}")
-
-    def _validate_lora(self) -> None:
-        names = ("lora_rank", "lora_alpha", "lora_targets")
-        given = [n for n in names if getattr(self, n) is not None]
-        if self.strategy != "lora":
-            if given:
-                options = ", ".join(f"--{n.replace('_', '-')}" for n in given)
-                raise ConfigError(f"{options} configure --strategy lora, not {self.strategy}")
-            return
-        if self.lora_rank is not None and (
-            not isinstance(self.lora_rank, int) or self.lora_rank < 1
-        ):
-            raise ConfigError(f"--lora-rank must be a positive integer, got {self.lora_rank}")
-        if self.lora_alpha is not None and not self.lora_alpha > 0:
-            raise ConfigError(f"--lora-alpha must be positive, got {self.lora_alpha}")
-        if self.lora_targets is not None and not self.lora_target_list():
-            raise ConfigError(
-                "--lora-targets must name modules, comma-separated (like query,value)"
-            )
-
-    def _validate_adaptation(self) -> None:
-        from graft.adaptation.catalogue import OBJECTIVES
-
-        if self.adapt not in ("none", "auto", *OBJECTIVES):
-            raise ConfigError(
-                f"--adapt must be one of {', '.join(OBJECTIVES)}, auto or none, got {self.adapt!r}"
-            )
-        if not self.adapt_weight > 0:
-            raise ConfigError(f"--adapt-weight must be positive, got {self.adapt_weight}")
-        if self.adapt != "none" and self.strategy == "feature-extract":
-            raise ConfigError(
-                f"--adapt {self.adapt} aligns the backbone's features, which --strategy "
-                f"{self.strategy} keeps frozen: use --strategy full, fine-tune, partial, gradual, "
-                "lora or auto"
-            )
-
-    def _validate_tasks(self) -> None:
-        """Normalise ``tasks`` and ``task_weights`` (see the class docstring) and check them."""
-        if self.tasks is None:
-            if self.task_weights is not None:
-                raise ConfigError("--task-weights weighs the tasks of --tasks: give --tasks too")
-            return
-        self.tasks = parse_tasks(self.tasks)
-        if self.task != "auto":
-            raise ConfigError(
-                "--task sets the kind of the one label column; with --tasks give a column's "
-                "kind as COLUMN:KIND (like rating:regression)"
-            )
-        if self.task_weights is not None:
-            self.task_weights = parse_task_weights(self.task_weights, list(self.tasks))
+    def for_kind(self, kind: str) -> FitConfig:
+        """A copy whose ``task_options`` are those of ``kind``, defaults filled in; refused
+        (ConfigError naming the option and its kind) when an option belongs to another."""
+        _check_task_options(self.task_options, kind)
+        options = options_class(kind)
+        chosen = asdict(options.of(self)) if options is not None else {}
+        return replace(self, task_options=chosen)
 
     def lora_target_list(self) -> list[str]:
         """``lora_targets`` split at commas ([] when not given)."""
         return [t.strip() for t in (self.lora_targets or "").split(",") if t.strip()]
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def _validate_logger(self) -> None:
-        check_choice("logger", self.logger, LOGGERS)
+        """Every option by name, a kind's at the top level beside the others (as
+        ``graft.fit`` takes them and ``config.json`` keeps them)."""
+        values = asdict(self)
+        kind_values = values.pop("task_options")
+        return {**values, **kind_values}
 
     def resolved(self, **chosen: Any) -> FitConfig:
         """A copy with the values a fit chose for ``auto`` or ``None`` (``model``,
@@ -422,8 +371,223 @@ class FitConfig:
         return replace(self, **chosen)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> FitConfig:
-        return from_dict(cls, values)
+    def from_params(cls, params: dict[str, Any]) -> FitConfig:
+        """The configuration of keyword options as ``graft.fit`` takes them: a kind's options
+        (``detector="retinanet"``) beside the others. ConfigError for an unknown name."""
+        owners = kind_option_owners()
+        own = {f.name for f in fields(cls)} - {"task_options"}
+        unknown = sorted(set(params) - own - set(owners))
+        if unknown:
+            raise ConfigError(f"unknown option(s): {', '.join(unknown)}")
+        kind_values = {k: v for k, v in params.items() if k in owners}
+        given = {k: v for k, v in params.items() if k in own}
+        return cls(**given, task_options={**params.get("task_options", {}), **kind_values})
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], kind: str | None = None) -> FitConfig:
+        """The configuration of a saved record (``config.json``), ignoring names it does not
+        know. With ``kind``, only that kind's options are kept; a record written before the
+        kinds declared their own options held every kind's, and keeps only those it changed
+        from their defaults."""
+        owners = kind_option_owners()
+        kind_values = {k: v for k, v in values.items() if k in owners}
+        if kind is not None:
+            kind_values = {k: v for k, v in kind_values.items() if kind in owners[k][1]}
+        elif LEGACY_KIND_OPTIONS <= set(values):
+            kind_values = {
+                k: v for k, v in kind_values.items() if v != _declared_default(owners[k][0], k)
+            }
+        config = from_dict(cls, {k: v for k, v in values.items() if k != "task_options"})
+        return replace(config, task_options={**values.get("task_options", {}), **kind_values})
+
+
+#: The kind options every ``config.json`` held before each kind declared its own.
+LEGACY_KIND_OPTIONS = {"detector", "architecture", "loss", "binary_masks", "ignore_index"}
+
+
+def options_class(kind: str) -> type[KindOptions] | None:
+    """The options class of ``kind`` (its package's ``options`` module), or None when the kind
+    has no options of its own. Imports no torch: the module sits beside the kind's task."""
+    from graft.tasks import TASK_CLASSES
+
+    package = TASK_CLASSES[kind].partition(":")[0].rpartition(".")[0]
+    if not _has_options_module(package):
+        return None
+    module = importlib.import_module(f"{package}.options")
+    found = [
+        v
+        for v in vars(module).values()
+        if isinstance(v, type) and issubclass(v, KindOptions) and v is not KindOptions
+    ]
+    return found[0] if found else None
+
+
+def _has_options_module(package: str) -> bool:
+    """Whether ``package`` holds an ``options`` module, found without importing ``package``
+    (a kind's package may import its data modules, and torch with them)."""
+    parent, _, leaf = package.rpartition(".")
+    if not leaf:
+        return False
+    locations = getattr(importlib.import_module(parent), "__path__", None) if parent else None
+    spec = importlib.machinery.PathFinder.find_spec(leaf, locations)
+    folders = (spec.submodule_search_locations or []) if spec is not None else []
+    return any((Path(folder) / "options.py").is_file() for folder in folders)
+
+
+def kind_option_owners() -> dict[str, tuple[type[KindOptions], tuple[str, ...]]]:
+    """Each kind option's name -> its options class and the kinds that take it."""
+    from graft.tasks import TASK_CLASSES
+
+    owners: dict[str, tuple[type[KindOptions], tuple[str, ...]]] = {}
+    for kind in TASK_CLASSES:
+        options = options_class(kind)
+        for f in fields(options) if options is not None else ():
+            known = owners.get(f.name, (options, ()))
+            owners[f.name] = (known[0], (*known[1], kind))
+    return owners
+
+
+def _declared_default(options: type, name: str) -> Any:
+    return next(f.default for f in fields(options) if f.name == name)
+
+
+def _check_task_options(values: dict[str, Any], kind: str | None) -> None:
+    """Refuse an option of a kind other than ``kind`` (when known), then each kind's values."""
+    owners = kind_option_owners()
+    for name in values:
+        if name not in owners:
+            raise ConfigError(f"unknown option: {name}")
+        kinds = owners[name][1]
+        if kind is not None and kind not in kinds:
+            raise ConfigError(
+                f"--{name.replace('_', '-')} is an option of {' and '.join(kinds)}; "
+                f"this data is {kind}"
+            )
+    for options in {owners[name][0] for name in values}:
+        from_dict(options, values).validate()
+
+
+def _check_rates(config: FitConfig) -> None:
+    if isinstance(config.lr, str) and config.lr != "auto":
+        try:
+            config.lr = float(config.lr)
+        except ValueError:
+            raise ConfigError(
+                f"--lr must be a positive number or auto, got {config.lr!r}"
+            ) from None
+    for name in ("lr", "backbone_lr_mult"):
+        value = getattr(config, name)
+        if value == "auto":
+            continue
+        if value is not None and not value > 0:
+            raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {value}")
+    if not 0.0 < config.layer_decay <= 1.0:
+        raise ConfigError(f"--layer-decay must be in (0, 1], got {config.layer_decay}")
+    if config.strategy == "feature-extract" and config.layer_decay != 1.0:
+        raise ConfigError(
+            "--layer-decay needs a strategy that trains the backbone, not feature-extract"
+        )
+
+
+def _check_task(config: FitConfig) -> None:
+    from graft.tasks import CHOOSABLE
+
+    if not 0.0 < config.val_fraction < 1.0:
+        raise ConfigError(f"--val-fraction must be between 0 and 1, got {config.val_fraction}")
+    if not isinstance(config.cv_folds, int) or config.cv_folds < 0 or config.cv_folds == 1:
+        raise ConfigError(
+            f"--cv-folds must be 0 (no estimate) or at least 2, got {config.cv_folds}"
+        )
+    if config.task not in ("auto", *CHOOSABLE):
+        raise ConfigError(
+            f"--task must be auto or one of {', '.join(CHOOSABLE)}, got {config.task!r}"
+        )
+    if config.label_delimiter is not None:
+        if not config.label_delimiter.strip():
+            raise ConfigError("--label-delimiter must be a visible character, like ; or |")
+        if config.task not in ("auto", "multilabel"):
+            raise ConfigError(f"--label-delimiter splits multilabel rows, not {config.task} ones")
+
+
+def _check_regularisation(config: FitConfig) -> None:
+    if not 0.0 <= config.label_smoothing < 1.0:
+        raise ConfigError(f"label_smoothing must be in [0, 1), got {config.label_smoothing}")
+    if config.weight_decay < 0:
+        raise ConfigError(f"weight_decay must not be negative, got {config.weight_decay}")
+    if config.grad_clip is not None and not config.grad_clip > 0:
+        raise ConfigError(f"--grad-clip must be positive, got {config.grad_clip}")
+
+
+def _check_sampling(config: FitConfig) -> None:
+    if config.class_weights not in (None, "none", "auto"):
+        raise ConfigError(f"--class-weights must be auto or none, got {config.class_weights!r}")
+    if config.sampler not in (None, "none", "balanced"):
+        raise ConfigError(f"--sampler must be balanced or none, got {config.sampler!r}")
+    check_choice("augment", config.augment, AUGMENT_PRESETS)
+    if config.views > 1 and config.augment == "none":
+        raise ConfigError("--views above 1 needs augmented views: --augment light or strong")
+
+
+def _check_engine(config: FitConfig) -> None:
+    check_choice("logger", config.logger, LOGGERS)
+    config.precision = check_precision(config.precision)
+    if config.distributed not in (None, "none", *DISTRIBUTED):
+        raise ConfigError(
+            f"--distributed must be one of {', '.join(DISTRIBUTED)}, got {config.distributed!r}"
+        )
+    if config.num_workers is not None and config.num_workers < 0:
+        raise ConfigError(f"--num-workers must not be negative, got {config.num_workers}")
+
+
+def _check_lora(config: FitConfig) -> None:
+    names = ("lora_rank", "lora_alpha", "lora_targets")
+    given = [n for n in names if getattr(config, n) is not None]
+    if config.strategy != "lora":
+        if given:
+            options = ", ".join(f"--{n.replace('_', '-')}" for n in given)
+            raise ConfigError(f"{options} configure --strategy lora, not {config.strategy}")
+        return
+    if config.lora_rank is not None and (
+        not isinstance(config.lora_rank, int) or config.lora_rank < 1
+    ):
+        raise ConfigError(f"--lora-rank must be a positive integer, got {config.lora_rank}")
+    if config.lora_alpha is not None and not config.lora_alpha > 0:
+        raise ConfigError(f"--lora-alpha must be positive, got {config.lora_alpha}")
+    if config.lora_targets is not None and not config.lora_target_list():
+        raise ConfigError("--lora-targets must name modules, comma-separated (like query,value)")
+
+
+def _check_adaptation(config: FitConfig) -> None:
+    from graft.adaptation.catalogue import OBJECTIVES
+
+    if config.adapt not in ("none", "auto", *OBJECTIVES):
+        raise ConfigError(
+            f"--adapt must be one of {', '.join(OBJECTIVES)}, auto or none, got {config.adapt!r}"
+        )
+    if not config.adapt_weight > 0:
+        raise ConfigError(f"--adapt-weight must be positive, got {config.adapt_weight}")
+    if config.adapt != "none" and config.strategy == "feature-extract":
+        raise ConfigError(
+            f"--adapt {config.adapt} aligns the backbone's features, which --strategy "
+            f"{config.strategy} keeps frozen: use --strategy full, fine-tune, partial, gradual, "
+            "lora or auto"
+        )
+
+
+def _check_tasks(config: FitConfig) -> None:
+    """Normalise ``tasks`` and ``task_weights`` (see :class:`FitConfig`) and check them."""
+    if config.tasks is None:
+        if config.task_weights is not None:
+            raise ConfigError("--task-weights weighs the tasks of --tasks: give --tasks too")
+        return
+    config.tasks = parse_tasks(config.tasks)
+    if config.task != "auto":
+        raise ConfigError(
+            "--task sets the kind of the one label column; with --tasks give a column's "
+            "kind as COLUMN:KIND (like rating:regression)"
+        )
+    if config.task_weights is not None:
+        config.task_weights = parse_task_weights(config.task_weights, list(config.tasks))
 
 
 #: ``task_weights`` that learns the weights (Kendall et al. 2018) instead of fixing them.

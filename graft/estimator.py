@@ -41,6 +41,7 @@ from graft.selection.baseline import fit_scratch_baseline
 from graft.strategies import STRATEGIES
 from graft.tasks import read_task_data
 from graft.tasks.base import Task
+from graft.tasks.capabilities import CachesFeatures, SingleLabel, tunes
 from graft.training.distributed import EngineOptions, is_global_zero
 from graft.training.loaders import FitLoaders
 from graft.training.lr_finder import FALLBACK_LR, LRFinding, find_learning_rate
@@ -94,8 +95,8 @@ class GraftEstimator(Predictor):
     same class under the name it had while graft fitted only classes.
 
     Args:
-        **params: any field of :class:`graft.config.FitConfig` (``model``, ``strategy``,
-            ``epochs``, ``batch_size``, ``lr``, ``seed``, ``task``, ``tasks``, ...).
+        **params: any field of :class:`graft.config.FitConfig` (``model``, ``epochs``, ...) or
+            option of the data's kind (``detector``, ...: :attr:`FitConfig.task_options`).
 
     Attributes (after ``fit`` or :func:`graft.load`):
         task_: the kind of task (``"multiclass"``, ``"multilabel"``, ``"regression"``,
@@ -122,12 +123,7 @@ class GraftEstimator(Predictor):
     _multitask = False
 
     def __init__(self, **params: Any):
-        self.config = _checked(params)
-        if self.config.tasks and not self._multitask:
-            raise ConfigError(
-                "tasks=... trains several tasks at once: use graft.fit(data, tasks=...) or "
-                "graft.MultiTaskClassifier"
-            )
+        self.config = _checked(params, self._multitask)
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """The hyperparameters, as given (``fit`` never changes them)."""
@@ -135,7 +131,7 @@ class GraftEstimator(Predictor):
 
     def set_params(self, **params: Any) -> GraftEstimator:
         """Change hyperparameters (checked as the constructor checks them); returns self."""
-        self.config = _checked({**self.config.to_dict(), **params})
+        self.config = _checked({**self.config.to_dict(), **params}, self._multitask)
         return self
 
     # Fitting ------------------------------------------------------------------------------------
@@ -193,7 +189,7 @@ class GraftEstimator(Predictor):
         for name in [n for n in self.__dict__ if n.endswith("_")]:  # a refit starts afresh
             delattr(self, name)
         splits, task = self._read_data(inputs)
-        config = self.config.resolved(
+        config = self.config.for_kind(task.kind).resolved(
             model=self.config.model or DEFAULT_MODELS[splits.train.modality]
         )
         config = task.defaults(config)
@@ -202,7 +198,7 @@ class GraftEstimator(Predictor):
         adaptation = DomainAdaptation.for_fit(
             config, inputs.target, inputs.target_test, splits, inputs.columns
         )
-        semi = SemiSupervised.for_fit(config, inputs.unlabeled, splits, inputs.columns)
+        semi = SemiSupervised.for_fit(config, inputs.unlabeled, splits, inputs.columns, task)
         run_dir = None
         if out is not None:
             self.arguments_ = inputs.arguments()
@@ -246,7 +242,7 @@ class GraftEstimator(Predictor):
         task_class.check_options(config)
         adapting = inputs.target is not None
         if splits.val is None:
-            self.few_labels_ = FewLabels.for_fit(config, task_class.kind, splits.train, adapting)
+            self.few_labels_ = FewLabels.for_fit(config, task_class, splits.train, adapting)
         if splits.val is None and self.few_labels_ is not None:
             self.split_ = self.few_labels_.split_record()
             log.info(self.few_labels_.reason())
@@ -318,7 +314,7 @@ class GraftEstimator(Predictor):
         if config.class_weights == "auto":
             class_weights = self.fitted_task_.class_weights(splits.train)
         mixup = None
-        if self.fitted_task_.mixup:  # images: mixup and cutmix; audio: mixup; text: none
+        if isinstance(self.fitted_task_, SingleLabel):  # images: mixup and cutmix; audio: mixup; text: none
             modality = self.backbone_.modality
             mixup = mixup_for(config.augment, len(self.classes_), config.label_smoothing, modality)
         return ModuleFactory(
@@ -367,9 +363,9 @@ class GraftEstimator(Predictor):
     def _evaluate(self, config, splits, cache, timings, adaptation) -> None:
         """Tune the task's decision rules on validation data; the metrics of every split."""
         task = self.fitted_task_
-        frozen = STRATEGIES[config.strategy].frozen_backbone and task.caches_features
+        frozen = STRATEGIES[config.strategy].frozen_backbone and isinstance(task, CachesFeatures)
         frozen = cache if frozen else None
-        if task.tunes:
+        if tunes(task):
             task.tune(self._outputs(splits.val, frozen), splits.val)
         self.metrics_ = {
             name: task.metrics(self._outputs(part, frozen), part)
@@ -451,7 +447,7 @@ class GraftEstimator(Predictor):
         """Run the learning-rate range test for ``data`` without fitting; the suggestion is
         what ``lr="auto"`` would pick (``.plot(path)`` draws the curve)."""
         splits, task = self._read_data(FitData(data, val, None, _columns(columns)))
-        config = self.config.resolved(
+        config = self.config.for_kind(task.kind).resolved(
             model=self.config.model or DEFAULT_MODELS[splits.train.modality]
         )
         backbone = type(task).build_backbone(config, splits.train)
@@ -488,11 +484,16 @@ class GraftEstimator(Predictor):
         return save_model(self, Path(path), overwrite)
 
 
-def _checked(params: dict[str, Any]) -> FitConfig:
-    unknown = set(params) - set(FitConfig().to_dict())
-    if unknown:
-        raise ConfigError(f"unknown option(s): {', '.join(sorted(unknown))}")
-    return FitConfig(**params).validate()
+def _checked(params: dict[str, Any], multitask: bool) -> FitConfig:
+    """The configuration of ``params`` (:meth:`FitConfig.from_params`), checked; ``tasks``
+    only for an estimator of several tasks."""
+    config = FitConfig.from_params(params).validate()
+    if config.tasks and not multitask:
+        raise ConfigError(
+            "tasks=... trains several tasks at once: use graft.fit(data, tasks=...) or "
+            "graft.MultiTaskClassifier"
+        )
+    return config
 
 
 def _columns(columns: dict) -> dict[str, str | None]:

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 from graft.data import LabelledData, load_inputs
 from graft.errors import ConfigError, NotFittedError
 from graft.features import FeatureCache, to_device
+from graft.tasks.capabilities import SeveralTasks, check_writes, configured
 from graft.training.sampling import loader_workers
 
 #: Inputs whose outputs ``write_predictions`` holds at once (a mask per pixel is large).
@@ -82,13 +83,13 @@ class Predictor:
     def _task_attribute(self, name: str) -> Any:
         self._check_fitted()
         task = self.fitted_task_
-        if hasattr(task, "tasks"):  # several tasks: the attribute of each that has it
+        if isinstance(task, SeveralTasks):  # the attribute of each task that has it
             return {n: getattr(t, name) for n, t in task.tasks.items() if hasattr(t, name)}
         return getattr(task, name, None)
 
     def _several_tasks(self):
         self._check_fitted()
-        if not hasattr(self.fitted_task_, "tasks"):
+        if not isinstance(self.fitted_task_, SeveralTasks):
             raise AttributeError(f"a {self.task_} model has one task")
         return self.fitted_task_
 
@@ -157,9 +158,10 @@ class Predictor:
         """The most probable class name of each input; multilabel: the list of labels at or
         above their threshold; regression: the predicted values (float64 ``[n]``); several
         tasks: each task's answers by task name; detection: each image's boxes. ``options``:
-        what some kinds take (a detector's ``score_threshold``: :meth:`Task.configured`)."""
+        what some kinds take (a detector's ``score_threshold``:
+        :class:`~graft.tasks.capabilities.PredictOptions`)."""
         self._check_fitted()
-        task = self.fitted_task_.configured(**options)
+        task = configured(self.fitted_task_, **options)
         return task.answers(self._outputs(self._items(inputs)))
 
     def predict_proba(self, inputs):
@@ -189,7 +191,7 @@ class Predictor:
         ``options`` as :meth:`predict` takes them."""
         if top_k < 1:
             raise ConfigError(f"--top-k must be at least 1, got {top_k}")
-        task = self.fitted_task_.configured(**options)
+        task = configured(self.fitted_task_, **options)
         records = task.prediction_records(self._outputs(items), top_k)
         return [{"input": item, **record} for item, record in zip(items, records, strict=True)]
 
@@ -201,11 +203,11 @@ class Predictor:
         blended), :data:`WRITE_CHUNK` inputs at a time; each input's record with the files."""
         from pathlib import Path
 
-        task = self.fitted_task_.configured(**options)
+        writer = check_writes(configured(self.fitted_task_, **options))
         records = []
         for start in range(0, len(items), WRITE_CHUNK):
             part = list(items[start : start + WRITE_CHUNK])
-            found = task.write_predictions(part, self._outputs(part), Path(folder), overlay)
+            found = writer.write_predictions(part, self._outputs(part), Path(folder), overlay)
             records += [{"input": item, **row} for item, row in zip(part, found, strict=True)]
         return records
 

@@ -49,9 +49,9 @@ class MultiTaskClassifier(GraftEstimator):
             raise ConfigError(
                 "MultiTaskClassifier trains several label columns: give tasks=[...] (at least two)"
             )
-        from graft.tasks.classification.multitask import MultiTask
+        from graft.tasks import task_class
 
-        MultiTask.check_options(self.config)
+        task_class("multitask").check_options(self.config)
 
     def fit(
         self,

@@ -28,6 +28,17 @@ LOGGERS = ("csv", "tensorboard", "mlflow")
 #: Image augmentation presets (:mod:`graft.data.transforms`).
 AUGMENT_PRESETS = ("none", "light", "strong")
 
+#: The panels ``graft fit --help`` groups its options in (a kind's options get a panel named
+#: after the kind, like ``Detection``).
+DATA, MODEL, TRAINING, ADAPTATION, FEW_LABELS, OUTPUT = (
+    "Data",
+    "Model and strategy",
+    "Training",
+    "Adaptation",
+    "Few labels",
+    "Output",
+)
+
 
 def option(
     default: Any,
@@ -36,6 +47,7 @@ def option(
     cli_type: type | None = None,
     flag: str | None = None,
     cli: bool = True,
+    panel: str | None = None,
 ) -> Any:
     """A dataclass field declared as a configuration option.
 
@@ -47,8 +59,11 @@ def option(
             ``a,b:kind``).
         flag: the command line's name for it, when it is not the field's name with dashes.
         cli: False for an option only Python sets.
+        panel: the panel of ``--help`` that lists it (:data:`DATA`, :data:`TRAINING`, ...).
     """
-    metadata = {"help": help, "cli": cli, "cli_type": cli_type, "flag": flag}
+    metadata = {"help": help, "cli": cli, "cli_type": cli_type, "flag": flag, "panel": panel}
+    if isinstance(default, dict | list):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -89,6 +104,23 @@ def check_precision(precision: str) -> str:
                 "use bf16-mixed on the CPU (or 32)"
             )
     return precision
+
+
+class KindOptions:
+    """The options of one kind of task: a dataclass of :func:`option` fields, declared in the
+    kind's package (``graft/tasks/<kind>/options.py``, importing no torch) and named by its
+    task class (:attr:`graft.tasks.base.Task.options`). A fit keeps them in
+    :attr:`graft.config.FitConfig.task_options`; :meth:`of` reads them back, defaults filled
+    in."""
+
+    @classmethod
+    def of(cls, config: Any) -> Any:
+        """This kind's options of ``config`` (a :class:`graft.config.FitConfig`), checked."""
+        return from_dict(cls, getattr(config, "task_options", None) or {}).validate()
+
+    def validate(self) -> Any:
+        """Refuse a bad value (ConfigError naming the option); returns self."""
+        return self
 
 
 def from_dict(config_class: type, values: dict[str, Any]) -> Any:

@@ -8,6 +8,11 @@ inside a function. Imports under ``if TYPE_CHECKING:`` are left out, since they 
 ``from graft.a import b`` counts as an import of ``graft.a.b`` when that is a module, else of
 ``graft.a``. A cycle is a strongly connected group of two or more modules.
 
+The kinds of task (:data:`KINDS`, each a package ``graft/tasks/<kind>/``) are plug-ins: no
+module outside a kind's package imports it, except the registry ``graft/tasks/__init__.py``
+(and the few modules :data:`ALLOWED` names, each with its reason), and kinds never import each
+other. Imports inside functions count.
+
 The limits (:data:`MAX_FUNCTION_LINES`, :data:`MAX_CLASS_LINES`) are those of
 ``ARCHITECTURE.md``; ``tests/test_architecture.py`` runs this script and holds the code to them.
 """
@@ -27,6 +32,12 @@ PACKAGE = "graft"
 MAX_FUNCTION_LINES = 80
 #: A class longer than this many lines breaks the limit.
 MAX_CLASS_LINES = 400
+#: Where the kinds of task live: each package directly under it is one kind.
+KINDS = "graft.tasks"
+#: The one module outside the kinds that may import them: the registry, which finds them.
+REGISTRY = "graft.tasks"
+#: ``(module, kind package)`` -> why ``module``, outside the kind, may import it.
+ALLOWED: dict[tuple[str, str], str] = {}
 
 
 @dataclass(frozen=True)
@@ -140,6 +151,37 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return sorted(found)
 
 
+def kind_of(module: str, kinds: set[str]) -> str | None:
+    """The kind package (``graft.tasks.detection``) that holds ``module``, or None."""
+    for kind in kinds:
+        if module == kind or module.startswith(kind + "."):
+            return kind
+    return None
+
+
+def kind_packages(known: dict[str, Path], package: str = KINDS) -> set[str]:
+    """The packages directly under ``graft/tasks/``: one kind of task each."""
+    depth = package.count(".") + 1
+    inside = (name for name, path in known.items() if path.name == "__init__.py")
+    return {name for name in inside if name.startswith(package + ".") and name.count(".") == depth}
+
+
+def kind_imports(graph: dict[str, set[str]], kinds: set[str]) -> list[dict]:
+    """Imports of a kind's package from outside it (another kind, or the engine), except the
+    registry's and those :data:`ALLOWED` names: ``{"module", "imports", "kind"}`` each."""
+    found = []
+    for module in sorted(graph):
+        if module == REGISTRY:
+            continue
+        home = kind_of(module, kinds)
+        for target in sorted(graph[module]):
+            kind = kind_of(target, kinds)
+            if kind is None or kind == home or (module, kind) in ALLOWED:
+                continue
+            found.append({"module": module, "imports": target, "kind": kind})
+    return found
+
+
 def spans(known: dict[str, Path]) -> tuple[list[Span], list[Span]]:
     """Every function (methods and nested functions included) and every class, by length."""
     functions, classes = [], []
@@ -159,9 +201,12 @@ def report(root: Path = ROOT, top: int = 10) -> dict:
     known = modules(root)
     graph = imports(known)
     functions, classes = spans(known)
+    kinds = kind_packages(known)
     return {
         "modules": len(known),
         "cycles": cycles(graph),
+        "kinds": sorted(kinds),
+        "kind_imports": kind_imports(graph, kinds),
         "longest_functions": [asdict(s) for s in functions[:top]],
         "largest_classes": [asdict(s) for s in classes[:top]],
         "functions_over_limit": [asdict(s) for s in functions if s.lines > MAX_FUNCTION_LINES],
@@ -175,6 +220,13 @@ def _print(result: dict) -> None:
     print(f"import cycles: {len(result['cycles']) or 'none'}")
     for group in result["cycles"]:
         print("  " + " <-> ".join(group))
+    crossing = result["kind_imports"]
+    print(
+        f"kinds of task: {', '.join(k.rpartition('.')[2] for k in result['kinds'])}; "
+        f"imports of a kind from outside it: {len(crossing) or 'none'}"
+    )
+    for found in crossing:
+        print(f"  {found['module']} imports {found['imports']}")
     for title, key in (
         ("longest functions", "longest_functions"),
         ("largest classes", "largest_classes"),
@@ -202,7 +254,12 @@ def main() -> None:
         print(json.dumps(result, indent=2))
     else:
         _print(result)
-    broken = result["cycles"] or result["functions_over_limit"] or result["classes_over_limit"]
+    broken = (
+        result["cycles"]
+        or result["kind_imports"]
+        or result["functions_over_limit"]
+        or result["classes_over_limit"]
+    )
     raise SystemExit(1 if broken else 0)
 
 

@@ -45,6 +45,7 @@ from graft.adaptation.target import (
 from graft.data import LabelledData
 from graft.data.transforms import InputDataset
 from graft.errors import ConfigError, DataError
+from graft.tasks.capabilities import SingleLabel
 from graft.training.runner import Snapshot
 from graft.training.sampling import EpochSampler
 
@@ -215,7 +216,7 @@ class DomainAdaptation:
         """What the guard lets the adapted model lose on the source validation data: the
         sampling noise of the source-only accuracy (:func:`noise_tolerance`), 0 for a score that
         is not an accuracy."""
-        if runner.modules.task.kind != "multiclass":
+        if not isinstance(runner.modules.task, SingleLabel):
             return 0.0
         return noise_tolerance(kept_score(source_rows), len(runner.loaders.splits.val))
 

@@ -47,6 +47,7 @@ from graft.adaptation.target import (
 )
 from graft.data.transforms import InputDataset
 from graft.errors import ConfigError
+from graft.tasks.capabilities import SingleLabel
 from graft.training.phase import Phase
 
 log = logging.getLogger("graft")
@@ -95,7 +96,7 @@ class SourceFreeAdaptation:
         ``history_`` and ``summary_`` to this adaptation's and returns the model."""
         start = time.perf_counter()
         task, config = model.fitted_task_, model.config_
-        if task.kind != "multiclass":
+        if not isinstance(task, SingleLabel):
             raise ConfigError(
                 f"source-free adaptation reads class probabilities: a {task.kind} run cannot"
             )

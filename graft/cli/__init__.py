@@ -13,6 +13,7 @@ import logging
 import os
 
 from rich.logging import RichHandler
+from rich.markup import escape
 
 from graft.cli import adapt, serve, train, use
 from graft.cli.app import app, errors
@@ -35,5 +36,5 @@ def main() -> None:
     try:
         app()
     except GraftError as error:
-        errors.print(f"[bold red]error:[/] {error}", highlight=False)
+        errors.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False)
         raise SystemExit(2) from None

@@ -11,6 +11,7 @@ from rich import box
 from rich.table import Table
 
 from graft.cli.app import console
+from graft.tasks.capabilities import SeveralTasks
 
 
 def or_na(value: float | None, digits: int = 4) -> str:
@@ -35,7 +36,7 @@ def report_fit(fitted: Any, run_dir: Path) -> None:
         f"\n[bold]{fitted.strategy_}[/] of [bold]{fitted.model_}[/] on {examples} "
         f"examples, {task.describe()}, in {summary['seconds']['total']:.1f}s"
     )
-    if task.kind == "multitask":
+    if isinstance(task, SeveralTasks):
         print_tasks(fitted)
     else:
         inferred = " (inferred from the labels)" if fitted.config.task == "auto" else ""
@@ -45,7 +46,7 @@ def report_fit(fitted: Any, run_dir: Path) -> None:
             f"[yellow]{summary['skipped_count']} unreadable input(s) skipped[/] "
             "(listed in summary.json)"
         )
-    settings = {k: v for k, v in fitted.config_.to_dict().items() if k not in ("progress",)}
+    settings = fit_settings(fitted)
     console.print(
         "settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()), highlight=False
     )
@@ -68,15 +69,25 @@ def report_fit(fitted: Any, run_dir: Path) -> None:
     console.print(f"run saved to [bold]{run_dir}[/] (report: {run_dir / 'report.html'})")
 
 
+def fit_settings(fitted: Any) -> dict[str, Any]:
+    """The settings a fit used, as it prints them: the options every fit has and those of
+    its kind of task (``config_.to_dict()``), less the progress bar, and the clip length for
+    audio only."""
+    settings = fitted.config_.to_dict()
+    settings.pop("progress", None)
+    if getattr(fitted.backbone_, "modality", None) != "audio":
+        settings.pop("clip_seconds", None)
+    return settings
+
+
 def print_task_metrics(task: Any, metrics: dict, title: str) -> None:
     """One split's metrics of a fitted ``task`` (each task's, for several)."""
-    parts = getattr(task, "tasks", None)
-    if parts is None:
+    if not isinstance(task, SeveralTasks):
         for spec in task.metrics_tables(metrics, task.classes, title):
             console.print(draw(spec))
         return
     for name, values in metrics.items():
-        part = parts[name]
+        part = task.tasks[name]
         for spec in part.metrics_tables(values, part.classes, f"{title}, task {name}"):
             console.print(draw(spec))
 

@@ -41,23 +41,39 @@ def serve_command(
         int, typer.Option(help="Worker processes, each with the model (more cores).")
     ] = 1,
     max_upload_mb: Annotated[float, typer.Option(help="Largest request body, in MiB.")] = 10.0,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="File holding the token requests must carry (Authorization: Bearer TOKEN); "
+            "else $GRAFT_SERVE_TOKEN, else one is generated into ~/.graft/serve-token when "
+            "--host is not a loopback address."
+        ),
+    ] = None,
+    no_auth: Annotated[
+        bool,
+        typer.Option(
+            "--no-auth", help="Serve without a token even on a non-loopback --host (a warning)."
+        ),
+    ] = False,
 ) -> None:
     """Serve RUN over HTTP: POST /predict, GET /health, GET /metrics, and a web page at /."""
     try:
         from graft.serve import serve
         from graft.serve.app import engine_name
+        from graft.serve.auth import service_token
         from graft.serve.server import load_served
     except ImportError as error:
         raise ConfigError(f"graft serve needs {error.name}: pip install 'graft[serve]'") from None
     counts = {"--top-k": top_k, "--max-batch": max_batch, "--queue-limit": queue_limit}
     sizes = {"--max-upload-mb": max_upload_mb, "--timeout": timeout}
     _check({**counts, "--workers": workers, **sizes}, port, engine)
+    token, where = service_token(host, token_file, no_auth)
     model = load_served(run, engine)  # refused here, once, rather than in every worker
     console.print(
         f"serving [bold]{run}[/] ({model.model_}, {model.task_}) with the "
         f"[bold]{engine_name(model)}[/] engine on http://{host}:{port} "
         f"({workers} worker(s), batches of {max_batch}, queue limit {queue_limit}, "
-        f"timeout {timeout:g} s)",
+        f"timeout {timeout:g} s); {where}",
         highlight=False,
     )
     if workers > 1:
@@ -74,6 +90,7 @@ def serve_command(
         queue_limit=queue_limit,
         timeout=timeout,
         max_upload_bytes=int(max_upload_mb * 2**20),
+        token=token,
     )
 
 

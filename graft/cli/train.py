@@ -18,21 +18,45 @@ from graft.cli.options import config_options
 from graft.cli.output import or_na, report_fit, report_pretrain
 from graft.config import FitConfig
 from graft.errors import GraftError
+from graft.options import ADAPTATION, DATA, FEW_LABELS, OUTPUT
 from graft.pretraining.config import PretrainConfig
 
-TextColumn = Annotated[str | None, typer.Option(help="Table column holding the texts.")]
-ImageColumn = Annotated[str | None, typer.Option(help="Table column holding image paths.")]
-AudioColumn = Annotated[str | None, typer.Option(help="Table column holding audio paths.")]
-LabelColumn = Annotated[str | None, typer.Option(help="Table column holding the labels.")]
-Overwrite = Annotated[bool, typer.Option(help="Allow writing into a non-empty run directory.")]
-Unlabeled = Annotated[
-    Path | None,
-    typer.Option(
-        help="Unlabelled data of the same kind as DATA (a folder or table; labels, if any, "
-        "ignored): self-training on confident, class-balanced pseudo-labels, kept only if it "
-        "scores no lower than the labelled-only model."
-    ),
-]
+TEXT_HELP = "Table column holding the texts."
+IMAGE_HELP = "Table column holding image paths."
+AUDIO_HELP = "Table column holding audio paths."
+LABEL_HELP = "Table column holding the labels."
+OVERWRITE_HELP = "Allow writing into a non-empty run directory."
+UNLABELED_HELP = (
+    "Unlabelled data of the same kind as DATA (a folder or table; labels, if any, ignored): "
+    "self-training on confident, class-balanced pseudo-labels, kept only if it scores no lower "
+    "than the labelled-only model."
+)
+TextColumn = Annotated[str | None, typer.Option(help=TEXT_HELP)]
+ImageColumn = Annotated[str | None, typer.Option(help=IMAGE_HELP)]
+AudioColumn = Annotated[str | None, typer.Option(help=AUDIO_HELP)]
+LabelColumn = Annotated[str | None, typer.Option(help=LABEL_HELP)]
+Overwrite = Annotated[bool, typer.Option(help=OVERWRITE_HELP)]
+Unlabeled = Annotated[Path | None, typer.Option(help=UNLABELED_HELP)]
+
+
+TARGET_HELP = (
+    "Unlabelled data of the domain to serve (a folder or table): --adapt aligns the features "
+    "with it; its domain gap and label-free scores are reported."
+)
+VAL_HELP = "Validation data (default: val/ beside train/, else a stratified split)."
+TEST_HELP = "Test data, evaluated once at the end."
+OUT_HELP = "Run directory (default: runs/fit-DATE-TIME)."
+RESUME_HELP = "Finish an interrupted run from its last checkpoint (no DATA)."
+TARGET_TEST_HELP = "Labelled target data: evaluated at the end, never used to choose."
+
+
+class In:
+    """``In[TYPE, PANEL, HELP]``: an optional ``graft fit`` option of ``TYPE`` (None when not
+    given) in the ``--help`` panel ``PANEL``."""
+
+    def __class_getitem__(cls, spec: tuple) -> Any:
+        kind, panel, help_text = spec
+        return Annotated[kind | None, typer.Option(help=help_text, rich_help_panel=panel)]
 
 
 def _default_run_dir(kind: str = "fit") -> Path:
@@ -40,7 +64,7 @@ def _default_run_dir(kind: str = "fit") -> Path:
 
 
 @app.command()
-@config_options(FitConfig)
+@config_options(FitConfig, kinds=True)
 def fit(
     data: Annotated[
         Path | None,
@@ -49,37 +73,18 @@ def fit(
             "(not with --resume)."
         ),
     ] = None,
-    val: Annotated[
-        Path | None,
-        typer.Option(
-            help="Validation data (default: val/ beside train/, else a stratified split)."
-        ),
-    ] = None,
-    test: Annotated[Path | None, typer.Option(help="Test data, evaluated once at the end.")] = None,
-    target_unlabeled: Annotated[
-        Path | None,
-        typer.Option(
-            help="Unlabelled data of the domain to serve (a folder or table): --adapt aligns "
-            "the features with it; its domain gap and label-free scores are reported."
-        ),
-    ] = None,
-    target_test: Annotated[
-        Path | None,
-        typer.Option(help="Labelled target data: evaluated at the end, never used to choose."),
-    ] = None,
-    unlabeled: Unlabeled = None,
-    text_column: TextColumn = None,
-    image_column: ImageColumn = None,
-    label_column: LabelColumn = None,
-    audio_column: AudioColumn = None,
-    out: Annotated[
-        Path | None, typer.Option(help="Run directory (default: runs/fit-DATE-TIME).")
-    ] = None,
-    overwrite: Overwrite = False,
-    resume: Annotated[
-        Path | None,
-        typer.Option(help="Finish an interrupted run from its last checkpoint (no DATA)."),
-    ] = None,
+    val: In[Path, DATA, VAL_HELP] = None,
+    test: In[Path, DATA, TEST_HELP] = None,
+    target_unlabeled: In[Path, ADAPTATION, TARGET_HELP] = None,
+    target_test: In[Path, ADAPTATION, TARGET_TEST_HELP] = None,
+    unlabeled: In[Path, FEW_LABELS, UNLABELED_HELP] = None,
+    text_column: In[str, DATA, TEXT_HELP] = None,
+    image_column: In[str, DATA, IMAGE_HELP] = None,
+    label_column: In[str, DATA, LABEL_HELP] = None,
+    audio_column: In[str, DATA, AUDIO_HELP] = None,
+    out: In[Path, OUTPUT, OUT_HELP] = None,
+    overwrite: Annotated[bool, typer.Option(help=OVERWRITE_HELP, rich_help_panel=OUTPUT)] = False,
+    resume: In[Path, OUTPUT, RESUME_HELP] = None,
     **options: Any,
 ) -> None:
     """Train a new head (and, with fine-tune, the backbone) on DATA and write a run directory."""

@@ -15,6 +15,7 @@ from rich.table import Table
 from graft.cli.app import app, console
 from graft.cli.output import print_predictions, print_task_metrics
 from graft.errors import ConfigError, RunError
+from graft.tasks.capabilities import draw_predictions
 
 Run = Annotated[Path, typer.Argument(help="A run directory written by `graft fit`.")]
 
@@ -136,7 +137,7 @@ def predict(
         records = model.write_predictions(items, out, overlay, **options)
     else:
         records = model.prediction_records(items, top_k, **options)
-    drawn = None if draw is None else model.fitted_task_.draw_predictions(items, records, draw)
+    drawn = None if draw is None else draw_predictions(model.fitted_task_, items, records, draw)
     if as_json:
         for record in records:
             print(json.dumps(record))

@@ -118,6 +118,17 @@ def _split_name(splits: Any, key: str) -> str | None:
     return frame_name(part, spelling) if is_frame(part) else None
 
 
+class UnknownFormatError(DataError):
+    """Data that is neither class folders nor a table; ``path`` is it, ``reason`` says what it
+    is not (a fit's message adds the formats of every other kind of task:
+    :func:`graft.tasks.read_task_data`)."""
+
+    def __init__(self, path: Path, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
 def load_data(
     source: Any,
     *,
@@ -155,8 +166,10 @@ def load_data(
     if path.suffix.lower() in TABLE_SUFFIXES:
         rows, names = read_table(path, label_delimiter=label_delimiter)
         return _from_rows(path, rows, names, columns, label_column, task, label_delimiter)
-    raise DataError(
-        f"{path}: not a folder of class folders nor a table (.csv, .tsv, .jsonl, .parquet)"
+    raise UnknownFormatError(
+        path,
+        "not a folder of class folders (images, texts, audio) nor a table (.csv, .tsv, "
+        ".jsonl, .parquet)",
     )
 
 
@@ -230,9 +243,10 @@ def _class_files(folder: Path) -> list[Path]:
 def _load_class_folders(root: Path) -> LabelledData:
     class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not is_hidden(d))
     if not class_dirs:
-        raise DataError(
-            f"{root}: no class folders found; expected one sub-folder per class "
-            "(or train/ and val/ folders of that shape)"
+        raise UnknownFormatError(
+            root,
+            "no class folders found; expected one sub-folder per class "
+            "(or train/ and val/ folders of that shape)",
         )
     files_by_class = {d.name: _class_files(d) for d in class_dirs}
     modality = _folder_modality([f for files in files_by_class.values() for f in files])

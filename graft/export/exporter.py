@@ -58,6 +58,7 @@ from graft.export.engine import (
     model_hash,
     publish,
 )
+from graft.tasks.capabilities import ExportsItself
 from graft.version import __version__
 
 
@@ -107,9 +108,8 @@ def export_model(
         raise ConfigError("the parity check needs real inputs: give them with --check DATA")
     items = items[:: max(1, len(items) // PARITY_INPUTS)][:PARITY_INPUTS]
     task = model.fitted_task_
-    own = task.export(model, items, out, format)  # a kind that exports itself (detection)
-    if own is not None:
-        return own
+    if isinstance(task, ExportsItself):  # a model that is not one graph (detection)
+        return task.export(model, items, out, format)
     batches = [task.model_inputs(batch) for batch in model.input_batches(items, PARITY_BATCH)]
     names = _input_names(batches[0], model.backbone_.modality)
     module = LogitsModule(model.backbone_, model.head_, names).cpu().eval()

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from graft.fewshot.cross_validation import stratified_folds, summarise_folds
+from graft.tasks.capabilities import SingleLabel
 
 if TYPE_CHECKING:
     from graft.data import LabelledData
@@ -77,12 +78,13 @@ class FewLabels:
     seed: int
 
     @classmethod
-    def for_fit(cls, config: Any, kind: str, train: LabelledData, adapting: bool):
-        """The regime of a fit with ``config`` on ``train`` (a ``kind`` of task) when no
-        validation data was given, or None: for multiclass data below
-        :data:`FEW_LABELS_PER_CLASS` per class, unless the fit adapts to a target domain
-        (whose guard judges on source validation data)."""
-        if kind != "multiclass" or adapting or train.labels is None:
+    def for_fit(cls, config: Any, kind: type, train: LabelledData, adapting: bool):
+        """The regime of a fit with ``config`` on ``train`` (of the task class ``kind``) when
+        no validation data was given, or None: for a kind of one class per input
+        (:class:`~graft.tasks.capabilities.SingleLabel`) below :data:`FEW_LABELS_PER_CLASS`
+        per class, unless the fit adapts to a target domain (whose guard judges on source
+        validation data)."""
+        if not issubclass(kind, SingleLabel) or adapting or train.labels is None:
             return None
         counts = np.bincount(train.labels, minlength=len(train.classes))
         median = float(np.median(counts[counts > 0]))

@@ -42,6 +42,7 @@ from graft.adaptation.self_training import select_pseudo_labels
 from graft.data import LabelledData, load_inputs
 from graft.errors import ConfigError, DataError
 from graft.fewshot.few_labels import LABELLED_ONLY, SEMI_SUPERVISED
+from graft.tasks.capabilities import CachesFeatures, SingleLabel
 from graft.training.phase import Phase
 from graft.training.runner import Snapshot
 from graft.training.sampling import EpochSampler
@@ -100,14 +101,16 @@ class SemiSupervised:
     _states: dict[str, Snapshot] = field(default_factory=dict)
 
     @classmethod
-    def for_fit(cls, config: Any, unlabeled: Any, splits: DataSplits, columns: dict):
-        """The component of a fit with ``config`` given ``unlabeled`` data (None without);
-        ``columns`` name a table's input column, as for the training data."""
+    def for_fit(cls, config: Any, unlabeled: Any, splits: DataSplits, columns: dict, task: Any):
+        """The component of a fit of ``task`` with ``config`` given ``unlabeled`` data (None
+        without); ``columns`` name a table's input column, as for the training data. Refused
+        unless ``task`` has one class per input (:class:`~graft.tasks.capabilities.SingleLabel`)
+        and its head trains on cached features."""
         if unlabeled is None:
             return None
         train = splits.train
         kind = getattr(train, "task", "several tasks")
-        if kind != "multiclass":
+        if not isinstance(task, SingleLabel):
             raise ConfigError(
                 f"--unlabeled trains on pseudo-labels, one class per input; {train.source} "
                 f"holds {kind} labels"
@@ -130,7 +133,7 @@ class SemiSupervised:
         """Self-train the fitted head on the unlabelled data (the runner's backbone fixed);
         the history of its rounds. Both heads are kept for :meth:`decide` and :meth:`use`."""
         task, networks = runner.modules.task, runner.networks
-        if not task.caches_features:
+        if not isinstance(task, CachesFeatures):
             raise ConfigError(f"--unlabeled self-trains a head on cached features; not {task.kind}")
         features = self.features(runner, cache)
         head = networks["head"]

@@ -16,6 +16,7 @@ from graft.backbones.base import Backbone
 from graft.data import LabelledData
 from graft.data.transforms import Collate, InputDataset, mixup_for
 from graft.pretraining.base import num_workers
+from graft.tasks.capabilities import SingleLabel
 from graft.training.module import TransferModule
 from graft.training.phase import Phase
 from graft.training.sampling import seeded_order, worker_options
@@ -43,7 +44,7 @@ def prepare(
     task = task_class(train.task).from_training_data(train, config)
     head = task.new_head(backbone)
     mixup = None
-    if backbone.modality == "image" and task.mixup:
+    if backbone.modality == "image" and isinstance(task, SingleLabel):
         mixup = mixup_for(config.augment, len(train.classes), 0.1)
     module = SupervisedModule(
         head, phase, backbone, weight_decay=config.weight_decay, mixup=mixup, task=task

@@ -29,6 +29,7 @@ from graft.report.html import STYLE, figure, number, pair_table
 from graft.report.html import escape as _e
 from graft.runs.directory import atomic_write, read_json
 from graft.tasks import task_class
+from graft.tasks.capabilities import report_of
 
 REPORT_FILE = "report.html"
 
@@ -61,7 +62,7 @@ def render(run_dir: Path) -> str:
         _curves(history),
     ]
     split = "test" if "test" in metrics else "val"
-    sections += kind.report_sections(
+    sections += report_of(kind).report_sections(
         metrics.get(split, {}), classes, split, summary.get("modality")
     )
     sections.append(_settings(config))
@@ -85,7 +86,7 @@ def _overview(run_dir: Path, config: dict, summary: dict, kind: type) -> str:
         ("backbone", config.get("backbone")),
         ("strategy", settings.get("strategy")),
         ("task", (config.get("task") or {}).get("kind", summary.get("task"))),
-        *kind.overview(config.get("task") or {}),
+        *report_of(kind).overview(config.get("task") or {}),
         ("examples", ", ".join(f"{k} {v}" for k, v in examples.items()) or "n/a"),
         ("data", ", ".join(f"{k}: {v}" for k, v in (config.get("data") or {}).items() if v)),
         ("training time", "n/a" if seconds is None else f"{seconds:.1f} s"),
@@ -153,7 +154,7 @@ def _metrics_table(metrics: dict, kind: type) -> str:
     for split in ("val", "test", "target_test"):
         if split not in metrics:
             continue
-        for name, values in kind.metric_parts(split, metrics[split]):
+        for name, values in report_of(kind).metric_parts(split, metrics[split]):
             shown = {
                 k: v
                 for k, v in values.items()

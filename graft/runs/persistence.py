@@ -28,6 +28,7 @@ from graft.runs.directory import (
 )
 from graft.strategies import STRATEGIES
 from graft.tasks import task_class
+from graft.tasks.capabilities import ExportsItself
 from graft.version import __version__
 
 #: ``auto``: the run's export when it can answer for the run's current weights (see
@@ -151,8 +152,15 @@ def read_record(path: Path) -> dict:
 
 def hyperparameters(record: dict) -> dict:
     """The hyperparameters a run was fitted with (as given; older runs kept only the
-    resolved ones)."""
-    return record.get("params") or record["config"]
+    resolved ones), with the options of its own kind of task only (runs written before each
+    kind declared its options kept every kind's)."""
+    values = record.get("params") or record["config"]
+    return FitConfig.from_dict(values, _kind(record)).to_dict()
+
+
+def _kind(record: dict) -> str:
+    """The kind of task of a run's record (the oldest runs were all multiclass)."""
+    return (record.get("task") or {}).get("kind", "multiclass")
 
 
 def restore_model(model: Any, path: Path, record: dict, engine: str = "torch", export=None):
@@ -161,7 +169,7 @@ def restore_model(model: Any, path: Path, record: dict, engine: str = "torch", e
     model ``graft export`` wrote (``export``, by default ``path/export``), ``"auto"`` with it
     when :func:`choose_engine` says so. ``engine_name_`` and ``export_dir_`` record which."""
     check_engine(engine)
-    resolved = FitConfig.from_dict(record["config"])
+    resolved = FitConfig.from_dict(record["config"], _kind(record))
     task_record = record.get("task") or {"kind": "multiclass"}
     task = task_class(task_record["kind"]).from_record(task_record, read_json(path / "labels.json"))
     folder = Path(export).expanduser() if export is not None else path / "export"
@@ -203,8 +211,9 @@ def _open_engine(model: Any, task: Any, folder: Path, engine: str, run_dir: Path
     """Answer with the export in ``folder`` (a kind's own engine, or the default one)."""
     from graft.export.engine import load_engine
 
-    model.engine_ = task.exported_engine(folder, engine, run_dir)  # a kind's own engine
-    if model.engine_ is None:
+    if isinstance(task, ExportsItself):  # a kind's own engine
+        model.engine_ = task.exported_engine(folder, engine, run_dir)
+    else:
         model.engine_, _ = load_engine(folder, engine, run_dir=run_dir)
     model.engine_name_, model.export_dir_ = engine, folder
 

@@ -24,6 +24,7 @@ from graft.errors import ConfigError, DataError, RunError
 from graft.features import FeatureCache
 from graft.runs.directory import write_json
 from graft.selection import scores
+from graft.tasks.capabilities import Ranks
 
 #: Scores a ranking can be ordered by (all: higher is better).
 RANK_BY = ("logme", "leep", "h_score", "knn_accuracy")
@@ -215,6 +216,8 @@ def rank(
 
     kind = claiming_kind(data)
     if kind is not None:  # a kind with its own scores (detection: object features)
+        if not issubclass(kind, Ranks):
+            raise ConfigError(f"graft rank has no transferability score for {kind.kind} data")
         options = dict(val=val, by=by, seed=seed, val_fraction=val_fraction, batch_size=batch_size)
         return kind.rank(data, models, **options)
     start = time.perf_counter()

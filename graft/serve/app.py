@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
+from graft.serve.auth import BearerAuth
 from graft.serve.batching import MAX_BATCH, QUEUE_LIMIT, MicroBatcher, QueueFull
 from graft.serve.inputs import (
     MAX_UPLOAD_BYTES,
@@ -68,8 +69,10 @@ def create_app(
     top_k: int = 5,
     queue_limit: int = QUEUE_LIMIT,
     timeout: float = TIMEOUT_SECONDS,
+    token: str | None = None,
 ) -> FastAPI:
-    """The FastAPI application serving fitted ``model`` (see :mod:`graft.serve`)."""
+    """The FastAPI application serving fitted ``model`` (see :mod:`graft.serve`); with a
+    ``token``, every route but ``/health`` and ``/`` needs it (:mod:`graft.serve.auth`)."""
     model.fitted_task_.check_servable()
     modality = model.backbone_.modality
     metrics = ServeMetrics(max_batch)
@@ -82,6 +85,8 @@ def create_app(
     uploads = tempfile.TemporaryDirectory(prefix="graft-serve-")
     app = FastAPI(title="graft", lifespan=_lifespan(batcher, uploads, timeout))
     app.state.batcher, app.state.metrics = batcher, metrics
+    if token is not None:  # inside the metrics: a refused request is counted too
+        app.add_middleware(BearerAuth, token=token)
     app.add_middleware(MetricsMiddleware, metrics=metrics, batcher=batcher)
     describe = {
         "model": model.model_,

@@ -148,7 +148,19 @@ function show(answer) {
 }
 async function ask(request) {
   error.textContent = ""; result.textContent = "…";
-  const response = await fetch("predict?top_k=5", request);
+  // an exposed service needs its token: asked once, kept for this tab (sessionStorage)
+  const send = () => {
+    const token = sessionStorage.getItem("graft-token");
+    const headers = Object.assign({}, request.headers || {});
+    if (token) headers["Authorization"] = "Bearer " + token;
+    return fetch("predict?top_k=5", Object.assign({}, request, { headers }));
+  };
+  let response = await send();
+  if (response.status === 401) {
+    const token = window.prompt("This service needs its token (graft serve named its file):");
+    if (token) { sessionStorage.setItem("graft-token", token.trim()); response = await send(); }
+  }
+  if (response.status === 401) sessionStorage.removeItem("graft-token");
   const body = await response.json();
   if (!response.ok) {
     result.textContent = ""; error.textContent = body.error || body.detail; return;

@@ -17,12 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from graft.serve.app import TIMEOUT_SECONDS, create_app
+from graft.serve.auth import service_token
 
 #: The environment variables that hand the run and the options to ``--workers`` processes.
 RUN_VARIABLE = "GRAFT_SERVE_RUN"
 OPTIONS_VARIABLE = "GRAFT_SERVE_OPTIONS"
 #: Seconds beyond the request timeout that shutdown waits for requests in flight.
 GRACE_SECONDS = 5
+#: ``serve(token=BY_HOST)``: a token when the host is not a loopback address
+#: (:func:`graft.serve.auth.service_token`).
+BY_HOST = "by-host"
 
 
 def load_served(run: str | os.PathLike, engine: str = "auto") -> Any:
@@ -40,12 +44,19 @@ def serve(
     engine: str = "auto",
     workers: int = 1,
     model: Any = None,
+    token: str | None = BY_HOST,
     **options: Any,
 ) -> None:
     """Serve the run until interrupted: with ``workers`` processes, each loading the run
-    (``model``: the run already loaded, used when one worker serves); ``options`` as
-    :func:`graft.serve.create_app` takes them."""
+    (``model``: the run already loaded, used when one worker serves); ``token``: the one
+    requests must carry (None: none; :data:`BY_HOST`: one generated unless ``host`` is a
+    loopback address); ``options`` as :func:`graft.serve.create_app` takes them."""
     import uvicorn
+
+    if token == BY_HOST:
+        token, where = service_token(host)
+        print(f"graft serve: {where}", flush=True)
+    options["token"] = token
 
     grace = int(options.get("timeout", TIMEOUT_SECONDS)) + GRACE_SECONDS
     common = {"host": host, "port": port, "log_level": "info", "timeout_graceful_shutdown": grace}

@@ -1,27 +1,34 @@
-"""The task protocol: what a kind of task answers, whatever the rest of graft does with it.
+"""The task protocol: the core that every kind of task implements.
 
 A *task* is what the new head learns on the backbone's features: one class per input
-(:mod:`graft.tasks.classification.multiclass`), any number of labels (:mod:`graft.tasks.classification.multilabel`), a number
-(:mod:`graft.tasks.classification.regression`) or several of these at once (:mod:`graft.tasks.classification.multitask`).
-Everything that depends on the kind of task goes through this one interface, so that the
-estimator, the training module, the run directory, the command line, export, serving and the
-report never ask which kind they hold:
+(:mod:`graft.tasks.classification.multiclass`), any number of labels, a number, several of
+these at once (:mod:`graft.tasks.classification`), objects in images
+(:mod:`graft.tasks.detection`), a class per pixel (:mod:`graft.tasks.segmentation`), a tag per
+word (:mod:`graft.tasks.tagging`). The estimator, the training module, the run directory, the
+command line, export, serving and the report go through :class:`Task` and never ask which
+kind they hold. Its core, which every kind implements:
 
-- **labels**: how the task reads and splits its labelled data (:meth:`Task.read`,
-  :meth:`Task.split`), what it learns from the training labels (:meth:`Task.from_training_data`)
-  and which options it refuses (:meth:`Task.check_options`);
-- **training**: the head's outputs (:meth:`Task.new_head`), the targets as the loss sees them
-  (:meth:`Task.prepare_targets`), the loss, the validation score (:meth:`Task.validation_metrics`)
-  and the Lightning module that trains it (:meth:`Task.training_module`);
-- **answers**: outputs turned into predictions and probabilities, the ranked answers that
-  ``graft predict`` and ``graft serve`` print, decision thresholds tuned after training;
-- **metrics**: the task's metrics, its headline metric (:attr:`Task.headline`), the tables the
-  command line prints and the sections the report draws;
-- **record**: how the task writes itself into a run and reads itself back.
+- **data**: how the kind reads and splits its labelled data (:meth:`Task.read_splits`,
+  :meth:`Task.split`, :meth:`Task.read_labelled`), what it learns from the training labels
+  (:meth:`Task.from_training_data`), which options it refuses (:meth:`Task.check_options`);
+- **model**: its backbone and head (:meth:`Task.build_backbone`, :meth:`Task.new_head`);
+- **training**: the targets as the loss sees them, the loss, the validation score and the
+  Lightning module that trains it (:meth:`Task.training_module`); its datasets and batches
+  (:meth:`Task.dataset`, :meth:`Task.collate`);
+- **answers**: outputs turned into predictions, the records ``graft predict`` prints and the
+  answers ``graft serve`` returns;
+- **metrics**: its metrics, its headline metric (:attr:`Task.headline`), the tables the
+  command line prints;
+- **record**: how it writes itself into a run and reads itself back.
+
+What only some kinds have is a small separate protocol of :mod:`graft.tasks.capabilities`
+(one class per input, cached features, class weights, tuned thresholds, predict options,
+drawn or written answers, an export of its own, report sections, ranking), which a kind lists
+among its bases and the engine asks for by capability, doing its default otherwise.
 
 A fitted task holds its label space (classes, a multi-label model's thresholds, a regression
-target's mean and standard deviation). Adding a kind of task is adding a module with a subclass
-of :class:`Task` and one line in :data:`graft.tasks.TASK_CLASSES`.
+target's mean and standard deviation). A kind is a package of :mod:`graft.tasks` with a
+subclass of :class:`Task`, found by the registry (:mod:`graft.tasks`).
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from graft.errors import ConfigError, DataError
+from graft.tasks.capabilities import CachesFeatures
 
 if TYPE_CHECKING:
     import numpy as np
@@ -108,14 +116,10 @@ class Task(ABC):
     kind: ClassVar[str]
     headline: ClassVar[str]
     split_kind: ClassVar[str] = "random"
-    #: Whether :meth:`tune` adjusts anything (then the fit runs the model on validation data).
-    tunes: bool = False
-    #: Whether images may be mixed (mixup, cutmix: one class per input, soft targets).
-    mixup: ClassVar[bool] = False
-    #: Whether a head-only phase trains on cached backbone features (one vector per input,
-    #: :mod:`graft.features`); a task whose head reads token, pixel or multi-scale features
-    #: trains its head on the frozen backbone instead.
-    caches_features: ClassVar[bool] = True
+    #: The formats of this kind's data, as the message for data of no kind lists them
+    #: (``"CoNLL columns or JSON Lines of tokens and tags or text and spans (tagging)"``);
+    #: empty for a kind that reads another kind's formats.
+    formats: ClassVar[str] = ""
 
     # Labels ------------------------------------------------------------------------------------
 
@@ -125,6 +129,13 @@ class Task(ABC):
         content, so that ``--task auto`` picks this kind. None claims by default: a label column
         or class folders are what is left (:func:`graft.tasks.read_task_data`)."""
         return False
+
+    @classmethod
+    def near_miss(cls, data: Any) -> str | None:
+        """Why ``data``, which this kind does not claim, is nearly its data: one line naming the
+        file and the line (or record) that breaks the format and what was expected; None when
+        it is not nearly this kind's data (the default)."""
+        return None
 
     @classmethod
     def read_splits(cls, data, val, test, columns: dict, config: FitConfig) -> DataSplits:
@@ -216,13 +227,6 @@ class Task(ABC):
         weights): kept with the best phase and saved with the run."""
         return {}
 
-    def class_weights(self, train: Any) -> torch.Tensor:
-        """The loss weights of ``--class-weights auto`` on training data ``train``: inverse
-        class frequency (:func:`graft.training.imbalance.balanced_class_weights`)."""
-        from graft.training.imbalance import balanced_class_weights
-
-        return balanced_class_weights(train.labels, len(self.classes))
-
     def prepare_targets(self, targets: torch.Tensor) -> torch.Tensor:
         """Targets as the loss and the validation score see them (the identity here)."""
         return targets
@@ -259,9 +263,18 @@ class Task(ABC):
 
     # Batches -----------------------------------------------------------------------------------
 
+    @abstractmethod
     def items_of(self, data: Any) -> list:
         """The inputs of ``data`` (labelled data of this kind) in the order of its labels."""
-        return data.items
+
+    @abstractmethod
+    def dataset(self, data: Any, preprocessing: Any, train: bool = False, augment: str = "none"):
+        """A torch Dataset of ``data`` (labelled data, or a list of items without labels)
+        turned into backbone inputs: one item and its label (-1 without) at a time."""
+
+    @abstractmethod
+    def collate(self, preprocessing: Any):
+        """How a list of :meth:`dataset` items becomes a batch (picklable)."""
 
     def read_inputs(self, inputs: list, modality: str, column: str | None = None) -> list:
         """Inputs to predict (files, folders, tables, texts) as the items :meth:`dataset`
@@ -269,23 +282,6 @@ class Task(ABC):
         from graft.data import load_inputs
 
         return load_inputs(inputs, modality, column=column)
-
-    def dataset(self, data: Any, preprocessing: Any, train: bool = False, augment: str = "none"):
-        """A torch Dataset of ``data`` (labelled data, or a list of items without labels)
-        turned into backbone inputs: one item and its label (-1 without) at a time."""
-        from graft.data.transforms import InputDataset
-
-        if isinstance(data, list):
-            return InputDataset(data, None, preprocessing)
-        return InputDataset(
-            self.items_of(data), data.labels, preprocessing, train=train, augment=augment
-        )
-
-    def collate(self, preprocessing: Any):
-        """How a list of :meth:`dataset` items becomes a batch (picklable)."""
-        from graft.data.transforms import Collate
-
-        return Collate(preprocessing)
 
     def train_batches(
         self, data: Any, batch_size: int, seed: int, distributed: bool
@@ -313,10 +309,10 @@ class Task(ABC):
     def head_loaders(self, loaders: Any) -> tuple:
         """The training and validation loaders of a phase that trains the head alone on the
         frozen backbone (``loaders``: the fit's :class:`graft.training.loaders.FitLoaders`):
-        cached features, or raw inputs through the frozen backbone when
-        :attr:`caches_features` is False. A task whose head reads several vectors per input
-        may cache them its own way."""
-        return loaders.features() if self.caches_features else loaders.inputs()
+        cached features for a kind that :class:`~graft.tasks.capabilities.CachesFeatures`,
+        raw inputs through the frozen backbone otherwise. A task whose head reads several
+        vectors per input may cache them its own way."""
+        return loaders.features() if isinstance(self, CachesFeatures) else loaders.inputs()
 
     def join(self, chunks: list) -> Any:
         """Batches of outputs (float32, on the CPU) as one: tensors concatenated along the
@@ -333,32 +329,6 @@ class Task(ABC):
     def answers(self, outputs: torch.Tensor) -> Any:
         """Predictions from the head's outputs (class names, label lists, values)."""
 
-    def configured(self, **options: Any) -> Task:
-        """This task answering with ``graft predict``'s options for some kinds (a detector's
-        ``score_threshold`` and ``draw``); refused for a kind that takes none."""
-        given = [name for name, value in options.items() if value is not None]
-        if given:
-            option = "--" + given[0].replace("_", "-")
-            raise ConfigError(f"{option} is not an option of a {self.kind} model")
-        return self
-
-    def draw_predictions(self, items: list, records: list[dict], folder: Any) -> list:
-        """Draw each input with its answer into ``folder`` (``graft predict --draw``); refused
-        for kinds whose answers are not drawn on the image."""
-        raise ConfigError(f"--draw draws detected objects; a {self.kind} model has none")
-
-    def write_predictions(
-        self, items: list, outputs: Any, folder: Any, overlay: bool = False
-    ) -> list[dict]:
-        """Write each input's answer as files into ``folder`` (``graft predict --out``; with
-        ``overlay``, the input with its answer blended too) and return its
-        :meth:`prediction_records` records naming the files; refused for kinds whose answers
-        are printed, not written as files."""
-        raise ConfigError(
-            f"--out writes answers as files (segmentation masks); a {self.kind} model prints "
-            "its answers (--json keeps them)"
-        )
-
     def probabilities(self, outputs: torch.Tensor) -> np.ndarray:
         """Probabilities from the head's outputs; refused for tasks that predict values."""
         raise ConfigError(f"a {self.kind} model predicts values, not probabilities: predict()")
@@ -374,22 +344,6 @@ class Task(ABC):
     def prediction_text(self, record: dict) -> str | None:
         """How ``graft predict`` shows one :meth:`prediction_records` record in its table
         (None: as classes with their probabilities, or a value)."""
-        return None
-
-    def tune(self, outputs: Any, data: Any) -> None:
-        """Adjust decision rules on validation outputs (multi-label thresholds); nothing here."""
-        return None
-
-    def export(self, model: Any, items: list, out: Any, format: str) -> dict | None:
-        """Write the export of fitted ``model`` to the folder ``out`` (parity checked on
-        ``items``) and return its ``export.json`` record, for a kind whose model is not one
-        graph from inputs to logits (a detector's boxes); None: the default export
-        (:func:`graft.export.exporter.export_model`)."""
-        return None
-
-    def exported_engine(self, folder: Any, format: str, run_dir: Any) -> Any:
-        """The engine that answers with the export in ``folder`` for a kind that exports
-        itself (:meth:`export`); None: the default (:func:`graft.export.engine.load_engine`)."""
         return None
 
     def check_exportable(self) -> None:
@@ -418,28 +372,6 @@ class Task(ABC):
     @abstractmethod
     def metrics_tables(cls, metrics: dict, classes: Any, title: str) -> list[MetricsTable]:
         """Tables of ``metrics`` (one split's) for the command line to print."""
-
-    @classmethod
-    def metric_parts(cls, name: str, metrics: dict) -> list[tuple[str, dict]]:
-        """``(title, metrics)`` of each part of one split's metrics (one, or one per task)."""
-        return [(name, metrics)]
-
-    @classmethod
-    def report_sections(cls, metrics: dict, classes: Any, split: str, modality: str | None) -> list:
-        """HTML sections of the report for one split's metrics (none by default)."""
-        return []
-
-    @classmethod
-    def overview(cls, record: dict) -> list[tuple[str, str]]:
-        """Rows the report's overview adds for this kind (its ``config.json`` ``task``)."""
-        return []
-
-    @classmethod
-    def rank(cls, data: Any, models: list[str], **options: Any) -> Any:
-        """``graft rank`` on data of this kind (:class:`graft.selection.ranking.Ranking`), for
-        a kind that is not a label column's (those rank by :func:`graft.selection.ranking.rank`);
-        ``options``: ``val``, ``by``, ``seed``, ``val_fraction``, ``batch_size``."""
-        raise ConfigError(f"graft rank has no transferability score for {cls.kind} data")
 
     # Record ------------------------------------------------------------------------------------
 

@@ -18,8 +18,10 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import pickle
 import time
 import warnings
+import zipfile
 from pathlib import Path
 
 import lightning as L
@@ -28,7 +30,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
-from graft.errors import ConfigError
+from graft.errors import ConfigError, RunError
 from graft.runs.directory import read_json, write_json
 from graft.training.distributed import EngineOptions
 from graft.training.module import TransferModule
@@ -205,6 +207,8 @@ def run_phase(
         **options.trainer_arguments(distributed_phase=phase.train_backbone),
     )
     last_file = folder / "last.ckpt"
+    if resume and last_file.is_file():
+        read_checkpoint(last_file, mmap=True)  # refused as data before Lightning reads it
     trainer.fit(
         module,
         train_loader,
@@ -224,6 +228,8 @@ def run_phase(
 
 def _load_finished(module: TransferModule, folder: Path, done: Path) -> list[dict]:
     record = read_json(done)
+    if record.get("weights") not in ("best.ckpt", "last.ckpt"):
+        raise RunError(f"{done}: names no checkpoint of its phase ({record.get('weights')!r})")
     _load_weights(module, folder / record["weights"])
     module.cpu().eval()
     return record["history"]
@@ -231,18 +237,40 @@ def _load_finished(module: TransferModule, folder: Path, done: Path) -> list[dic
 
 def _load_weights(module: TransferModule, checkpoint: Path) -> None:
     if checkpoint.is_file():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        state = read_checkpoint(checkpoint)
         module.load_state_dict(state["state_dict"])
 
 
 def _checkpoint_rows(checkpoint: Path, history: EpochHistory) -> list[dict]:
     if not checkpoint.is_file():
         return []
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state = read_checkpoint(checkpoint)
     for key, value in state.get("callbacks", {}).items():
         if key == history.state_key or key.startswith("EpochHistory"):
             return list(value["rows"])
     return []
+
+
+def read_checkpoint(checkpoint: Path, mmap: bool = False) -> dict:
+    """A phase checkpoint's contents, read as data (``weights_only``: tensors, numbers,
+    strings, containers; a pickle naming any other object is never run), or graft's
+    :class:`RunError` naming the file when it is no checkpoint graft wrote."""
+    try:
+        state = torch.load(
+            checkpoint,
+            map_location="cpu",
+            weights_only=True,
+            mmap=mmap and zipfile.is_zipfile(checkpoint),
+        )
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as e:
+        reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise RunError(
+            f"{checkpoint}: not a checkpoint graft wrote, refused without running it ({reason}); "
+            "delete the run's checkpoints folder to train again from the start"
+        ) from None
+    if not isinstance(state, dict):
+        raise RunError(f"{checkpoint}: not a checkpoint graft wrote (it holds no dictionary)")
+    return state
 
 
 def _mark_kept_epoch(rows: list[dict], monitor: str, mode: str) -> None:

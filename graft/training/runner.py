@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from torch import nn
 
+from graft.tasks.capabilities import CachesFeatures
 from graft.training.distributed import EngineOptions, is_global_zero
 from graft.training.engine import run_phase
 from graft.training.phase import Phase
@@ -71,7 +72,7 @@ class ModuleFactory:
 
     def __call__(self, phase: Phase) -> TransferModule:
         phase = self.prepared(phase)
-        through = phase.train_backbone or not self.task.caches_features
+        through = phase.train_backbone or not isinstance(self.task, CachesFeatures)
         backbone = self.backbone if through else None
         mixup = self.mixup if phase.train_backbone else None
         return self.task.training_module(self.head, phase, backbone, mixup=mixup, **self.options)

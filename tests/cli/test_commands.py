@@ -98,3 +98,22 @@ def test_errors_are_one_clear_line_and_exit_code_2(
     assert exit_info.value.code == 2
     error = capsys.readouterr().err
     assert message in " ".join(error.split()) and "Traceback" not in error
+
+
+def test_an_error_with_square_brackets_prints_them(tmp_path, capsys, monkeypatch):
+    """rich reads ``[x, y, w, h]`` as markup: graft's one-line errors print it as written."""
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    coco = tmp_path / "boxes.json"
+    coco.write_text(
+        '{"images": [{"id": 1, "file_name": "a.png", "width": 8, "height": 8}],'
+        ' "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 2]}],'
+        ' "categories": [{"id": 1, "name": "cat"}]}'
+    )
+    monkeypatch.setattr("sys.argv", ["graft", "fit", str(coco), "--out", str(tmp_path / "r")])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2
+    error = " ".join(capsys.readouterr().err.split())
+    assert "[x, y, w, h]" in error and "Traceback" not in error

@@ -45,3 +45,55 @@ def test_boolean_options_can_be_turned_off():
     opts = {p.name: p for p in command("fit").params}
     assert "--no-adapt-guard" in opts["adapt_guard"].secondary_opts
     assert "--no-progress" in opts["progress"].secondary_opts
+
+
+def test_fit_help_groups_its_options_in_panels_a_kind_each():
+    from typer.testing import CliRunner
+
+    result = CliRunner().invoke(app, ["fit", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    titles = ["Data", "Model and strategy", "Training", "Adaptation", "Few labels", "Audio"]
+    titles += ["Detection", "Segmentation", "Output"]
+    places = [result.output.find(f"─ {title} ─") for title in titles]
+    assert -1 not in places, dict(zip(titles, places, strict=True))
+    assert places == sorted(places), "panels in the order of a fit's story, output last"
+    detection = result.output[places[6] : places[7]]
+    assert "--detector" in detection and "--architecture" not in detection
+
+
+def test_every_kind_option_is_offered_in_its_panel_and_given_only_when_named():
+    from graft.config import kind_option_owners
+
+    params = {p.name: p for p in command("fit").params}
+    owners = kind_option_owners()
+    assert {"detector", "architecture", "loss", "binary_masks", "ignore_index"} <= set(owners)
+    for name, (options, kinds) in owners.items():
+        field = next(f for f in dataclasses.fields(options) if f.name == name)
+        param = params[name]
+        assert flag_name(field) in param.opts
+        assert param.rich_help_panel == field.metadata["panel"] is not None
+        assert param.default is None, "a kind's option is not passed unless given"
+        assert all(kind in param.help for kind in kinds)
+
+
+def test_a_fit_on_the_command_line_passes_no_option_of_another_kind(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    import graft.api
+
+    seen = {}
+
+    def fake_fit(data, val, test, **options):
+        seen.update(options)
+        raise graft.errors.GraftError("stop here")
+
+    monkeypatch.setattr(graft.api, "fit", fake_fit)
+    result = CliRunner().invoke(app, ["fit", str(tmp_path), "--loss", "dice"])
+    assert "stop here" in str(result.exception) or "stop here" in result.output
+    assert seen["loss"] == "dice"
+    assert not {"detector", "architecture", "binary_masks", "ignore_index"} & set(seen)
+
+
+def test_every_option_declares_its_help_panel():
+    for field in command_line_fields(FitConfig):
+        assert field.metadata["panel"], field.name

@@ -13,6 +13,7 @@ from graft.data import LabelledData, load_data
 from graft.errors import ConfigError
 from graft.fewshot.few_labels import FEW_LABELS_PER_CLASS, FewLabels
 from graft.strategies import STRATEGIES
+from graft.tasks import task_class
 from graft.training.phase import Phase
 from tests.conftest import SHARED
 
@@ -26,7 +27,7 @@ def labelled(counts: list[int], task: str = "multiclass") -> LabelledData:
 
 def regime(counts, task="multiclass", adapting=False, **options):
     config = FitConfig(**options).validate()
-    return FewLabels.for_fit(config, task, labelled(counts), adapting)
+    return FewLabels.for_fit(config, task_class(task), labelled(counts), adapting)
 
 
 def test_the_regime_applies_below_the_threshold_only():

@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING, Any
 from graft.data.sources import read_one
 from graft.errors import DataError
 from graft.tasks.base import Task, check_companions
+from graft.tasks.classification.inputs import ItemInputs
 
 if TYPE_CHECKING:
     from graft.config import FitConfig
     from graft.data import DataSplits, LabelledData
 
 
-class LabelColumnTask(Task):
+class LabelColumnTask(ItemInputs, Task):
     """A task whose labels come from one label column (or class folders).
 
     Attributes:
@@ -23,6 +24,11 @@ class LabelColumnTask(Task):
             the target's name.
         label_delimiter: what separates a multi-label row's labels (None for the others).
     """
+
+    formats = (
+        "class folders of images, texts or audio (or train/ and val/ folders of them), or a "
+        "table (.csv, .tsv, .jsonl, .parquet) with a label column (classification, regression)"
+    )
 
     def __init__(self, classes: list[str], label_delimiter: str | None = None):
         self._classes = list(classes)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from graft.tasks.base import MetricsTable
+from graft.tasks.capabilities import ClassWeighted, Reported, SingleLabel
 from graft.tasks.classification.label_column import LabelColumnTask
 
 if TYPE_CHECKING:
@@ -22,13 +23,12 @@ if TYPE_CHECKING:
     from graft.data import LabelledData
 
 
-class MulticlassTask(LabelColumnTask):
+class MulticlassTask(SingleLabel, ClassWeighted, Reported, LabelColumnTask):
     """One class per input (see the module docstring)."""
 
     kind = "multiclass"
     headline = "accuracy"
     split_kind = "stratified"
-    mixup = True
 
     @classmethod
     def check_options(cls, config: FitConfig) -> None:
@@ -39,6 +39,12 @@ class MulticlassTask(LabelColumnTask):
         from graft.data import stratified_split
 
         return stratified_split(data, val_fraction, seed)
+
+    def class_weights(self, train: LabelledData) -> torch.Tensor:
+        """Inverse class frequency (:func:`graft.training.imbalance.balanced_class_weights`)."""
+        from graft.training.imbalance import balanced_class_weights
+
+        return balanced_class_weights(train.labels, len(self.classes))
 
     def loss(self, outputs, targets, class_weights=None, label_smoothing=0.0):
         import torch.nn.functional as F

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from graft.tasks.base import MetricsTable
+from graft.tasks.capabilities import Tuned
 from graft.tasks.classification.label_column import LabelColumnTask
 from graft.tasks.classification.multiclass import answer_list, per_class_table, ranked_answers
 
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from graft.data import LabelledData
 
 
-class MultilabelTask(LabelColumnTask):
+class MultilabelTask(Tuned, LabelColumnTask):
     """Several labels per input (see the module docstring).
 
     Attributes:
@@ -32,7 +33,6 @@ class MultilabelTask(LabelColumnTask):
 
     kind = "multilabel"
     headline = "micro_f1"
-    tunes = True
 
     def __init__(
         self,

@@ -20,9 +20,12 @@ import numpy as np
 
 from graft.errors import ConfigError, DataError
 from graft.tasks.base import MetricsTable, Task, check_companions
+from graft.tasks.capabilities import SeveralTasks, Tuned, tunes
+from graft.tasks.classification.inputs import ItemInputs
 from graft.tasks.classification.multiclass import MulticlassTask
 from graft.tasks.classification.multilabel import MultilabelTask
 from graft.tasks.classification.regression import RegressionTask, regression_stats
+from graft.tasks.classification.report import TasksReport
 
 if TYPE_CHECKING:
     from graft.config import FitConfig
@@ -41,7 +44,7 @@ KINDS: dict[str, type] = {
 UNCERTAINTY = "uncertainty"
 
 
-class MultiTask(Task):
+class MultiTask(SeveralTasks, Tuned, TasksReport, ItemInputs, Task):
     """Several tasks on one backbone (see the module docstring).
 
     Attributes:
@@ -243,14 +246,14 @@ class MultiTask(Task):
 
     @property
     def tunes(self) -> bool:
-        return any(task.tunes for task in self.tasks.values())
+        return any(tunes(task) for task in self.tasks.values())
 
     def tune(self, outputs: dict, data: MultiTaskData) -> None:
         """Each multi-label task's thresholds, tuned on the validation rows labelled for it."""
         import torch
 
         for name, task in self.tasks.items():
-            if task.kind == "multilabel":
+            if tunes(task):
                 rows = torch.from_numpy(data.present(name))
                 task.tune(outputs[name][rows], data.task_data(name))
 
@@ -282,32 +285,6 @@ class MultiTask(Task):
     @classmethod
     def metrics_tables(cls, metrics: dict, classes: dict, title: str) -> list[MetricsTable]:
         return []  # the command line prints each task's tables (metric_parts)
-
-    @classmethod
-    def metric_parts(cls, name: str, metrics: dict) -> list[tuple[str, dict]]:
-        return [(f"{name}, task {task}", values) for task, values in metrics.items()]
-
-    @classmethod
-    def overview(cls, record: dict) -> list[tuple[str, str]]:
-        """The tasks and the weights of their losses."""
-        weighting = record.get("weighting", {})
-        weights = weighting.get("weights", {})
-        mode = "learned by uncertainty" if weighting.get("mode") == UNCERTAINTY else "fixed"
-        return [
-            ("tasks", ", ".join(f"{t['name']} ({t['kind']})" for t in record.get("tasks", []))),
-            (f"loss weights ({mode})", ", ".join(f"{k} {v:.4f}" for k, v in weights.items())),
-        ]
-
-    @classmethod
-    def report_sections(cls, metrics: dict, classes: Any, split: str, modality: str | None):
-        """Each classification task's sections, titled with the task."""
-        from graft.tasks.classification.report import classification_sections
-
-        sections = []
-        for name, values in metrics.items():
-            title = f"{split}, task {name}"
-            sections += classification_sections(values, classes[name], title, modality)
-        return sections
 
     # Record ------------------------------------------------------------------------------------
 

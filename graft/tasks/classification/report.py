@@ -7,10 +7,12 @@ from __future__ import annotations
 import base64
 import io
 from pathlib import Path
+from typing import Any
 
 from graft.report.html import escape as _e
 from graft.report.html import figure as _figure
 from graft.report.html import number as _number
+from graft.tasks.capabilities import Reported
 
 THUMBNAIL_PIXELS = 112
 
@@ -140,3 +142,33 @@ def _thumbnail(path: str) -> str:
         return "<div class='muted'>(image no longer readable)</div>"
     encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
     return f'<img alt="" src="data:image/jpeg;base64,{encoded}">'
+
+
+class TasksReport(Reported):
+    """What the report shows of several tasks on one backbone: each task's metrics and
+    classification sections, titled with the task, and the tasks with the weights of their
+    losses (mixed into :class:`graft.tasks.classification.multitask.MultiTask`)."""
+
+    @classmethod
+    def metric_parts(cls, name: str, metrics: dict) -> list[tuple[str, dict]]:
+        return [(f"{name}, task {task}", values) for task, values in metrics.items()]
+
+    @classmethod
+    def overview(cls, record: dict) -> list[tuple[str, str]]:
+        """The tasks and the weights of their losses."""
+        weighting = record.get("weighting", {})
+        weights = weighting.get("weights", {})
+        mode = "learned by uncertainty" if weighting.get("mode") == "uncertainty" else "fixed"
+        return [
+            ("tasks", ", ".join(f"{t['name']} ({t['kind']})" for t in record.get("tasks", []))),
+            (f"loss weights ({mode})", ", ".join(f"{k} {v:.4f}" for k, v in weights.items())),
+        ]
+
+    @classmethod
+    def report_sections(cls, metrics: dict, classes: Any, split: str, modality: str | None):
+        """Each classification task's sections, titled with the task."""
+        sections = []
+        for name, values in metrics.items():
+            title = f"{split}, task {name}"
+            sections += classification_sections(values, classes[name], title, modality)
+        return sections

@@ -60,9 +60,11 @@ def read_splits(data: Any, val: Any, test: Any, columns: dict, kind: str) -> Dat
 
 
 def check_options(config: FitConfig, kind: str, masks: bool) -> None:
-    """Refuse the options a detection fit cannot take (ConfigError naming the option)."""
-    from graft.tasks.detection.detectors import DETECTORS
+    """Refuse the options a detection fit cannot take (ConfigError naming the option; the
+    values of its own are checked by :class:`DetectionOptions`)."""
+    from graft.tasks.detection.options import DetectionOptions
 
+    detector = DetectionOptions.of(config).detector
     refused = {
         "--strategy auto measures pooled features of class labels; choose a strategy "
         "(fine-tune by default)": config.strategy == "auto",
@@ -70,11 +72,8 @@ def check_options(config: FitConfig, kind: str, masks: bool) -> None:
             config.views > 1
         ),
         f"--adapt {config.adapt} aligns pooled features; not with {kind}": (config.adapt != "none"),
-        f"--detector must be one of {', '.join(DETECTORS)}, got {config.detector!r}": (
-            config.detector not in DETECTORS
-        ),
         "instance segmentation trains Mask R-CNN: --detector fasterrcnn": (
-            masks and config.detector != "fasterrcnn"
+            masks and detector != "fasterrcnn"
         ),
         "--image-size must be at least 64 for detection": (
             config.image_size is not None and config.image_size < 64

@@ -10,6 +10,7 @@ or ``data.yaml``'s ``train``/``val``/``test``, VOC ``ImageSets/Main/{train,val,t
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -107,3 +108,48 @@ def detection_format_for_splits(source: str | Path) -> tuple[str, Path]:
         if "train" in coco_split_files(path.resolve()):
             return "coco", path.resolve()
     return detection_format(path)
+
+
+#: What a COCO file is, as messages say it.
+COCO_FILE = "a COCO file is one JSON object with 'images', 'annotations' and 'categories' lists"
+#: Keys whose presence makes a ``.json`` file nearly COCO.
+_COCO_WORDS = ('"bbox"', '"image_id"', '"category_id"', '"file_name"', '"segmentation"')
+
+
+def near_miss(data: object) -> str | None:
+    """Why ``data``, which detection does not claim, is nearly COCO data: a ``.json`` file (or
+    one in the folder ``data`` or its ``annotations/``) that holds COCO's keys but is not one
+    JSON object with COCO's lists, with the line or the list it lacks; None otherwise."""
+    if not isinstance(data, str | Path):
+        return None
+    path = Path(data).expanduser()
+    if path.is_file():
+        files = [path] if path.suffix.lower() == ".json" else []
+    else:
+        folders = [path, path / "annotations"]
+        files = [f for where in folders if where.is_dir() for f in sorted(where.glob("*.json"))]
+    for file in files:
+        reason = _json_near_miss(file)
+        if reason:
+            return reason
+    return None
+
+
+def _json_near_miss(file: Path) -> str | None:
+    try:
+        text = file.read_text(encoding="utf-8-sig", errors="replace")
+    except OSError:
+        return None
+    if not any(word in text[:65536] for word in _COCO_WORDS):
+        return None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as error:
+        return f"{file}, line {error.lineno}, column {error.colno}: not valid JSON ({error.msg})"
+    if not isinstance(doc, dict):
+        return f"{file}, line 1: a JSON {type(doc).__name__}, not an object; {COCO_FILE}"
+    lacking = [key for key in ("images", "annotations") if not isinstance(doc.get(key), list)]
+    if not lacking:
+        return None
+    keys = ", ".join(map(repr, doc)) or "none"
+    return f"{file}: no {' or '.join(map(repr, lacking))} list (its keys: {keys}); {COCO_FILE}"

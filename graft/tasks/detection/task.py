@@ -29,6 +29,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from graft.errors import ConfigError
 from graft.tasks.base import MetricsTable, Task, check_classes
 from graft.tasks.detection import data as parts
+from graft.tasks.detection.capabilities import DetectionCapabilities
+from graft.tasks.detection.options import DetectionOptions
+from graft.tasks.detection.sizes import MIN_SIZE, Sizes, detection_backbone
 
 if TYPE_CHECKING:
     from graft.config import FitConfig
@@ -38,15 +41,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("graft")
 
-#: The feature maps a graft backbone gives the feature pyramid: its last three levels
-#: (strides 8, 16 and 32 for EfficientNet and ResNet).
-LEVELS = (-3, -2, -1)
-#: The shorter image side at inference when ``--image-size`` is not given, and the longer
-#: side's limit as a multiple of it (torchvision's 800 and 1333).
-MIN_SIZE = 512
-MAX_SIDE_RATIO = 1333 / 800
-#: Multi-scale training draws the shorter side from this range around the inference size.
-TRAIN_SCALES = (0.8, 1.2)
 #: The score from which a detection is an answer (``graft predict``, ``graft serve``).
 SCORE_THRESHOLD = 0.5
 #: What replaces the classification defaults of these options for detection (a value left at
@@ -54,23 +48,7 @@ SCORE_THRESHOLD = 0.5
 DEFAULTS = {"batch_size": 4, "lr": 1e-3, "head_epochs": 4, "epochs": 8}
 
 
-@dataclasses.dataclass(frozen=True)
-class Sizes:
-    """The image sizes of a detection model: inference shorter side and longer-side limit,
-    and the shorter sides multi-scale training draws from."""
-
-    min_size: int
-    max_size: int
-    train_sizes: tuple[int, ...]
-
-    @classmethod
-    def around(cls, min_size: int) -> Sizes:
-        low, high = (round(min_size * s / 32) * 32 for s in TRAIN_SCALES)
-        train = tuple(range(max(32, low), high + 1, 32))
-        return cls(min_size, round(min_size * MAX_SIDE_RATIO), train or (min_size,))
-
-
-class DetectionTask(Task):
+class DetectionTask(DetectionCapabilities, Task):
     """Boxes of the objects of each image (see the module docstring).
 
     Attributes:
@@ -82,7 +60,7 @@ class DetectionTask(Task):
     kind = "detection"
     headline = "map"
     split_kind = "random split of images"
-    caches_features: ClassVar[bool] = False
+    formats = "COCO JSON, a VOC folder or a YOLO folder (detection)"
     #: Whether the model also predicts each object's mask (Mask R-CNN).
     masks: ClassVar[bool] = False
 
@@ -104,6 +82,12 @@ class DetectionTask(Task):
     def claims(cls, data: Any) -> bool:
         """COCO JSON with boxes, a VOC folder or a YOLO layout (or detection data in memory)."""
         return parts.holds_detection_data(data)
+
+    @classmethod
+    def near_miss(cls, data: Any) -> str | None:
+        from graft.tasks.detection.read import near_miss
+
+        return near_miss(data)
 
     @classmethod
     def read_splits(cls, data, val, test, columns: dict, config: FitConfig) -> DataSplits:
@@ -158,7 +142,7 @@ class DetectionTask(Task):
     def from_training_data(cls, train: DetectionData, config: FitConfig) -> DetectionTask:
         from graft.tasks.detection.torchvision_models import family, is_torchvision_spec
 
-        detector = config.detector
+        detector = DetectionOptions.of(config).detector
         spec = (config.model or "").removeprefix("scratch:")
         if is_torchvision_spec(spec):
             kind = family(spec.removeprefix("torchvision:"))
@@ -317,19 +301,6 @@ class DetectionTask(Task):
 
     # Answers -----------------------------------------------------------------------------------
 
-    def configured(self, **options: Any) -> DetectionTask:
-        """This task answering with ``score_threshold`` (and drawing with ``draw``)."""
-        threshold = options.pop("score_threshold", None)
-        options.pop("draw", None)
-        super().configured(**options)
-        if threshold is None:
-            return self
-        if not 0.0 <= threshold <= 1.0:
-            raise ConfigError(f"--score-threshold must be between 0 and 1, got {threshold}")
-        copy = self.__class__.__new__(self.__class__)
-        copy.__dict__.update(self.__dict__, score_threshold=float(threshold))
-        return copy
-
     def answers(self, outputs: list[dict]) -> list[list[dict]]:
         """Each image's detections at or above the score threshold, best first: ``label``,
         ``score``, ``box`` (x1, y1, x2, y2 in the original image's pixels) and ``mask``."""
@@ -342,36 +313,6 @@ class DetectionTask(Task):
 
     def served_answers(self, outputs: list[dict], top_k: int) -> list[dict]:
         return [{"detections": answer} for answer in self.answers(outputs)]
-
-    def prediction_text(self, record: dict) -> str:
-        """``person 0.98 [12, 30, 140, 380]; ...`` (or ``-`` without detections)."""
-        boxes = (
-            f"{a['label']} {a['score']:.2f} [{', '.join(f'{v:.0f}' for v in a['box'])}]"
-            for a in record["predictions"]
-        )
-        return "; ".join(boxes) or "-"
-
-    def probabilities(self, outputs: Any):
-        raise ConfigError(f"a {self.kind} model predicts boxes with scores: use predict()")
-
-    def draw_predictions(self, items: list[str], records: list[dict], folder: Path) -> list[Path]:
-        from graft.tasks.detection.report import draw_records
-
-        return draw_records(items, records, Path(folder), self.classes)
-
-    def export(self, model: Any, items: list, out: Any, format: str) -> dict:
-        """ONNX from an image to its detections, parity checked on boxes and scores
-        (:mod:`graft.tasks.detection.export`)."""
-        from graft.tasks.detection.export import export_detection
-
-        return export_detection(model, items, Path(out), format)
-
-    def exported_engine(self, folder: Any, format: str, run_dir: Any) -> Any:
-        from graft.tasks.detection.export import detection_engine
-
-        if format != "onnx":
-            raise ConfigError(f"a {self.kind} model exports to ONNX only: --engine onnx")
-        return detection_engine(Path(folder), run_dir, self.masks)
 
     # Metrics -----------------------------------------------------------------------------------
 
@@ -388,44 +329,6 @@ class DetectionTask(Task):
         from graft.tasks.detection.answers import metrics_tables
 
         return metrics_tables(metrics, classes, title, cls.masks)
-
-    @classmethod
-    def report_sections(cls, metrics: dict, classes: Any, split: str, modality: str | None):
-        from graft.tasks.detection.report import detection_sections
-
-        return detection_sections(metrics, classes, split)
-
-    @classmethod
-    def overview(cls, record: dict) -> list[tuple[str, str]]:
-        sizes = f"shorter side {record.get('min_size')}, longer at most {record.get('max_size')}"
-        return [
-            ("detector", str(record.get("detector"))),
-            ("image size", sizes),
-            ("training sizes", ", ".join(map(str, record.get("train_sizes", [])))),
-        ]
-
-    @classmethod
-    def rank(cls, data: Any, models: list[str], **options: Any) -> Any:
-        """``graft rank`` for detection data: the object features of each frozen backbone
-        (:mod:`graft.tasks.detection.ranking`). ``options``: ``val``, ``by``, ``seed``,
-        ``val_fraction``, ``image_size``."""
-        from graft.tasks.detection import read_detection
-        from graft.tasks.detection.ranking import rank_detection
-
-        splits = parts.read_splits(data, None, None, {}, cls.kind)
-        train, val, seed = splits.train, options.get("val"), options.get("seed", 0)
-        if val is not None and not hasattr(val, "targets"):
-            val = read_detection(val, classes=train.classes)
-        val = val if val is not None else splits.val
-        if val is None:
-            train_idx, val_idx = cls.split(train, options.get("val_fraction", 0.2), seed)
-            train, val = train.subset(train_idx), train.subset(val_idx)
-        sizes = Sizes.around(options.get("image_size") or MIN_SIZE)
-        by = options.get("by", "logme")
-        limits = (sizes.min_size, sizes.max_size)
-        return rank_detection(
-            train, val, models, detection_backbone, by=by, seed=seed, sizes=limits
-        )
 
     # Record ------------------------------------------------------------------------------------
 
@@ -463,28 +366,3 @@ class InstanceSegmentationTask(DetectionTask):
     @classmethod
     def claims(cls, data: Any) -> bool:
         return False  # asked for by name: annotations with masks are detection data too
-
-
-def detection_backbone(spec: str, pretrained: bool = True) -> Any:
-    """The backbone of a detection model string: a torchvision detector's body
-    (``torchvision:NAME``), or the multi-scale view of any graft image backbone; ``scratch:``
-    either of them with seeded random weights."""
-    import torch
-
-    from graft.backbones.features_only import features_only
-    from graft.backbones.registry import SCRATCH_PREFIX, SCRATCH_SEED
-    from graft.tasks.detection.torchvision_models import (
-        create_torchvision_detector,
-        is_torchvision_spec,
-    )
-
-    inner = spec.removeprefix(SCRATCH_PREFIX)
-    if not is_torchvision_spec(inner):
-        return features_only(spec, pretrained, LEVELS)
-    if inner == spec:
-        return create_torchvision_detector(spec, pretrained)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(SCRATCH_SEED)
-        backbone = create_torchvision_detector(inner, pretrained=False)
-    backbone.spec = spec
-    return backbone

@@ -122,3 +122,33 @@ def overview(record: dict) -> list[tuple[str, str]]:
         ("images", f"at {seen}; training crops {record.get('crop')} px"),
         ("prediction tiles", f"{record.get('tile')} px, overlap {record.get('overlap')} px"),
     ]
+
+
+class MaskAnswers:
+    """A segmentation model's answers from its outputs (each image's logits and size): mixed
+    into :class:`graft.tasks.segmentation.task.SegmentationTask` (which gives ``classes`` and
+    ``colors``)."""
+
+    @property
+    def palette(self) -> list:
+        from graft.tasks.segmentation.masks import palette
+
+        return palette(len(self.classes), self.colors)
+
+    def answers(self, outputs: list) -> list[np.ndarray]:
+        """Each image's mask ``[H, W]`` of class indices, at its own size."""
+        return list(masks_of(outputs))
+
+    def probabilities(self, outputs: list) -> list[np.ndarray]:
+        """Each image's class probabilities ``[classes, H, W]``, at its own size."""
+        return [probabilities_of(output) for output in outputs]
+
+    def prediction_records(self, outputs: list, top_k: int) -> list[dict]:
+        return [record_of(m, self.classes) for m in masks_of(outputs)]
+
+    def served_answers(self, outputs: list, top_k: int) -> list[dict]:
+        shades = self.palette
+        return [served(m, self.classes, shades) for m in masks_of(outputs)]
+
+    def prediction_text(self, record: dict) -> str:
+        return prediction_text(record)

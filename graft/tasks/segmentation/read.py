@@ -653,3 +653,26 @@ def _read_coco(
         binary=binary,
         sizes=detection.sizes(),
     )
+
+
+def near_miss(data: object) -> str | None:
+    """Why ``data``, which segmentation does not claim, is nearly a segmentation folder: an
+    image folder beside a mask folder that holds no image (itself, or in a split folder);
+    None otherwise."""
+    if not isinstance(data, str | Path) or not Path(data).is_dir():
+        return None
+    root = Path(data)
+    children = _subfolders(root)
+    splits = [children[n] for names in SPLITS.values() for n in names if n in children]
+    for folder in (root, *splits):
+        found = _subfolders(folder)
+        images = next((found[n] for n in IMAGE_FOLDERS if n in found), None)
+        masks = next((found[n] for n in MASK_FOLDERS if n in found), None)
+        if images is None or masks is None or _holds_images(masks) or not _holds_images(images):
+            continue
+        return (
+            f"{masks}: no mask image for the images of {images.name}/; a mask is an image of "
+            f"class indices (or colours) named as its image ({images.name}/a.jpg -> "
+            f"{masks.name}/a.png)"
+        )
+    return None

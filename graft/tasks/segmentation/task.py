@@ -35,7 +35,7 @@ import dataclasses
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -48,6 +48,10 @@ from graft.tasks.base import (
     check_same_classes,
 )
 from graft.tasks.segmentation import answers as answering
+from graft.tasks.segmentation.answers import MaskAnswers
+from graft.tasks.segmentation.capabilities import SegmentationCapabilities
+from graft.tasks.segmentation.inference import TiledInference, black
+from graft.tasks.segmentation.options import SegmentationOptions
 
 if TYPE_CHECKING:
     from graft.config import FitConfig
@@ -79,7 +83,7 @@ TILE_RATIO = 2
 PATIENCE = 3
 
 
-class SegmentationTask(Task):
+class SegmentationTask(SegmentationCapabilities, MaskAnswers, TiledInference, Task):
     """A class for every pixel (see the module docstring).
 
     Attributes:
@@ -95,7 +99,7 @@ class SegmentationTask(Task):
     kind = "segmentation"
     headline = "mean_iou"
     split_kind = "random split of images"
-    caches_features: ClassVar[bool] = False
+    formats = "a folder of images beside a folder of masks (segmentation)"
 
     def __init__(
         self,
@@ -136,6 +140,12 @@ class SegmentationTask(Task):
         return find_pair(path) is not None or bool(find_split_pairs(path))
 
     @classmethod
+    def near_miss(cls, data: Any) -> str | None:
+        from graft.tasks.segmentation.read import near_miss
+
+        return near_miss(data)
+
+    @classmethod
     def read_splits(cls, data, val, test, columns: dict, config: FitConfig) -> DataSplits:
         """The training data (and its validation and test splits when the layout has them),
         and ``val``/``test`` read with the training data's classes."""
@@ -145,7 +155,8 @@ class SegmentationTask(Task):
         given = [f"--{k.replace('_', '-')}" for k, v in columns.items() if v is not None]
         if given:
             raise ConfigError(f"{', '.join(given)} name table columns; {cls.kind} data has none")
-        options = dict(binary=config.binary_masks, ignore_index=config.ignore_index)
+        own = SegmentationOptions.of(config)
+        options = dict(binary=own.binary_masks, ignore_index=own.ignore_index)
         if isinstance(data, SegmentationData):
             train, found_val, found_test = data, None, None
         else:
@@ -192,13 +203,14 @@ class SegmentationTask(Task):
     def from_training_data(cls, train: SegmentationData, config: FitConfig) -> SegmentationTask:
         from graft.tasks.segmentation.batches import class_pixels
 
+        options = SegmentationOptions.of(config)
         scale = working_scale(
             train, config.image_size or DEFAULTS["image_size"], train.ignore_index
         )
         return cls(
             list(train.classes),
-            config.architecture,
-            config.loss,
+            options.architecture,
+            options.loss,
             scale,
             binary=train.binary,
             colors=train.colors,
@@ -242,7 +254,7 @@ class SegmentationTask(Task):
         backbone.preprocessing = dataclasses.replace(
             backbone.preprocessing, input_size=(size, size)
         )
-        return dilate(backbone, OUTPUT_STRIDES.get(config.architecture, 32))
+        return dilate(backbone, OUTPUT_STRIDES.get(SegmentationOptions.of(config).architecture, 32))
 
     @classmethod
     def restore_backbone(cls, spec: str, pretrained: bool) -> Any:
@@ -268,10 +280,6 @@ class SegmentationTask(Task):
         from graft.tasks.segmentation.module import segmentation_loss
 
         return segmentation_loss(outputs, targets, self.loss_kind, self.ignore_index, class_weights)
-
-    def class_weights(self, train: Any):
-        """Median frequency balancing of the training pixels (:func:`median_frequency`)."""
-        return median_frequency(self.class_pixels, len(self.classes))
 
     def score_metric(self):
         from graft.tasks.segmentation.metrics import MeanIoU
@@ -327,79 +335,7 @@ class SegmentationTask(Task):
 
         return SegmentationCollate(self.ignore_index)
 
-    def infer(self, backbone: Any, head: Any, inputs: Any) -> list:
-        """Each image's logits at the working scale (whole, or by blended tiles when larger
-        than a tile) and its original size."""
-        fill = black(backbone.preprocessing)
-        run = self._tiled
-        return run(lambda pixels: head(backbone(pixels)), inputs, pad_small=False, fill=fill)
-
-    def infer_exported(self, engine: Any, inputs: Any) -> list:
-        """As :meth:`infer`, with an exported model (which takes tiles of one size)."""
-        return self._tiled(engine, inputs, pad_small=True, fill=self._fill)
-
-    def _tiled(self, logits_of: Any, inputs: Any, pad_small: bool, fill: Any) -> list:
-        import torch
-
-        from graft.tasks.segmentation.tiling import predict_tiled
-
-        tile, overlap = self.scale.tile, self.scale.overlap
-        return [
-            (
-                predict_tiled(logits_of, image, tile, overlap, pad_small=pad_small, fill=fill),
-                torch.tensor(size),
-            )
-            for image, size in zip(inputs.images, inputs.sizes, strict=True)
-        ]
-
-    def model_inputs(self, batch: Any) -> Any:
-        """The tiles an exported model runs for a batch of images: ``[n, 3, tile, tile]``."""
-        import torch
-
-        from graft.tasks.segmentation.tiling import tiles_of
-
-        tile, overlap = self.scale.tile, self.scale.overlap
-        return torch.cat([tiles_of(i, tile, overlap, self._fill) for i in batch.images])
-
-    def join(self, chunks: list) -> list:
-        return [output for chunk in chunks for output in chunk]
-
     # Answers -----------------------------------------------------------------------------------
-
-    @property
-    def palette(self) -> list:
-        from graft.tasks.segmentation.masks import palette
-
-        return palette(len(self.classes), self.colors)
-
-    def answers(self, outputs: list) -> list[np.ndarray]:
-        """Each image's mask ``[H, W]`` of class indices, at its own size."""
-        return list(answering.masks_of(outputs))
-
-    def probabilities(self, outputs: list) -> list[np.ndarray]:
-        """Each image's class probabilities ``[classes, H, W]``, at its own size."""
-        return [answering.probabilities_of(output) for output in outputs]
-
-    def prediction_records(self, outputs: list, top_k: int) -> list[dict]:
-        return [answering.record_of(m, self.classes) for m in answering.masks_of(outputs)]
-
-    def served_answers(self, outputs: list, top_k: int) -> list[dict]:
-        shades = self.palette
-        return [answering.served(m, self.classes, shades) for m in answering.masks_of(outputs)]
-
-    def prediction_text(self, record: dict) -> str:
-        return answering.prediction_text(record)
-
-    def write_predictions(self, items: list, outputs: list, folder: Any, overlay: bool = False):
-        """Each image's mask as a palette PNG in ``folder`` (and its overlay)."""
-        from graft.tasks.segmentation.report import write_masks
-
-        masks = self.answers(outputs)
-        written = write_masks(items, masks, Path(folder), self.palette, overlay)
-        return [
-            {**answering.record_of(mask, self.classes), **files}
-            for mask, files in zip(masks, written, strict=True)
-        ]
 
     # Metrics -----------------------------------------------------------------------------------
 
@@ -422,16 +358,6 @@ class SegmentationTask(Task):
     @classmethod
     def metrics_tables(cls, metrics: dict, classes: Any, title: str) -> list[MetricsTable]:
         return answering.metrics_tables(metrics, classes, title)
-
-    @classmethod
-    def report_sections(cls, metrics: dict, classes: Any, split: str, modality: str | None):
-        from graft.tasks.segmentation.report import segmentation_sections
-
-        return segmentation_sections(metrics, list(classes), split)
-
-    @classmethod
-    def overview(cls, record: dict) -> list[tuple[str, str]]:
-        return answering.overview(record)
 
     # Record ------------------------------------------------------------------------------------
 
@@ -518,10 +444,9 @@ def dataset_images(value: Any) -> list[str] | None:
 
 
 def refusals(config: FitConfig, kind: str) -> dict[str, bool]:
-    """The options segmentation refuses, each message with whether ``config`` gives it."""
-    from graft.tasks.segmentation.decoders import ARCHITECTURES
-    from graft.tasks.segmentation.module import LOSSES
-
+    """The options segmentation refuses, each message with whether ``config`` gives it (its
+    own options' values are checked by :class:`SegmentationOptions`)."""
+    architecture = SegmentationOptions.of(config).architecture
     return {
         "--strategy auto measures pooled features of class labels; choose a strategy "
         "(fine-tune by default)": config.strategy == "auto",
@@ -531,20 +456,12 @@ def refusals(config: FitConfig, kind: str) -> dict[str, bool]:
             config.views > 1
         ),
         f"--adapt {config.adapt} aligns pooled features; not with {kind}": (config.adapt != "none"),
-        f"--architecture must be one of {', '.join(ARCHITECTURES)}, got "
-        f"{config.architecture!r}": config.architecture not in ARCHITECTURES,
-        f"--loss must be one of {', '.join(LOSSES)}, got {config.loss!r}": (
-            config.loss not in LOSSES
-        ),
         "--image-size must be a multiple of 32 (at least 64) for segmentation: encoders "
         "halve it five times": config.image_size is not None
         and (config.image_size % 32 or config.image_size < 64),
-        f"--ignore-index must be between 0 and 65535, got {config.ignore_index}": not (
-            0 <= config.ignore_index <= 65535
-        ),
         "--strategy lora with --architecture deeplabv3plus: the dilated encoder is rebuilt "
         "after the adapters would be injected; choose another": (
-            config.strategy == "lora" and config.architecture == "deeplabv3plus"
+            config.strategy == "lora" and architecture == "deeplabv3plus"
         ),
     }
 
@@ -564,21 +481,6 @@ def data_summary(splits: DataSplits, kind: str, pixels: dict[str, int]) -> dict:
     }
 
 
-def median_frequency(pixels: list[int], count: int):
-    """Class weights by median frequency balancing (Eigen and Fergus 2015): ``median(f) /
-    f_c`` for the frequency ``f_c`` of each class among the training pixels (1 for a class
-    with none)."""
-    import torch
-
-    counts = np.asarray(pixels, dtype=np.float64)
-    weights = np.ones(count)
-    present = counts > 0
-    if present.any():
-        frequency = counts[present] / counts.sum()
-        weights[present] = np.median(frequency) / frequency
-    return torch.tensor(weights, dtype=torch.float32)
-
-
 def with_defaults(config: FitConfig, kind: str) -> FitConfig:
     """``config`` with :data:`DEFAULTS` for the options it leaves at the generic defaults."""
     from graft.config import FitConfig
@@ -588,9 +490,3 @@ def with_defaults(config: FitConfig, kind: str) -> FitConfig:
     if chosen:
         log.info("%s defaults: %s", kind, ", ".join(f"{k}={v}" for k, v in chosen.items()))
     return config.resolved(**chosen)
-
-
-def black(preprocessing: Any) -> list[float]:
-    """Black after normalising, per channel: how images are padded (as training crops and
-    validation images are, before normalising)."""
-    return [-m / d for m, d in zip(preprocessing.mean, preprocessing.std, strict=True)]

@@ -15,6 +15,8 @@ from graft.errors import ConfigError, DataError
 from graft.tasks.tagging.sentences import RawSentences
 
 DOCSTART = "-DOCSTART-"
+#: What a line of a column file is, as messages say it.
+CONLL_LINE = "a CoNLL line is 'WORD ... TAG' (or blank between sentences)"
 
 
 def read_columns(path: Path, text: str, label_column: int | None = None) -> RawSentences:
@@ -32,6 +34,8 @@ def read_columns(path: Path, text: str, label_column: int | None = None) -> RawS
         if not width:
             width, label = len(fields), _label_index(path, number, len(fields), label_column)
             first = number
+        elif len(fields) == 1 and label_column is None:
+            raise DataError(f"{path}, line {number}: {fields[0]!r} has no tag; {CONLL_LINE}")
         elif len(fields) != width:
             raise DataError(
                 f"{path}, line {number}: {_columns(len(fields))} where the file's first token "

@@ -23,12 +23,11 @@ import logging
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from graft.errors import ConfigError, DataError
-from graft.tasks.base import MetricsTable, Task, check_companions
+from graft.tasks.base import Task, check_companions
 from graft.tasks.tagging import TaggedSentences
+from graft.tasks.tagging.capabilities import TaggingCapabilities
 
 if TYPE_CHECKING:
-    import torch
-
     from graft.config import FitConfig
     from graft.data import DataSplits
 
@@ -76,7 +75,7 @@ class TaggingData(TaggedSentences):
         return dict(sorted(counts.items()))
 
 
-class TaggingTask(Task):
+class TaggingTask(TaggingCapabilities, Task):
     """One IOB2 tag per word (see the module docstring).
 
     Attributes:
@@ -86,7 +85,7 @@ class TaggingTask(Task):
 
     kind = "tagging"
     headline = "f1"
-    caches_features = False
+    formats = "CoNLL columns, or JSON Lines of tokens and tags or of text and spans (tagging)"
 
     def __init__(self, entity_types: list[str], scheme: str = "IOB2"):
         self.entity_types = list(entity_types)
@@ -101,6 +100,12 @@ class TaggingTask(Task):
         from graft.tasks.tagging.detect import holds_tagged_data
 
         return isinstance(data, TaggedSentences) or holds_tagged_data(data)
+
+    @classmethod
+    def near_miss(cls, data: Any) -> str | None:
+        from graft.tasks.tagging.detect import near_miss
+
+        return near_miss(data)
 
     @classmethod
     def read_splits(cls, data, val, test, columns: dict, config: FitConfig) -> DataSplits:
@@ -220,16 +225,6 @@ class TaggingTask(Task):
 
         return ClassificationHead(backbone.feature_dim, len(self._tags), dropout)
 
-    def class_weights(self, train: TaggingData) -> torch.Tensor:
-        """Inverse tag frequency over the training words (``O`` is most of them), square-
-        rooted: the full inverse would weigh a rare ``I-`` tag hundreds of times an ``O``."""
-        import numpy as np
-
-        from graft.training.imbalance import balanced_class_weights
-
-        ids = np.array([self._index[tag] for tags in train.tags for tag in tags])
-        return balanced_class_weights(ids, len(self._tags)).sqrt()
-
     def loss(self, outputs, targets, class_weights=None, label_smoothing=0.0):
         import torch.nn.functional as F
 
@@ -326,27 +321,8 @@ class TaggingTask(Task):
 
         return answers(outputs, self._tags)
 
-    def probabilities(self, outputs):
-        raise ConfigError("a tagging model predicts entities, not class probabilities: predict()")
-
     def prediction_records(self, outputs: dict, top_k: int) -> list[dict]:
         return [{"entities": found} for found in self.answers(outputs)]
-
-    def served_answers(self, outputs: dict, top_k: int) -> list[dict]:
-        from graft.tasks.tagging.batches import text_of
-
-        texts = [text_of(row) for row in outputs["characters"]]
-        return [
-            {"text": text, "entities": found}
-            for text, found in zip(texts, self.answers(outputs), strict=True)
-        ]
-
-    def prediction_text(self, record: dict) -> str:
-        shown = [
-            f"{e['text']} {e['label']} [{e['start']}:{e['end']}] {e['score']:.3f}"
-            for e in record["entities"]
-        ]
-        return "\n".join(shown) or "-"
 
     # Metrics -----------------------------------------------------------------------------------
 
@@ -363,28 +339,6 @@ class TaggingTask(Task):
 
     def describe(self) -> str:
         return f"{len(self.entity_types)} entity types ({', '.join(self.entity_types)})"
-
-    @classmethod
-    def metrics_tables(cls, metrics: dict, classes: Any, title: str) -> list[MetricsTable]:
-        from graft.tasks.tagging.report import confusion_table, per_type_table
-
-        tables = [per_type_table(metrics, title)]
-        if metrics.get("type_confusion", {}).get("correct"):
-            tables.append(confusion_table(metrics["type_confusion"], title))
-        return tables
-
-    @classmethod
-    def report_sections(cls, metrics: dict, classes: Any, split: str, modality: str | None):
-        from graft.tasks.tagging.report import tagging_sections
-
-        return tagging_sections(metrics, split)
-
-    @classmethod
-    def overview(cls, record: dict) -> list[tuple[str, str]]:
-        return [
-            ("entity types", ", ".join(record.get("entity_types", []))),
-            ("tag scheme of the training data", record.get("scheme", "IOB2")),
-        ]
 
     # Record ------------------------------------------------------------------------------------
 

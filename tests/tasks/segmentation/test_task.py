@@ -308,7 +308,7 @@ def test_the_loss_leaves_the_ignore_index_out():
 
 
 def test_class_weights_balance_median_frequency():
-    from graft.tasks.segmentation.task import median_frequency
+    from graft.tasks.segmentation.capabilities import median_frequency
 
     weights = median_frequency([900, 100, 0], 3)
     assert weights.tolist() == pytest.approx([0.5 / 0.9, 0.5 / 0.1, 1.0])

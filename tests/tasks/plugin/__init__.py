@@ -1,0 +1,1 @@
+"""A kind of task from outside graft, registered through the ``graft.tasks`` entry points."""
