@@ -11,7 +11,8 @@
 Data: ``../shared/datasets/pennfudan`` (``annotations_train.json``: 120 images, 292 people;
 ``annotations_val.json``: 50 images, 131 people), the seed-0 split shipped with the data.
 Backbone: EfficientNet-Lite0 with its offline ImageNet weights. Every row runs in a process of
-its own (seed 0) and is scored the same way, by :func:`graft.tasks.detection.metrics.detection_metrics`
+its own (seed 0) and is scored the same way, by
+:func:`graft.tasks.detection.metrics.detection_metrics`
 (torchmetrics' COCO mAP on pycocotools) on the 50 validation images:
 
 - ``feature-extract``, ``fine-tune`` (graft's default), ``full``, ``partial``: ``graft.fit`` with

@@ -3,7 +3,8 @@
 ``MultiTaskClassifier(tasks=["sentiment", "topic"]).fit("reviews.csv")`` (or
 ``graft.fit("reviews.csv", tasks=[...])``) trains a head for each label column of the table at
 once. It is :class:`~graft.estimator.GraftEstimator` fitted with the multi-task kind of task
-(:mod:`graft.tasks.classification.multitask`), which reads the task columns, weighs the task losses and
+(:mod:`graft.tasks.classification.multitask`), which reads the task columns, weighs the task losses
+and
 answers per task; this class only makes ``tasks`` required and refuses what needs one label
 column.
 """

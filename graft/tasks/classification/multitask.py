@@ -1,11 +1,13 @@
 """Several label columns at once: one head per column on the shared backbone.
 
 A table with, say, ``text, sentiment, topic, rating`` columns trains a head for each task column
-(:mod:`graft.tasks.classification.multitask_data` reads and packs them); each column is a multiclass, multi-label or
+(:mod:`graft.tasks.classification.multitask_data` reads and packs them); each column is a
+multiclass, multi-label or
 regression task of its own (:class:`MulticlassTask`, ...), inferred or given as
 ``COLUMN:KIND``. A row that lacks some task's label still trains the others: each task's loss is
 its mean over the rows labelled for it, and the task losses add up with fixed weights or weights
-learned by homoscedastic uncertainty (:class:`graft.tasks.classification.multitask_loss.TaskWeighting`).
+learned by homoscedastic uncertainty
+(:class:`graft.tasks.classification.multitask_loss.TaskWeighting`).
 Metrics, answers and the run are per task. Options that need one label column (``--strategy
 auto``, the scratch baseline, domain adaptation, class weights and balanced sampling), export
 and serving are refused.

@@ -2,7 +2,8 @@
 weighted and summed.
 
 A batch of a multi-task fit holds rows that miss the label of some task (NaN, see
-:mod:`graft.tasks.classification.multitask_data`). Each task's loss (its :meth:`graft.tasks.base.Task.loss`) is
+:mod:`graft.tasks.classification.multitask_data`). Each task's loss (its
+:meth:`graft.tasks.base.Task.loss`) is
 the mean over the rows that carry its label (:func:`masked_task_losses`), so a row without a
 sentiment label still trains the topic head, and the shared backbone through it. The task
 losses then add up with fixed weights or with weights learned by homoscedastic uncertainty

@@ -3,8 +3,10 @@ one engine.
 
 :class:`MultiTaskModule` is :class:`~graft.training.module.TransferModule` with a
 :class:`~graft.heads.MultiTaskHead`: the batches carry the packed targets of every task
-(:mod:`graft.tasks.classification.multitask_data`), each task's loss is taken over the rows labelled for it, and
-:class:`~graft.tasks.classification.multitask_loss.TaskWeighting` adds them up. Phases, optimiser groups,
+(:mod:`graft.tasks.classification.multitask_data`), each task's loss is taken over the rows
+labelled for it, and
+:class:`~graft.tasks.classification.multitask_loss.TaskWeighting` adds them up. Phases, optimiser
+groups,
 warm-up, checkpoints and early stopping are the single-task module's.
 """
 

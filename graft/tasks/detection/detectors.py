@@ -4,7 +4,8 @@ torchvision builds a detector from a *backbone* that returns named feature maps 
 ``out_channels``; everything after it (the feature pyramid, the region proposal network and the
 box and mask heads of Faster and Mask R-CNN, RetinaNet's or FCOS's dense heads) is what graft
 trains as the new *head* on its backbone (:mod:`graft.backbones.features_only`, or the body of
-one of torchvision's complete pretrained detectors, :mod:`graft.tasks.detection.torchvision_models`).
+one of torchvision's complete pretrained detectors,
+:mod:`graft.tasks.detection.torchvision_models`).
 
 :class:`DetectorHead` holds the detector with a :class:`Neck` in place of its backbone: the
 neck's feature pyramid is part of the head (saved and trained with it), while the graft backbone

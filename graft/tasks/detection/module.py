@@ -27,7 +27,8 @@ from graft.training.phase import Phase
 
 
 class DetectionModule(TransferModule):
-    """Trains a :class:`graft.tasks.detection.detectors.DetectorHead` (and the phase's backbone groups).
+    """Trains a :class:`graft.tasks.detection.detectors.DetectorHead` (and the phase's backbone
+    groups).
 
     Args:
         head: the detection head; backbone: the graft backbone under it.

@@ -5,7 +5,8 @@
 splits every model: the convolutional body is the :class:`~graft.backbones.base.Backbone` (its
 stages are the parameter groups strategies train from the top), and the rest, pretrained too
 (feature pyramid, proposal network, box and mask heads), is handed to the detection head
-(:func:`graft.tasks.detection.detectors.build_head`) as :attr:`TorchvisionDetectorBackbone.detector_parts`, whose
+(:func:`graft.tasks.detection.detectors.build_head`) as
+:attr:`TorchvisionDetectorBackbone.detector_parts`, whose
 class layers are then replaced for the new classes.
 
 The COCO weights come from the network (torchvision's download, cached under ``$TORCH_HOME``)
@@ -56,7 +57,8 @@ class TorchvisionDetectorBackbone(Backbone):
 
     Attributes:
         body: torchvision's ``IntermediateLayerGetter`` over the detector's backbone network.
-        detector_parts: the detector with a :class:`graft.tasks.detection.detectors.Neck` (its pretrained
+        detector_parts: the detector with a :class:`graft.tasks.detection.detectors.Neck` (its
+        pretrained
             pyramid) in place of its backbone; not a submodule (the head copies it).
         name: the torchvision model name; channels: channels of each map the body returns.
     """

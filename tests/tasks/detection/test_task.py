@@ -259,7 +259,8 @@ def test_torchvision_detectors_load_a_local_file_and_say_how_when_offline(tmp_pa
 
 def test_the_detector_resize_comes_out_of_onnx_runtime_pixel_for_pixel(val, tmp_path):
     """A 544 x 425 photo at a shorter side of 160: float32 rounding once made the exported
-    resize give 159 rows where PyTorch gives 160, and other detections (graft.tasks.detection.detectors)."""
+    resize give 159 rows where PyTorch gives 160, and other detections
+    (graft.tasks.detection.detectors)."""
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
     from graft.tasks.detection.detectors import ExportableTransform
