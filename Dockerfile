@@ -2,13 +2,20 @@
 # 8000 with the CPU build of PyTorch and ONNX Runtime (a run with a current `graft export`
 # serves through it: --engine auto).
 #
+# It listens on 0.0.0.0, so every request but /health needs a token (Authorization: Bearer
+# TOKEN). Give it one through the environment (or mount a file and pass --token-file FILE);
+# without either, a token is generated into /home/graft/.graft/serve-token in the container.
+#
 #   docker build -t graft-serve .
-#   docker run -p 8000:8000 -v "$PWD/runs/flowers:/srv/run:ro" graft-serve
-#   docker run -p 8000:8000 -v "$PWD/runs/flowers:/srv/run:ro" graft-serve --workers 4
+#   export GRAFT_SERVE_TOKEN=$(python -c 'import secrets; print(secrets.token_urlsafe(32))')
+#   docker run -p 8000:8000 -e GRAFT_SERVE_TOKEN -v "$PWD/runs/flowers:/srv/run:ro" graft-serve
+#   curl -H "Authorization: Bearer $GRAFT_SERVE_TOKEN" -F file=@photo.jpg localhost:8000/predict
+#   docker run -p 8000:8000 -e GRAFT_SERVE_TOKEN -v "$PWD/runs/flowers:/srv/run:ro" \
+#       graft-serve --workers 4
 #   docker stop -t 40 CONTAINER    # answers the accepted requests first (--timeout + 5 s)
 #
 # Options after the image name go to `graft serve` (--engine, --workers, --max-batch,
-# --queue-limit, --timeout, --top-k).
+# --queue-limit, --timeout, --top-k, --token-file; --no-auth only behind a proxy that checks).
 FROM python:3.11-slim
 
 ENV PYTHONUNBUFFERED=1 \

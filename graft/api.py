@@ -138,6 +138,6 @@ def adapt(
 
 def _report(run_dir: Path) -> None:
     """The run's ``report.html``, when it can be drawn (the saved model stands without it)."""
-    from graft.estimator import _write_report
+    from graft.fitting.results import write_report
 
-    _write_report(run_dir)
+    write_report(run_dir)

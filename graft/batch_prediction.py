@@ -105,7 +105,8 @@ def predict_to_file(
         )
     state = state or _fresh(out, partial, settings)
     writer = WRITERS[out.suffix.lower()](out, partial, state, digest)
-    batches = _loader(model, task, stream, resumed, batch_size or model.config.batch_size * 2)
+    batch_size = batch_size or model.config.with_defaults().batch_size * 2
+    batches = _loader(model, task, stream, resumed, batch_size)
     with _Progress(progress, out, total, resumed) as advance:
         for items, inputs_batch in batches:
             records = task.prediction_records(_outputs(model, task, inputs_batch), top_k)

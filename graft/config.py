@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.machinery
+import logging
 import math
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -28,6 +29,8 @@ from graft.options import (
     option,
 )
 
+log = logging.getLogger("graft")
+
 #: The backbone of each modality when ``model`` is not given.
 DEFAULT_MODELS = {
     "image": "efficientnet_lite0",
@@ -40,108 +43,18 @@ DEFAULT_MODELS = {
 class FitConfig:
     """Hyperparameters of :func:`graft.fit`; ``None`` means "graft's default for this data".
 
-    Attributes:
-        model: backbone model string; None picks ``efficientnet_lite0`` for images,
-            ``minilm`` for text and ``audio:efficientnet_lite0`` (log-mel spectrograms through
-            it) for audio.
-        strategy: ``"fine-tune"`` (head on frozen features, then the whole network),
-            ``"feature-extract"`` (head only, on cached features), ``"full"`` (everything from
-            the first step), ``"partial"`` (head, then the top ``unfreeze`` groups) or
-            ``"gradual"`` (head, then one more group every ``unfreeze_every`` epochs) or
-            ``"lora"`` (head, then low-rank adapters on the frozen backbone), ``"contrastive"``
-            (the backbone fine-tuned on pairs of labelled examples, SetFit's recipe for text, or
-            by supervised contrastive learning for images, then the head:
-            :mod:`graft.strategies.contrastive`), or ``"auto"``: feature-extract, contrastive,
-            partial or full, chosen from measurements of the data and the frozen backbone
-            (:mod:`graft.selection.advisor`; the reasons go in the summary).
-        epochs: epochs of the phase that trains most (the backbone phase of fine-tune, the
-            head of feature-extract); None: 3 for fine-tune, 30 for feature-extract.
-        head_epochs: epochs of fine-tune's first, head-only phase.
-        batch_size: examples per step through the backbone.
-        lr: learning rate of the head, or ``"auto"``: the suggestion of a learning-rate range
-            test on the head over cached features (:mod:`graft.training.lr_finder`).
-        backbone_lr_mult: backbone learning rate as a fraction of ``lr``; None: 0.1 for
-            images and audio encoders, 0.02 for text, 1.0 for an image network shown
-            spectrograms (``audio:MODEL``, whose BatchNorm statistics also adapt).
-        layer_decay: layer-wise learning-rate decay: each backbone group down from the top
-            trains at this factor times the rate of the one above (1.0: no decay).
-        unfreeze: backbone groups that train with ``partial``, counted from the top.
-        unfreeze_every: epochs between two unfreezing steps of ``gradual``.
-        lora_rank: rank of ``lora``'s adapters; None: 8.
-        lora_alpha: ``lora``'s scale numerator (updates scaled by ``alpha / rank``); None:
-            twice the rank.
-        lora_targets: comma-separated module-name patterns ``lora`` adapts (a full name or
-            its last components: ``query,value``, ``attn.qkv``); None: the backbone's
-            defaults (:meth:`graft.backbones.Backbone.lora_targets`).
-        baseline: ``"scratch"``: also train the same architecture from random weights, with
-            the same data, seed and epochs, and report the transfer gain
-            (:mod:`graft.selection.baseline`); None: no baseline.
-        baseline_epochs: epochs of the scratch baseline; None: as many as the fit ran in all
-            its phases together.
-        adapt: domain adaptation to unlabelled target data (``fit(..., target=...)``) while
-            the backbone trains: a method of :data:`graft.adaptation.catalogue.OBJECTIVES`
-            (``dann``, ``coral``, ``mmd``, ``cdan``, ``mcc``, ``mdd``, ``self-training``,
-            ``mcc+cdan``, ``mcc+self-training``), ``auto`` (chosen from label-free
-            measurements: :mod:`graft.adaptation.auto`) or ``none`` (source-only training; the
-            target is only measured).
-        adapt_weight: weight of the adaptation loss against the classification loss.
-        adapt_guard: the source-risk guard (:mod:`graft.adaptation.guard`): each adapted phase
-            also trains source-only from the same weights, and the adapted weights are kept
-            only if they score no worse on the source validation data. Doubles the cost of
-            the adapted phases; makes adaptation no worse than source-only training.
-        image_size: side in pixels that images (and an audio backbone's spectrograms) are
-            resized to, instead of the size the weights were trained at (smaller is faster:
-            16-pixel digits need no 224); None: the weights' own size.
-        max_length: tokens a text is cut to, instead of the length the model was trained for
-            (shorter is faster; attention's cost grows with the square of it); None: the
-            model's own length.
-        clip_seconds: seconds every audio clip is cropped (at random offsets while training)
-            or zero-padded to; None: the length of 95% of the training clips, rounded up to
-            0.1 s, at most 10 s (:func:`graft.backbones.audio.preprocessing.default_clip_seconds`).
-        seed: seeds the split, the initialisation and the data order.
-        val_fraction: share of each class held out for validation when none is given.
-        cv_folds: with few labels (fewer than
-            :data:`graft.fewshot.few_labels.FEW_LABELS_PER_CLASS` per class) and no validation
-            data, no split is held out: every example trains with a fixed recipe and this many
-            stratified folds cross-validate the estimate (``metrics.json``'s
-            ``cross_validation``); 0: no estimate.
-        task: ``"auto"`` (inferred from the labels: see :func:`graft.data.sources.infer_task`),
-            ``"multiclass"``, ``"multilabel"`` or ``"regression"``.
-        label_delimiter: what separates a multilabel row's labels; None: ``;`` or ``|``,
-            whichever the labels hold.
-        tasks: several label columns of a table, trained at once with one head each on the
-            shared backbone (:class:`graft.multitask.MultiTaskClassifier`): a list of column
-            names, a comma-separated string, or a dict column -> kind; ``COLUMN:KIND`` sets
-            a column's kind (``multiclass``, ``multilabel``, ``regression``; otherwise
-            inferred as ``task="auto"`` infers it). Normalised to a dict column -> kind.
-            None: one task, the label column.
-        task_weights: how the tasks' losses add up: None (every weight 1), one weight per task
-            in the order of ``tasks`` (a list, or ``"1,0.5"``), weights by name (a dict, or
-            ``"sentiment=1,topic=0.5"``), or ``"uncertainty"``: weights learned by
-            homoscedastic uncertainty (Kendall et al. 2018). Normalised to a dict task ->
-            weight, or ``"uncertainty"``.
-        label_smoothing, weight_decay: regularisation of the loss and of AdamW.
-        grad_clip: clip the gradient norm to this value (None: no clipping).
-        logger: the training curves also go to ``tensorboard`` or ``mlflow`` (Lightning's
-            loggers), besides the CSV files every run keeps (``csv``).
-        class_weights: ``"auto"`` weighs the loss by inverse class frequency.
-        sampler: ``"balanced"`` draws every class equally often.
-        augment: image augmentation preset while the backbone trains: ``none``, ``light``
-            (crop and flip) or ``strong`` (RandAugment, random erasing, mixup and cutmix).
-        views: with ``feature-extract`` (and the head phase of the others), cache this many
-            views of each training image: the plain one and ``views - 1`` augmented ones, so
-            the backbone still runs once per view, never once per epoch.
-        precision: ``32``, ``16-mixed`` (CUDA) or ``bf16-mixed``, as Lightning's Trainer takes it.
-        devices, num_nodes: processes per node and nodes for the phases that train the backbone.
-        distributed: ``ddp`` or ``fsdp`` across those processes (None: ddp when more than one).
-        num_workers: data-loading processes; None: none on CPU, up to 8 on a GPU.
-        cache_dir: root of the feature cache; None: ``$GRAFT_CACHE_DIR`` or ``~/.cache/graft``.
-        progress: show Lightning's progress bar.
-        task_options: the options of the data's kind of task, by name (``detector`` of
-            detection, ``architecture`` of segmentation, ...): each kind declares its own
-            (:class:`graft.options.KindOptions`, in ``graft/tasks/<kind>/options.py``), and
-            :meth:`for_kind` refuses another kind's and fills in the defaults. ``graft.fit``
-            and :meth:`to_dict` take and give them beside the other options.
+    Each field is declared once with :func:`graft.options.option`: its default, its help (what
+    ``graft fit --help`` shows) and its panel; read the declarations below for what each option
+    does. The options whose default depends on the data's kind of task (``batch_size``,
+    ``lr``, ``head_epochs``, ``label_smoothing``) are None until the kind's
+    :meth:`graft.tasks.base.Task.defaults` and :meth:`with_defaults` fill them (the declared
+    ``fallback`` where the kind has no value of its own). :meth:`validate` normalises ``lr``
+    given as text, ``tasks`` (to a dict column -> kind: :func:`parse_tasks`) and
+    ``task_weights`` (to a dict task -> weight, or ``"uncertainty"``:
+    :func:`parse_task_weights`). ``task_options`` holds the options of the data's kind
+    (``detector``, ``architecture``, ...), declared in ``graft/tasks/<kind>/options.py``
+    (:class:`graft.options.KindOptions`); :meth:`for_kind` refuses another kind's and fills
+    in their defaults; ``graft.fit`` and :meth:`to_dict` take and give them beside the others.
     """
 
     model: str | None = option(
@@ -162,12 +75,15 @@ class FitConfig:
         "Epochs of the main phase (fine-tune: 3, feature-extract: 30).",
         panel=TRAINING,
     )
-    head_epochs: int = option(30, "Epochs of fine-tune's head-only phase.", panel=TRAINING)
-    batch_size: int = option(32, "Examples per step.", panel=TRAINING)
-    lr: float | str = option(
-        3e-3,
+    head_epochs: int | None = option(
+        None, "Epochs of fine-tune's head-only phase.", fallback=30, panel=TRAINING
+    )
+    batch_size: int | None = option(None, "Examples per step.", fallback=32, panel=TRAINING)
+    lr: float | str | None = option(
+        None,
         "Learning rate of the head, or auto (a range test picks it).",
         cli_type=str,
+        fallback=3e-3,
         panel=TRAINING,
     )
     backbone_lr_mult: float | None = option(
@@ -278,7 +194,9 @@ class FitConfig:
         cli_type=str,
         panel=DATA,
     )
-    label_smoothing: float = option(0.1, "Label smoothing of the loss.", panel=TRAINING)
+    label_smoothing: float | None = option(
+        None, "Label smoothing of the loss.", fallback=0.1, panel=TRAINING
+    )
     weight_decay: float = option(0.01, "AdamW weight decay.", panel=TRAINING)
     grad_clip: float | None = option(None, "Clip the gradient norm.", panel=TRAINING)
     logger: str = option("csv", "csv (always kept), or also tensorboard or mlflow.", panel=OUTPUT)
@@ -354,6 +272,16 @@ class FitConfig:
         chosen = asdict(options.of(self)) if options is not None else {}
         return replace(self, task_options=chosen)
 
+    def with_defaults(self, defaults: dict[str, Any] | None = None, kind: str = "") -> FitConfig:
+        """A copy with ``defaults`` (a kind's own, logged as ``kind``'s) for the options left at
+        None, then each option's declared ``fallback`` for those still None."""
+        chosen = {k: v for k, v in (defaults or {}).items() if getattr(self, k) is None}
+        if chosen and kind:
+            log.info("%s defaults: %s", kind, ", ".join(f"{k}={v}" for k, v in chosen.items()))
+        config = replace(self, **chosen)
+        missing = {k: v for k, v in fallbacks().items() if getattr(config, k) is None}
+        return replace(config, **missing) if missing else config
+
     def lora_target_list(self) -> list[str]:
         """``lora_targets`` split at commas ([] when not given)."""
         return [t.strip() for t in (self.lora_targets or "").split(",") if t.strip()]
@@ -384,12 +312,21 @@ class FitConfig:
         return cls(**given, task_options={**params.get("task_options", {}), **kind_values})
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any], kind: str | None = None) -> FitConfig:
+    def from_dict(
+        cls, values: dict[str, Any], kind: str | None = None, given: bool = False
+    ) -> FitConfig:
         """The configuration of a saved record (``config.json``), ignoring names it does not
         know. With ``kind``, only that kind's options are kept; a record written before the
         kinds declared their own options held every kind's, and keeps only those it changed
-        from their defaults."""
+        from their defaults. ``given``: ``values`` are the options as given (a record's
+        ``params``), where such a record held an option whose default is now None at its
+        ``fallback`` when not given (as a kind's defaults then took it)."""
         owners = kind_option_owners()
+        if given and LEGACY_KIND_OPTIONS <= set(values):
+            values = {
+                k: None if k in fallbacks() and v == fallbacks()[k] else v
+                for k, v in values.items()
+            }
         kind_values = {k: v for k, v in values.items() if k in owners}
         if kind is not None:
             kind_values = {k: v for k, v in kind_values.items() if kind in owners[k][1]}
@@ -403,6 +340,32 @@ class FitConfig:
 
 #: The kind options every ``config.json`` held before each kind declared its own.
 LEGACY_KIND_OPTIONS = {"detector", "architecture", "loss", "binary_masks", "ignore_index"}
+
+
+def fallbacks() -> dict[str, Any]:
+    """Each option whose default (None) depends on the kind of task -> the value when neither
+    the user nor the kind sets it (its declared ``fallback``)."""
+    return {
+        f.name: f.metadata["fallback"]
+        for f in fields(FitConfig)
+        if f.metadata.get("fallback") is not None
+    }
+
+
+def default_note(name: str, help_text: str) -> str:
+    """``help_text`` of the option ``name`` with its effective defaults, as ``--help`` shows
+    them: ``Examples per step (default 32; detection and instance-segmentation 4, ...).``"""
+    from graft.tasks import TASK_CLASSES
+
+    by_value: dict[Any, list[str]] = {}
+    for kind in TASK_CLASSES:
+        options = options_class(kind)
+        value = (options.fit_defaults if options is not None else {}).get(name)
+        if value is not None:
+            by_value.setdefault(value, []).append(kind)
+    own = ", ".join(f"{' and '.join(kinds)} {value}" for value, kinds in by_value.items())
+    note = f"default {fallbacks()[name]}" + (f"; {own}" if own else "")
+    return f"{help_text.rstrip('.')} ({note})."
 
 
 def options_class(kind: str) -> type[KindOptions] | None:
@@ -510,7 +473,7 @@ def _check_task(config: FitConfig) -> None:
 
 
 def _check_regularisation(config: FitConfig) -> None:
-    if not 0.0 <= config.label_smoothing < 1.0:
+    if config.label_smoothing is not None and not 0.0 <= config.label_smoothing < 1.0:
         raise ConfigError(f"label_smoothing must be in [0, 1), got {config.label_smoothing}")
     if config.weight_decay < 0:
         raise ConfigError(f"weight_decay must not be negative, got {config.weight_decay}")

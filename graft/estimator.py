@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,63 +24,27 @@ import torch
 
 from graft.adaptation.component import DomainAdaptation
 from graft.backbones import Backbone
-from graft.backbones.registry import SCRATCH_PREFIX
 from graft.config import DEFAULT_MODELS, FitConfig
 from graft.data import DataSplits
-from graft.data.transforms import mixup_for
 from graft.errors import ConfigError
 from graft.features import FeatureCache
-from graft.fewshot.few_labels import LABELLED_ONLY, FewLabels, kept_estimate
 from graft.fewshot.semi_supervised import SemiSupervised
+from graft.fitting import results
+from graft.fitting.inputs import DataLike, FitData, columns_of, read_splits
+from graft.fitting.training import check_run_options, range_test, train_phases
 from graft.inference import Predictor
 from graft.runs.directory import check_run_dir, finish_run, run_lock, start_run
 from graft.selection.advisor import advise_strategy
-from graft.selection.baseline import fit_scratch_baseline
 from graft.strategies import STRATEGIES
-from graft.tasks import read_task_data
 from graft.tasks.base import Task
-from graft.tasks.capabilities import CachesFeatures, SingleLabel, tunes
-from graft.training.distributed import EngineOptions, is_global_zero
-from graft.training.loaders import FitLoaders
-from graft.training.lr_finder import FALLBACK_LR, LRFinding, find_learning_rate
-from graft.training.phase import Phase
-from graft.training.runner import ModuleFactory, PhaseRunner
+from graft.tasks.capabilities import FitsItself
+from graft.training.distributed import is_global_zero
+from graft.training.lr_finder import LRFinding
 from graft.training.sampling import loader_workers
 
 log = logging.getLogger("graft")
 
-DataLike = Any  # a path (folder, table), a LabelledData, a DataFrame, a datasets.Dataset
-
-
-@dataclass
-class FitData:
-    """What a fit reads: the training data and its companions, as the caller gave them."""
-
-    data: DataLike
-    val: DataLike | None = None
-    test: DataLike | None = None
-    columns: dict[str, str | None] | None = None
-    target: DataLike | None = None
-    target_test: DataLike | None = None
-    unlabeled: DataLike | None = None
-
-    def arguments(self) -> dict | None:
-        """The data arguments as the run records them for ``--resume`` (None when the data
-        are in-memory objects that a later process could not read back)."""
-        values = {
-            "data": self.data,
-            "val": self.val,
-            "test": self.test,
-            "target": self.target,
-            "target_test": self.target_test,
-            "unlabeled": self.unlabeled,
-        }
-        if any(v is not None and not isinstance(v, str | os.PathLike) for v in values.values()):
-            return None
-        paths = {
-            k: None if v is None else str(Path(v).expanduser().resolve()) for k, v in values.items()
-        }
-        return {**paths, "columns": {k: v for k, v in self.columns.items() if v is not None}}
+__all__ = ["DataLike", "FitData", "GraftClassifier", "GraftEstimator"]
 
 
 class GraftEstimator(Predictor):
@@ -188,12 +150,10 @@ class GraftEstimator(Predictor):
         started, timings = time.perf_counter(), {}
         for name in [n for n in self.__dict__ if n.endswith("_")]:  # a refit starts afresh
             delattr(self, name)
-        splits, task = self._read_data(inputs)
-        config = self.config.for_kind(task.kind).resolved(
-            model=self.config.model or DEFAULT_MODELS[splits.train.modality]
-        )
-        config = task.defaults(config)
-        _check_run_options(config, out, len(splits.train))
+        splits, task, config = self._prepare(inputs)
+        if isinstance(task, FitsItself):  # trained outside the phase runner (similarity)
+            return task.fit_itself(self, splits, config, out, overwrite)
+        check_run_options(config, out, len(splits.train))
         backbone = type(task).build_backbone(config, splits.train)
         adaptation = DomainAdaptation.for_fit(
             config, inputs.target, inputs.target_test, splits, inputs.columns
@@ -215,52 +175,38 @@ class GraftEstimator(Predictor):
             config.strategy,
             config.lr,
         )
-        self._train(config, splits, cache, timings, run_dir, resume, adaptation, semi)
-        estimate = self._estimate(splits, inputs, semi, timings)
-        self._evaluate(config, splits, cache, timings, adaptation)
+        train_phases(self, config, splits, cache, timings, (run_dir, resume, adaptation), semi)
+        estimate = results.cross_validated(self, splits, inputs, semi, timings)
+        results.evaluate_splits(self, config, splits, cache, timings, adaptation)
         if estimate is not None:
             self.metrics_["cross_validation"] = estimate
         if semi is not None:
             self.metrics_["semi_supervised"] = semi.record
         timings["total"] = time.perf_counter() - started
         if config.baseline == "scratch":
-            self.metrics_["transfer"] = self._scratch_baseline(splits, timings)
-        self.summary_ = self._summary(splits, cache, timings)
+            self.metrics_["transfer"] = results.scratch_baseline(self, splits, timings)
+        self.summary_ = results.fit_summary(self, splits, cache, timings)
         self.splits_ = splits
         if run_dir is not None and is_global_zero():
             self.save(run_dir, overwrite=True)
             finish_run(run_dir)
-            _write_report(run_dir)
+            results.write_report(run_dir)
         return self
 
     def _read_data(self, inputs: FitData) -> tuple[DataSplits, Task]:
-        """The data splits (validation split off when not given) and the fitted task."""
-        config = self.config
-        task_class, splits = read_task_data(
-            config, inputs.data, inputs.val, inputs.test, inputs.columns
+        """The data splits (validation split off when not given) and the fitted task
+        (:func:`graft.fitting.inputs.read_splits`)."""
+        return read_splits(self, inputs)
+
+    def _prepare(self, inputs: FitData) -> tuple[DataSplits, Task, FitConfig]:
+        """The splits, the task and the configuration of a fit: the hyperparameters with the
+        kind's options, the modality's model when none was given, and the defaults of the
+        kind (:meth:`Task.defaults`) and of graft for the options left at None."""
+        splits, task = self._read_data(inputs)
+        config = self.config.for_kind(task.kind).resolved(
+            model=self.config.model or DEFAULT_MODELS[splits.train.modality]
         )
-        task_class.check_options(config)
-        adapting = inputs.target is not None
-        if splits.val is None:
-            self.few_labels_ = FewLabels.for_fit(config, task_class, splits.train, adapting)
-        if splits.val is None and self.few_labels_ is not None:
-            self.split_ = self.few_labels_.split_record()
-            log.info(self.few_labels_.reason())
-        elif splits.val is None:
-            train = splits.train
-            train_idx, val_idx = task_class.split(train, config.val_fraction, config.seed)
-            self.split_ = {
-                "seed": config.seed,
-                "val_fraction": config.val_fraction,
-                "kind": task_class.split_kind,
-            }
-            splits = DataSplits(train.subset(train_idx), train.subset(val_idx), splits.test)
-        else:
-            self.split_ = None
-        splits = task_class.check_splits(splits)
-        task = task_class.from_training_data(splits.train, config)
-        log.info(task.announce())
-        return splits, task
+        return splits, task, task.defaults(config).with_defaults()
 
     def _choose_strategy(self, config, splits, backbone, cache, timings) -> FitConfig:
         """The strategy: as given, or for ``auto`` the advisor's choice (``advice_``)."""
@@ -291,172 +237,21 @@ class GraftEstimator(Predictor):
         """The head's learning rate: as given, or for ``auto`` the range test's suggestion."""
         if config.lr != "auto":
             return config
-        self.lr_finding_ = self._range_test(config, splits, cache, timings)
+        self.lr_finding_ = range_test(self, config, splits, cache, timings)
         log.info("learning rate %.3g, from the range test (--lr auto)", self.lr_finding_.suggestion)
         return config.resolved(lr=self.lr_finding_.suggestion)
-
-    def _range_test(self, config, splits, cache, timings) -> LRFinding:
-        """The range test on the head over cached features (:mod:`graft.training.lr_finder`)."""
-        loaders = self._loaders(config, splits, cache, timings)
-        phase = Phase(name="lr_find", epochs=1, backbone_groups=0, head_lr=FALLBACK_LR)
-        module = self._modules(config, splits)(phase)
-        train_loader = loaders.head_only()[0]
-        return find_learning_rate(module, train_loader, _engine(config), config.seed)
-
-    def _loaders(self, config, splits, cache, timings) -> FitLoaders:
-        return FitLoaders.for_fit(
-            config, splits, self.backbone_, cache, timings, task=self.fitted_task_
-        )
-
-    def _modules(self, config: FitConfig, splits: DataSplits) -> ModuleFactory:
-        """What builds each phase's training module, with this fit's options."""
-        class_weights = None
-        if config.class_weights == "auto":
-            class_weights = self.fitted_task_.class_weights(splits.train)
-        mixup = None
-        if isinstance(self.fitted_task_, SingleLabel):  # images: mixup and cutmix; audio: mixup; text: none
-            modality = self.backbone_.modality
-            mixup = mixup_for(config.augment, len(self.classes_), config.label_smoothing, modality)
-        return ModuleFactory(
-            self.fitted_task_,
-            self.head_,
-            self.backbone_,
-            dict(
-                label_smoothing=config.label_smoothing,
-                weight_decay=config.weight_decay,
-                class_weights=class_weights,
-            ),
-            mixup,
-            from_scratch=self.backbone_.spec.startswith(SCRATCH_PREFIX),
-        )
-
-    def _train(self, config, splits, cache, timings, run_dir, resume, adaptation, semi) -> None:
-        """Train the strategy's phases; keep the best (``history_``, ``kept_phase_``)."""
-        engine = _engine(config)
-        loaders = self._loaders(config, splits, cache, timings)
-        loaders.world_size = engine.world_size
-        networks = {"backbone": self.backbone_, "head": self.head_}
-        networks.update(self.fitted_task_.networks())
-        phases = STRATEGIES[config.strategy]().phases(config, self.backbone_)
-        phases = self.fitted_task_.plan(phases)  # as the task trains them
-        if getattr(self, "few_labels_", None) is not None:  # every example trains: no choice
-            phases = self.few_labels_.plan(phases)
-        with tempfile.TemporaryDirectory(prefix="graft-") as scratch:
-            runner = PhaseRunner(
-                networks,
-                self._modules(config, splits),
-                loaders,
-                engine,
-                config.seed,
-                Path(run_dir or scratch),
-                resume,
-                timings,
-                trainers=STRATEGIES[config.strategy]().trainers(config),
-            )
-            self.history_ = runner.run(phases, adaptation)
-            self.kept_phase_ = runner.best.restore()
-            if semi is not None:  # self-training on the unlabelled data, the backbone fixed
-                self.history_ += semi.train(runner, cache)
-                self.semi_supervised_ = semi
-        self.epoch_choice_ = runner.epoch_choice
-
-    def _evaluate(self, config, splits, cache, timings, adaptation) -> None:
-        """Tune the task's decision rules on validation data; the metrics of every split."""
-        task = self.fitted_task_
-        frozen = STRATEGIES[config.strategy].frozen_backbone and isinstance(task, CachesFeatures)
-        frozen = cache if frozen else None
-        if tunes(task):
-            task.tune(self._outputs(splits.val, frozen), splits.val)
-        self.metrics_ = {
-            name: task.metrics(self._outputs(part, frozen), part)
-            for name, part in (("val", splits.val), ("test", splits.test))
-            if part is not None
-        }
-        if adaptation is not None:
-            self.metrics_.update(
-                adaptation.measure_after(
-                    splits,
-                    self.backbone_,
-                    self.head_,
-                    frozen,
-                    lambda data: task.metrics(self._outputs(data, frozen), data),
-                    timings,
-                )
-            )
-
-    def _estimate(self, splits, inputs, semi, timings) -> dict | None:
-        """With few labels, the k-fold cross-validated estimate (``metrics.json``'s
-        ``cross_validation``); with unlabelled data, the guard's choice between the
-        semi-supervised and the labelled-only model (by that estimate, or by validation)."""
-        few = getattr(self, "few_labels_", None)
-        record = None
-        if few is not None and few.folds:
-            record = few.cross_validate(splits.train, lambda part: self._fold(part, inputs))
-            timings["cross_validation"] = record["seconds"]
-        if semi is not None:
-            semi.decide(record)
-        if record is None:
-            return None
-        return kept_estimate(record, semi.kept if semi is not None else LABELLED_ONLY)
-
-    def _fold(self, train: DataLike, inputs: FitData) -> GraftEstimator:
-        """The fit of one cross-validation fold: this fit's settings as resolved, on ``train``
-        (with the same unlabelled data), without an estimate of its own."""
-        fold = type(self)(**{**self.config_.to_dict(), "cv_folds": 0, "progress": False})
-        data = FitData(train, columns=inputs.columns, unlabeled=inputs.unlabeled)
-        fold._fit(data, None, False, False)
-        return fold
-
-    def _scratch_baseline(self, splits: DataSplits, timings: dict[str, float]) -> dict:
-        """Train the from-scratch control (:mod:`graft.selection.baseline`); its gain record."""
-        start = time.perf_counter()
-        transfer = fit_scratch_baseline(self, splits, type(self))
-        timings["baseline"] = time.perf_counter() - start
-        if transfer["verdict"] == "negative transfer":
-            log.warning(
-                "negative transfer: %s from scratch scores higher than pretrained %s",
-                self.model_,
-                self.model_,
-            )
-        return transfer
-
-    def _summary(self, splits: DataSplits, cache: FeatureCache, timings: dict) -> dict:
-        stats = cache.stats
-        summary = self.fitted_task_.data_summary(splits, self.backbone_)
-        summary.update(self.fitted_task_.summary(splits))
-        summary["feature_cache"] = {"hits": stats.hits, "misses": stats.misses}
-        summary["seconds"] = {k: round(v, 3) for k, v in timings.items()}
-        summary["kept_phase"] = self.kept_phase_
-        if getattr(self, "few_labels_", None) is not None:
-            summary["few_labels"] = self.split_
-        for key in ("cross_validation", "semi_supervised"):
-            if key in self.metrics_:
-                summary[key] = self.metrics_[key]
-        if hasattr(self, "lr_finding_"):
-            summary["lr_finder"] = self.lr_finding_.to_dict()
-        if hasattr(self, "advice_"):
-            summary["advice"] = self.advice_.to_dict()
-        if self.epoch_choice_:
-            summary["epoch_choice"] = self.epoch_choice_
-        for key in ("transfer", "adaptation"):
-            if key in self.metrics_:
-                summary[key] = self.metrics_[key]
-        return summary
 
     def find_lr(self, data: DataLike, val: DataLike | None = None, **columns) -> LRFinding:
         """Run the learning-rate range test for ``data`` without fitting; the suggestion is
         what ``lr="auto"`` would pick (``.plot(path)`` draws the curve)."""
-        splits, task = self._read_data(FitData(data, val, None, _columns(columns)))
-        config = self.config.for_kind(task.kind).resolved(
-            model=self.config.model or DEFAULT_MODELS[splits.train.modality]
-        )
+        splits, task, config = self._prepare(FitData(data, val, None, columns_of(columns)))
         backbone = type(task).build_backbone(config, splits.train)
         torch.manual_seed(config.seed)
         self.fitted_task_, self.backbone_ = task, backbone
         self.head_ = task.new_head(backbone)
         self.model_ = config.model
         cache = FeatureCache(Path(config.cache_dir) / "features" if config.cache_dir else None)
-        return self._range_test(config, splits, cache, {})
+        return range_test(self, config, splits, cache, {})
 
     # Evaluation ---------------------------------------------------------------------------------
 
@@ -466,7 +261,7 @@ class GraftEstimator(Predictor):
         accuracy and per-label precision/recall/F1; regression, MSE, RMSE, MAE and R²; several
         tasks, each task's on the rows labelled for it."""
         self._check_fitted()
-        data = self.fitted_task_.read_labelled(data, _columns(columns))
+        data = self.fitted_task_.read_labelled(data, columns_of(columns))
         return self.fitted_task_.metrics(self._outputs(data), data)
 
     def score(self, data: DataLike, **columns: str | None):
@@ -494,56 +289,6 @@ def _checked(params: dict[str, Any], multitask: bool) -> FitConfig:
             "graft.MultiTaskClassifier"
         )
     return config
-
-
-def _columns(columns: dict) -> dict[str, str | None]:
-    names = ("text_column", "image_column", "label_column", "audio_column")
-    return {name: columns.get(name) for name in names}
-
-
-def _check_run_options(config: FitConfig, out, train_size: int) -> None:
-    """Refuse a logger without a run directory (or its package); warn of a batch larger than
-    the data."""
-    from graft.training.engine import require_logger
-
-    if config.logger != "csv":
-        require_logger(config.logger)
-        if out is None:
-            raise ConfigError(
-                f"--logger {config.logger} writes into the run directory: give --out too"
-            )
-    if config.batch_size > train_size:
-        log.warning(
-            "--batch-size %d is larger than the %d training examples: every epoch is one "
-            "batch of %d",
-            config.batch_size,
-            train_size,
-            train_size,
-        )
-
-
-def _engine(config: FitConfig) -> EngineOptions:
-    return EngineOptions(
-        precision=config.precision,
-        devices=config.devices,
-        num_nodes=config.num_nodes,
-        distributed=None if config.distributed == "none" else config.distributed,
-        grad_clip=config.grad_clip,
-        progress=config.progress,
-        logger=config.logger,
-    )
-
-
-def _write_report(run_dir: Path) -> None:
-    """The run's ``report.html``; the saved model stands even when the report cannot be drawn."""
-    from graft.report.page import write_report
-
-    try:
-        write_report(run_dir)
-    except Exception as error:  # noqa: BLE001  (a plot failing must not fail a finished fit)
-        log.warning(
-            "report.html not written (%s); rebuild it with: graft report %s", error, run_dir
-        )
 
 
 #: The name graft's estimator had while it fitted only classes (kept: the same class).

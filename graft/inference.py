@@ -107,13 +107,15 @@ class Predictor:
         self._check_fitted()
         task = self.fitted_task_
         items = data if isinstance(data, list) else task.items_of(data)
+        # the batch size as given, or its fallback (the kind's own trains only)
         if cache is not None:
             data = LabelledData(items, None, [], self.backbone_.modality, "inputs")
-            return self.head_.eval()(cache.features(self.backbone_, data, self.config.batch_size))
+            batch = self.config.with_defaults().batch_size
+            return self.head_.eval()(cache.features(self.backbone_, data, batch))
         order = longest_first(items, task, self.backbone_.modality)
         if order is not None:
             items = [items[i] for i in order]
-        batches = self.input_batches(items, self.config.batch_size * 2)
+        batches = self.input_batches(items, self.config.with_defaults().batch_size * 2)
         if self.engine_ is not None:  # an exported model (--engine onnx)
             outputs = task.join([task.infer_exported(self.engine_, x) for x in batches])
             return in_input_order(outputs, order)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Collection
-from typing import Any
+from typing import Any, ClassVar
 
 from graft.errors import ConfigError
 
@@ -48,6 +48,7 @@ def option(
     flag: str | None = None,
     cli: bool = True,
     panel: str | None = None,
+    fallback: Any = None,
 ) -> Any:
     """A dataclass field declared as a configuration option.
 
@@ -60,8 +61,11 @@ def option(
         flag: the command line's name for it, when it is not the field's name with dashes.
         cli: False for an option only Python sets.
         panel: the panel of ``--help`` that lists it (:data:`DATA`, :data:`TRAINING`, ...).
+        fallback: for an option whose default (None) depends on the data's kind of task, the
+            value when neither the user nor the kind sets it (``--help`` shows both).
     """
     metadata = {"help": help, "cli": cli, "cli_type": cli_type, "flag": flag, "panel": panel}
+    metadata["fallback"] = fallback
     if isinstance(default, dict | list):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -112,6 +116,10 @@ class KindOptions:
     task class (:attr:`graft.tasks.base.Task.options`). A fit keeps them in
     :attr:`graft.config.FitConfig.task_options`; :meth:`of` reads them back, defaults filled
     in."""
+
+    #: The kind's own defaults of options every fit has that default to None ("graft's
+    #: default for this data"; :meth:`graft.config.FitConfig.with_defaults`), by name.
+    fit_defaults: ClassVar[dict[str, Any]] = {}
 
     @classmethod
     def of(cls, config: Any) -> Any:

@@ -15,11 +15,11 @@ import os
 from rich.logging import RichHandler
 from rich.markup import escape
 
-from graft.cli import adapt, serve, train, use
+from graft.cli import adapt, search, serve, train, use
 from graft.cli.app import app, errors
 from graft.errors import GraftError
 
-__all__ = ["adapt", "app", "main", "serve", "train", "use"]
+__all__ = ["adapt", "app", "main", "search", "serve", "train", "use"]
 
 
 def main() -> None:

@@ -49,6 +49,10 @@ def option_parameter(
     if cli_type is str and default is not None:
         default = str(default)
     help_text = field.metadata["help"]
+    if field.metadata.get("fallback") is not None:  # its default depends on the kind of task
+        from graft.config import default_note
+
+        help_text = default_note(field.name, help_text)
     if of_kind is not None:
         shown = "" if isinstance(field.default, bool) else f"default {field.default}; "
         help_text += f" ({shown}only for {of_kind} data)"

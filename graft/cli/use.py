@@ -54,10 +54,16 @@ def evaluate(
     engine: Annotated[
         str, typer.Option(help="auto (the run's current export if any), torch, onnx, torchscript.")
     ] = "auto",
+    task: Annotated[
+        str | None, typer.Option(help="similarity: evaluate a pretrained model (RUN is its name).")
+    ] = None,
 ) -> None:
-    """Evaluate a trained model on labelled DATA."""
+    """Evaluate a trained model on labelled DATA (a similarity run or model: on BEIR qrels)."""
     from graft.api import load
+    from graft.cli.search import evaluate_retrieval
 
+    if evaluate_retrieval(str(run), data, task, as_json):
+        return
     model = load(run, engine=engine)
     columns = dict(text_column=text_column, image_column=image_column, audio_column=audio_column)
     metrics = model.evaluate(data, label_column=label_column, **columns)

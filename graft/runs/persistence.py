@@ -155,7 +155,7 @@ def hyperparameters(record: dict) -> dict:
     resolved ones), with the options of its own kind of task only (runs written before each
     kind declared its options kept every kind's)."""
     values = record.get("params") or record["config"]
-    return FitConfig.from_dict(values, _kind(record)).to_dict()
+    return FitConfig.from_dict(values, _kind(record), given=True).to_dict()
 
 
 def _kind(record: dict) -> str:

@@ -27,6 +27,7 @@ from graft.serve.inputs import (
     read_uploads,
     remove_uploads,
 )
+from graft.serve.limits import MAX_CLIENT_REQUESTS, ClientLimit
 from graft.serve.metrics import ServeMetrics
 from graft.serve.page import render_page
 
@@ -70,6 +71,7 @@ def create_app(
     queue_limit: int = QUEUE_LIMIT,
     timeout: float = TIMEOUT_SECONDS,
     token: str | None = None,
+    max_client_requests: int = MAX_CLIENT_REQUESTS,
 ) -> FastAPI:
     """The FastAPI application serving fitted ``model`` (see :mod:`graft.serve`); with a
     ``token``, every route but ``/health`` and ``/`` needs it (:mod:`graft.serve.auth`)."""
@@ -87,6 +89,7 @@ def create_app(
     app.state.batcher, app.state.metrics = batcher, metrics
     if token is not None:  # inside the metrics: a refused request is counted too
         app.add_middleware(BearerAuth, token=token)
+    app.add_middleware(ClientLimit, limit=max_client_requests)  # 429 (not for loopback)
     app.add_middleware(MetricsMiddleware, metrics=metrics, batcher=batcher)
     describe = {
         "model": model.model_,

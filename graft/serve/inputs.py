@@ -22,6 +22,15 @@ from PIL import Image
 
 from graft.data.audio import check_audio, is_audio_file
 from graft.data.images import UnreadableImage, decode_rgb
+from graft.serve.limits import (
+    MAX_REQUEST_AUDIO_SECONDS,
+    MAX_REQUEST_PIXELS,
+    LimitExceeded,
+    audio_seconds,
+    check_texts,
+    check_total,
+    image_pixels,
+)
 
 #: Upload limit of one request, over all its files.
 MAX_UPLOAD_BYTES = 10 * 2**20
@@ -108,7 +117,7 @@ async def read_uploads(request, kind: str, folder: Path, modality: str) -> list:
     files = [v for key in ("file", "files") for v in form.getlist(key) if hasattr(v, "read")]
     if not files:
         raise RequestError(400, f"no {noun} in the request: upload it in the field 'file'")
-    items = []
+    items, decoded = [], 0.0
     try:
         for upload in files:
             content = await upload.read()
@@ -116,6 +125,7 @@ async def read_uploads(request, kind: str, folder: Path, modality: str) -> list:
             if modality != "image":  # a file, kept in the list at once to be removed
                 content = _saved(content, name, folder)
                 items.append(content)
+            decoded = _declared(content, modality, decoded)  # the header's, before decoding
             item, problem = await asyncio.to_thread(decode, content, name)  # off the loop
             if problem is not None:
                 raise RequestError(400, f"{upload.filename}: not a readable {noun} ({problem})")
@@ -125,6 +135,21 @@ async def read_uploads(request, kind: str, folder: Path, modality: str) -> list:
         remove_uploads(items)
         raise
     return items
+
+
+def _declared(content, modality: str, so_far: float) -> float:
+    """The request's pixels (image) or seconds (audio) so far, with this upload's as its
+    header declares them; refused with 413 past the limit (:mod:`graft.serve.limits`)."""
+    if modality == "image":
+        total, limit, what = so_far + image_pixels(content), MAX_REQUEST_PIXELS, "pixels"
+    else:
+        total, limit = so_far + audio_seconds(content), MAX_REQUEST_AUDIO_SECONDS
+        what = "seconds of audio"
+    try:
+        check_total(total, limit, what)
+    except LimitExceeded as over:
+        raise RequestError(over.status, over.message) from None
+    return total
 
 
 def remove_uploads(items: list) -> None:
@@ -153,6 +178,10 @@ def read_texts(body: bytes, kind: str, default_k: int) -> tuple[list[str], int]:
         raise RequestError(400, 'send {"text": "a string"} or {"texts": ["one or more strings"]}')
     if len(texts) > MAX_TEXTS:
         raise RequestError(413, f"{len(texts)} texts in one request; the limit is {MAX_TEXTS}")
+    try:
+        check_texts(texts)
+    except LimitExceeded as over:
+        raise RequestError(over.status, over.message) from None
     k = payload.get("top_k", default_k)
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise RequestError(400, f"top_k must be a positive integer, got {k!r}")

@@ -45,9 +45,11 @@ BUILT_IN: dict[str, str] = {
     "regression": "graft.tasks.classification.regression:RegressionTask",
     "multitask": "graft.tasks.classification.multitask:MultiTask",
     "tagging": "graft.tasks.tagging.task:TaggingTask",
+    "question-answering": "graft.tasks.question_answering.task:QuestionAnsweringTask",
     "detection": "graft.tasks.detection.task:DetectionTask",
     "instance-segmentation": "graft.tasks.detection.task:InstanceSegmentationTask",
     "segmentation": "graft.tasks.segmentation.task:SegmentationTask",
+    "similarity": "graft.tasks.similarity.task:SimilarityTask",
 }
 #: The kinds of one label column (or class folders), whose kind the labels tell.
 _LABEL_COLUMN = ("multiclass", "multilabel", "regression")

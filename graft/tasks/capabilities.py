@@ -18,7 +18,9 @@ the functions below, which do the engine's default where a kind has no such capa
 - :class:`ExportsItself`: an export (and its engine) of the kind's own, for a model that is
   not one graph from inputs to logits;
 - :class:`Reported`: report sections and overview rows, and metrics in several parts;
-- :class:`Ranks`: ``graft rank`` scores of the kind's own.
+- :class:`Ranks`: ``graft rank`` scores of the kind's own;
+- :class:`FitsItself`, :class:`Searches`: a model trained, saved and used outside the phase
+  runner (similarity: an encoder that embeds, indexes and searches).
 
 This module imports neither torch nor any kind.
 """
@@ -77,6 +79,34 @@ class Tuned(ABC):
 def tunes(task: Any) -> bool:
     """Whether the fit tunes ``task`` on validation outputs."""
     return isinstance(task, Tuned) and task.tunes
+
+
+class FitsItself(ABC):
+    """A kind whose model is no head trained by the phase runner (similarity: an encoder
+    trained on pairs, kept by a retrieval score): it trains, evaluates and saves itself."""
+
+    @abstractmethod
+    def fit_itself(self, estimator: Any, splits: Any, config: Any, out: Any, overwrite: bool):
+        """Train on ``splits`` with ``config`` (the kind's defaults filled in), set the estimator's fitted
+        attributes (``metrics_``, ``history_``, ...), write the run into ``out`` when given;
+        the estimator."""
+
+
+class Searches(ABC):
+    """A kind whose models embed and search (similarity): ``graft index``, ``graft search``
+    and ``graft evaluate`` on retrieval data open its model through :meth:`open_model`."""
+
+    @classmethod
+    @abstractmethod
+    def open_model(cls, source: Any) -> Any:
+        """The model of a run directory, or the pretrained model a model string names: it has
+        ``embed``, ``index(corpus, out)``, ``search(queries, index, top_k)`` and
+        ``evaluate(data)``."""
+
+    @classmethod
+    @abstractmethod
+    def holds_run(cls, path: Any) -> bool:
+        """Whether ``path`` is a run directory of this kind."""
 
 
 # Answers -------------------------------------------------------------------------------------

@@ -27,7 +27,11 @@ def test_every_option_of_the_configuration_is_offered_as_declared(name, config):
     for field in fields:
         param = params[field.name]
         assert flag_name(field) in param.opts
-        assert param.help == field.metadata["help"]
+        if field.metadata.get("fallback") is None:
+            assert param.help == field.metadata["help"]
+        else:  # a default of the kind of task: the help says it
+            assert param.help.startswith(field.metadata["help"].rstrip("."))
+            assert f"(default {field.metadata['fallback']}" in param.help
         expected = field.default
         if field.metadata.get("cli_type") is str and expected is not None:
             expected = str(expected)
@@ -37,8 +41,16 @@ def test_every_option_of_the_configuration_is_offered_as_declared(name, config):
 
 
 def test_a_number_given_as_text_on_the_command_line_is_the_configuration_number():
-    assert FitConfig(lr="3e-3").validate().lr == FitConfig().validate().lr == 3e-3
+    assert FitConfig(lr="3e-3").validate().lr == FitConfig().with_defaults().lr == 3e-3
     assert FitConfig(lr="auto").validate().lr == "auto"
+
+
+def test_the_help_of_an_option_whose_default_depends_on_the_kind_shows_each_default():
+    params = {p.name: p for p in command("fit").params}
+    assert params["batch_size"].help == (
+        "Examples per step (default 32; detection and instance-segmentation 4, segmentation 8)."
+    )
+    assert "(default 0.1; segmentation 0.0)" in params["label_smoothing"].help
 
 
 def test_boolean_options_can_be_turned_off():

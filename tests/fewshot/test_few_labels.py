@@ -26,7 +26,7 @@ def labelled(counts: list[int], task: str = "multiclass") -> LabelledData:
 
 
 def regime(counts, task="multiclass", adapting=False, **options):
-    config = FitConfig(**options).validate()
+    config = FitConfig(**options).validate().with_defaults()
     return FewLabels.for_fit(config, task_class(task), labelled(counts), adapting)
 
 
@@ -137,6 +137,6 @@ def test_every_strategy_plans_phases_the_recipe_can_keep():
 
     backbone = create_backbone("minilm")
     for name, strategy in STRATEGIES.items():
-        config = FitConfig(strategy=name).validate()
+        config = FitConfig(strategy=name).validate().with_defaults()
         planned = few.plan(strategy().phases(config, backbone))
         assert all(phase.keep_last for phase in planned), name

@@ -15,8 +15,7 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from graft.errors import ConfigError
-from graft.serve import BackgroundServer, create_app, serve
-from graft.serve import auth
+from graft.serve import BackgroundServer, auth, create_app, serve
 from graft.serve.auth import TOKEN_VARIABLE, is_loopback, service_token
 from tests.serve.conftest import upload
 

@@ -17,6 +17,9 @@ from tests.serve.conftest import upload
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "graft-serve-test"
+TOKEN = "docker-test-token-0123456789abcdef"
+AUTHORIZED = {"Authorization": f"Bearer {TOKEN}"}
+RUN = ["docker", "run", "-d", "-p", "127.0.0.1::8000"]
 
 
 def docker_answers() -> str | None:
@@ -38,7 +41,7 @@ def test_the_image_serves_a_mounted_run_and_is_healthy(flowers_run, photos):
     model, run = flowers_run
     subprocess.run(["docker", "build", "-t", IMAGE, str(ROOT)], check=True)
     started = subprocess.run(
-        ["docker", "run", "-d", "-p", "127.0.0.1::8000", "-v", f"{run}:/srv/run:ro", IMAGE],
+        [*RUN, "-e", f"GRAFT_SERVE_TOKEN={TOKEN}", "-v", f"{run}:/srv/run:ro", IMAGE],
         capture_output=True,
         text=True,
         check=True,
@@ -53,7 +56,9 @@ def test_the_image_serves_a_mounted_run_and_is_healthy(flowers_run, photos):
             .strip()
         )
         assert wait_healthy(container) == "healthy"
-        response = httpx.post(f"http://127.0.0.1:{port}/predict", files=upload(photos[0]))
+        url = f"http://127.0.0.1:{port}/predict"
+        assert httpx.post(url, files=upload(photos[0])).status_code == 401  # 0.0.0.0: locked
+        response = httpx.post(url, files=upload(photos[0]), headers=AUTHORIZED)
         assert response.status_code == 200
         assert response.json()["predictions"][0][0]["label"] == model.predict([str(photos[0])])[0]
     finally:

@@ -56,7 +56,7 @@ def sst2_rows(per_class: int, offset: int = 0) -> LabelledData:
 
 def test_the_plan_is_a_contrastive_phase_then_the_head():
     backbone = create_backbone("minilm")
-    config = FitConfig(strategy="contrastive").validate()
+    config = FitConfig(strategy="contrastive").validate().with_defaults()
     contrastive, head = STRATEGIES["contrastive"]().phases(config, backbone)
     assert contrastive.kind == CONTRASTIVE and contrastive.name == "contrastive"
     assert contrastive.backbone_groups is None and contrastive.keep_last
@@ -73,13 +73,13 @@ def test_the_plan_is_a_contrastive_phase_then_the_head():
 def test_the_backbone_rate_follows_backbone_lr_mult_when_given():
     backbone = create_backbone("minilm")
     config = FitConfig(strategy="contrastive", lr=1e-3, backbone_lr_mult=0.05, epochs=2)
-    phase = STRATEGIES["contrastive"]().phases(config.validate(), backbone)[0]
+    phase = STRATEGIES["contrastive"]().phases(config.validate().with_defaults(), backbone)[0]
     assert phase.backbone_lr == pytest.approx(5e-5) and phase.epochs == 2
 
 
 def test_audio_backbones_are_refused_with_the_option_named():
     backbone = create_backbone("audio:efficientnet_lite0", pretrained=False)
-    config = FitConfig(strategy="contrastive").validate()
+    config = FitConfig(strategy="contrastive").validate().with_defaults()
     with pytest.raises(ConfigError, match="--strategy contrastive fine-tunes text"):
         STRATEGIES["contrastive"]().phases(config, backbone)
 

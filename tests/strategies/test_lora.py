@@ -28,7 +28,7 @@ from tests.conftest import snapshot
 
 def adapted(model: str, **options):
     backbone = create_backbone(model)
-    config = FitConfig(strategy="lora", epochs=1, **options).validate()
+    config = FitConfig(strategy="lora", epochs=1, **options).validate().with_defaults()
     Lora().prepare(config, backbone)
     return backbone, config
 

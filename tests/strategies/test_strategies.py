@@ -34,6 +34,7 @@ def loaders(backbone, folder):
 
 def backbone_phases(strategy: str, backbone, **options):
     config = FitConfig(**{"strategy": strategy, "epochs": 2, **options}).validate()
+    config = config.with_defaults()
     return [p for p in STRATEGIES[strategy]().phases(config, backbone) if p.train_backbone]
 
 

@@ -88,6 +88,8 @@ def load_json(path: Path) -> dict[str, Any]:
         raise DataError(
             f"{path}, line {error.lineno}, column {error.colno}: not valid JSON ({error.msg})"
         ) from None
+    except RecursionError:
+        raise DataError(f"{path}: JSON nested too deeply to be COCO annotations") from None
     if not isinstance(doc, dict):
         raise DataError(f"{path}: expected a JSON object with 'images' and 'annotations'")
     return doc

@@ -39,8 +39,6 @@ from torchvision.models.detection.transform import GeneralizedRCNNTransform, res
 from torchvision.ops import FeaturePyramidNetwork, MultiScaleRoIAlign
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool, LastLevelP6P7
 
-#: The detectors ``--detector`` names (instance segmentation is Mask R-CNN).
-DETECTORS = ("fasterrcnn", "retinanet", "fcos")
 #: Channels of the feature pyramid built on a graft backbone: a light pyramid suits the
 #: light backbones graft ships (efficientnet_lite0's coarsest map has 320 channels).
 FPN_CHANNELS = 128

@@ -30,7 +30,7 @@ from graft.errors import ConfigError
 from graft.tasks.base import MetricsTable, Task, check_classes
 from graft.tasks.detection import data as parts
 from graft.tasks.detection.capabilities import DetectionCapabilities
-from graft.tasks.detection.options import DetectionOptions
+from graft.tasks.detection.options import DEFAULTS, DetectionOptions
 from graft.tasks.detection.sizes import MIN_SIZE, Sizes, detection_backbone
 
 if TYPE_CHECKING:
@@ -43,9 +43,6 @@ log = logging.getLogger("graft")
 
 #: The score from which a detection is an answer (``graft predict``, ``graft serve``).
 SCORE_THRESHOLD = 0.5
-#: What replaces the classification defaults of these options for detection (a value left at
-#: graft's generic default is taken as not given): see :meth:`DetectionTask.resolved_config`.
-DEFAULTS = {"batch_size": 4, "lr": 1e-3, "head_epochs": 4, "epochs": 8}
 
 
 class DetectionTask(DetectionCapabilities, Task):
@@ -101,19 +98,9 @@ class DetectionTask(DetectionCapabilities, Task):
         parts.check_options(config, cls.kind, cls.masks)
 
     def defaults(self, config: FitConfig) -> FitConfig:
-        """Detection's defaults for options left at graft's classification defaults (see
-        :data:`DEFAULTS`; a value equal to the generic default counts as not given)."""
-        from graft.config import FitConfig
-
-        generic = FitConfig()
-        chosen = {
-            name: value
-            for name, value in DEFAULTS.items()
-            if getattr(config, name) == getattr(generic, name)
-        }
-        if chosen:
-            log.info("%s defaults: %s", self.kind, ", ".join(f"{k}={v}" for k, v in chosen.items()))
-        return config.resolved(**chosen)
+        """Detection's own defaults (:data:`~graft.tasks.detection.options.DEFAULTS`) for the
+        options left at None."""
+        return config.with_defaults(DEFAULTS, self.kind)
 
     def plan(self, phases: list[Phase]) -> list[Phase]:
         """Every phase keeps its epoch of best mAP (a detector has no validation loss), and

@@ -124,6 +124,8 @@ def parse_xml(file: Path) -> VocRecord:
     size = None
     if node.find("size") is not None:
         values = [_number(file, node, f"size/{k}", "<size>") for k in ("width", "height")]
+        if not all(abs(v) < 2**31 for v in values):  # NaN, infinite or absurd: no size
+            raise DataError(f"{file}: <size> must be a width and height in pixels, got {values}")
         size = (int(values[0]), int(values[1]))
     objects = []
     for number, item in enumerate(node.findall("object"), start=1):

@@ -28,9 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from graft.errors import ConfigError
+from graft.tasks.segmentation.options import ARCHITECTURES
 
-#: ``--architecture`` name -> smp's architecture name.
-ARCHITECTURES = {"unet": "unet", "fpn": "fpn", "deeplabv3plus": "deeplabv3plus"}
 #: The output stride each architecture needs of its encoder (DeepLabV3+ dilates the last stage).
 OUTPUT_STRIDES = {"unet": 32, "fpn": 32, "deeplabv3plus": 16}
 #: Encoder strides smp's decoders read: the input (1), then 2 to 32.
@@ -111,7 +110,7 @@ def build_head(backbone: nn.Module, architecture: str, classes: int) -> Segmente
         options["encoder_output_stride"] = OUTPUT_STRIDES[architecture]
     try:
         model = smp.create_model(
-            ARCHITECTURES[architecture],
+            architecture,  # graft's names are smp's
             encoder_name=f"tu-{name}",
             encoder_weights=None,
             classes=classes,

@@ -25,8 +25,6 @@ import torch.nn.functional as F
 
 from graft.training.module import TransferModule
 
-#: The losses ``--loss`` names.
-LOSSES = ("ce", "dice", "ce+dice")
 #: Validation images through the network at once (whole images are large).
 VALIDATION_CHUNK = 4
 

@@ -5,14 +5,26 @@ takes them. Nothing here imports torch."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from graft.errors import ConfigError
 from graft.options import KindOptions, check_choice, option
 
-#: smp's decoders graft builds (:data:`graft.tasks.segmentation.decoders.ARCHITECTURES`).
+#: smp's decoders graft builds (:func:`graft.tasks.segmentation.decoders.build_head`).
 ARCHITECTURES = ("unet", "fpn", "deeplabv3plus")
-#: Pixel losses (:data:`graft.tasks.segmentation.module.LOSSES`).
+#: Pixel losses (:func:`graft.tasks.segmentation.module.segmentation_loss`).
 LOSSES = ("ce", "dice", "ce+dice")
+#: Segmentation's own defaults of options every fit has, for those the user leaves at None
+#: (:meth:`graft.config.FitConfig.with_defaults`): see bench/RESULTS.md, "Semantic
+#: segmentation", for the measurements behind them.
+DEFAULTS = {
+    "batch_size": 8,
+    "lr": 1e-3,
+    "head_epochs": 4,
+    "epochs": 12,
+    "label_smoothing": 0.0,
+    "image_size": 256,
+}
 
 
 @dataclass
@@ -25,6 +37,8 @@ class SegmentationOptions(KindOptions):
         binary_masks: masks read as background and one foreground (every value above 0).
         ignore_index: the mask value left out of loss and metrics.
     """
+
+    fit_defaults: ClassVar[dict[str, Any]] = DEFAULTS
 
     architecture: str = option(
         "unet", "unet, fpn or deeplabv3plus (smp's decoders).", panel="Segmentation"

@@ -161,7 +161,7 @@ def read_mask(path: str | Path, colors: Sequence[Color] | None, binary: bool) ->
             values = _mask_values(path, image, colors)
     except DataError:
         raise
-    except (OSError, SyntaxError, ValueError, EOFError) as error:
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as error:
         raise UnreadableImage(str(error) or type(error).__name__) from None
     return (values > 0).astype(np.uint8) if binary else values
 

@@ -9,20 +9,21 @@ the metrics. A folder of images and masks is claimed by content; COCO annotation
 data unless ``--task segmentation`` is asked for.
 
 The model is one of segmentation_models_pytorch's architectures (``--architecture unet``,
-``fpn`` or ``deeplabv3plus``: :mod:`graft.tasks.segmentation.decoders`) whose decoder is the new head on the
-multi-scale view of graft's backbone (the offline EfficientNet-Lite weights, any timm model,
-local weights). The strategies keep their meaning: feature-extract trains the decoder on the
-frozen encoder, fine-tune trains the decoder first and then the encoder at the lower rate,
-full trains everything at once, partial the top groups. The loss is cross-entropy, Dice or
-their sum (``--loss``, :mod:`graft.tasks.segmentation.module`), with class weights (``--class-weights
-auto``: median frequency balancing of the training pixels).
+``fpn`` or ``deeplabv3plus``: :mod:`graft.tasks.segmentation.decoders`) whose decoder is the
+new head on the multi-scale view of graft's backbone (the offline EfficientNet-Lite weights,
+any timm model, local weights). The strategies keep their meaning: feature-extract trains
+the decoder on the frozen encoder, fine-tune trains the decoder first and then the encoder at
+the lower rate, full trains everything at once, partial the top groups. The loss is
+cross-entropy, Dice or their sum (``--loss``, :mod:`graft.tasks.segmentation.module`), with
+class weights (``--class-weights auto``: median frequency balancing of the training pixels).
 
 Images are seen at a working scale (:class:`graft.tasks.segmentation.batches.Scale`): shorter
-side resized to ``--image-size`` pixels (:data:`DEFAULTS`), or kept at their own resolution
-when the training images are large (their median shorter side :data:`NATIVE_RATIO` times the
-crops or more: slides, scenes). Training takes random crops of ``--image-size`` from rescaled,
-flipped copies; prediction runs the whole image, or overlapping tiles of twice the crop
-blended back when it is larger (:mod:`graft.tasks.segmentation.tiling`); answers are at each image's own size.
+side resized to ``--image-size`` pixels (:data:`graft.tasks.segmentation.options.DEFAULTS`),
+or kept at their own resolution when the training images are large (their median shorter
+side :data:`NATIVE_RATIO` times the crops or more: slides, scenes). Training takes random
+crops of ``--image-size`` from rescaled, flipped copies; prediction runs the whole image, or
+overlapping tiles of twice the crop blended back when it is larger
+(:mod:`graft.tasks.segmentation.tiling`); answers are at each image's own size.
 
 Metrics (:mod:`graft.tasks.segmentation.metrics`): mean IoU (the headline, and the validation
 score that keeps each phase's best epoch), per-class IoU and Dice, pixel accuracy, the pixel
@@ -51,7 +52,8 @@ from graft.tasks.segmentation import answers as answering
 from graft.tasks.segmentation.answers import MaskAnswers
 from graft.tasks.segmentation.capabilities import SegmentationCapabilities
 from graft.tasks.segmentation.inference import TiledInference, black
-from graft.tasks.segmentation.options import SegmentationOptions
+from graft.tasks.segmentation.options import DEFAULTS, SegmentationOptions
+from graft.tasks.segmentation.splits import read_fit_splits, read_like
 
 if TYPE_CHECKING:
     from graft.config import FitConfig
@@ -61,17 +63,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("graft")
 
-#: What replaces the classification defaults of these options for segmentation (a value left
-#: at graft's generic default is taken as not given): see bench/RESULTS.md, "Semantic
-#: segmentation", for the measurements behind them.
-DEFAULTS = {
-    "batch_size": 8,
-    "lr": 1e-3,
-    "head_epochs": 4,
-    "epochs": 12,
-    "label_smoothing": 0.0,
-    "image_size": 256,
-}
 #: Training images whose median shorter side is at least this many crops are segmented at
 #: their own resolution (by tiles), not resized.
 NATIVE_RATIO = 4
@@ -149,24 +140,7 @@ class SegmentationTask(SegmentationCapabilities, MaskAnswers, TiledInference, Ta
     def read_splits(cls, data, val, test, columns: dict, config: FitConfig) -> DataSplits:
         """The training data (and its validation and test splits when the layout has them),
         and ``val``/``test`` read with the training data's classes."""
-        from graft.data import DataSplits
-        from graft.tasks.segmentation.read import SegmentationData, read_segmentation_splits
-
-        given = [f"--{k.replace('_', '-')}" for k, v in columns.items() if v is not None]
-        if given:
-            raise ConfigError(f"{', '.join(given)} name table columns; {cls.kind} data has none")
-        own = SegmentationOptions.of(config)
-        options = dict(binary=own.binary_masks, ignore_index=own.ignore_index)
-        if isinstance(data, SegmentationData):
-            train, found_val, found_test = data, None, None
-        else:
-            train, found_val, found_test = read_segmentation_splits(data, **options)
-        parts = []
-        for given_part, found in ((val, found_val), (test, found_test)):
-            if given_part is not None and not isinstance(given_part, SegmentationData):
-                given_part = read_like(given_part, train)
-            parts.append(given_part if given_part is not None else found)
-        return DataSplits(train, *parts)
+        return read_fit_splits(data, val, test, columns, SegmentationOptions.of(config))
 
     @classmethod
     def check_options(cls, config: FitConfig) -> None:
@@ -175,9 +149,9 @@ class SegmentationTask(SegmentationCapabilities, MaskAnswers, TiledInference, Ta
                 raise ConfigError(message)
 
     def defaults(self, config: FitConfig) -> FitConfig:
-        """Segmentation's defaults for options left at graft's generic defaults
-        (:data:`DEFAULTS`; a value equal to the generic default counts as not given)."""
-        return with_defaults(config, self.kind)
+        """Segmentation's own defaults (:data:`~graft.tasks.segmentation.options.DEFAULTS`)
+        for the options left at None."""
+        return config.with_defaults(DEFAULTS, self.kind)
 
     def plan(self, phases: list) -> list:
         """Every phase keeps its epoch of best validation mean IoU, and waits at least
@@ -412,18 +386,6 @@ def working_scale(train: SegmentationData, crop: int, ignore_index: int) -> Scal
     return Scale(crop, None if native else crop, tile, tile // 4, ignore_index)
 
 
-def read_like(data: Any, like: Any) -> SegmentationData:
-    """Segmentation data at ``data`` read as ``like`` (training data, or a fitted task) was:
-    its classes (and colours, from the class file beside the data), binary or not, and its
-    ignore index."""
-    from graft.tasks.segmentation.read import read_segmentation
-
-    options = dict(binary=like.binary, ignore_index=like.ignore_index)
-    if like.colors:  # colour-coded masks: the class file beside the data gives the colours
-        return read_segmentation(data, **options)
-    return read_segmentation(data, classes=list(like.classes), **options)
-
-
 def dataset_images(value: Any) -> list[str] | None:
     """The images of a folder of images and masks, or of a COCO file (None for anything
     else)."""
@@ -479,14 +441,3 @@ def data_summary(splits: DataSplits, kind: str, pixels: dict[str, int]) -> dict:
         "skipped": {n: [{"input": w, "reason": r} for w, r in s] for n, s in skipped.items()},
         "skipped_count": sum(len(s) for s in skipped.values()),
     }
-
-
-def with_defaults(config: FitConfig, kind: str) -> FitConfig:
-    """``config`` with :data:`DEFAULTS` for the options it leaves at the generic defaults."""
-    from graft.config import FitConfig
-
-    generic = FitConfig()
-    chosen = {k: v for k, v in DEFAULTS.items() if getattr(config, k) == getattr(generic, k)}
-    if chosen:
-        log.info("%s defaults: %s", kind, ", ".join(f"{k}={v}" for k, v in chosen.items()))
-    return config.resolved(**chosen)

@@ -354,26 +354,16 @@ class TaggingTask(TaggingCapabilities, Task):
         }
 
     def summary(self, splits: DataSplits) -> dict:
-        parts = _parts(splits)
-        return {
-            "entities": {name: part.entity_counts() for name, part in parts.items()},
-            "schemes": {name: part.scheme for name, part in parts.items()},
-        }
+        from graft.tasks.tagging.summary import entity_summary
+
+        return entity_summary(splits)
 
     def data_summary(self, splits: DataSplits, backbone: Any) -> dict:
         """Sentences, words and entities of each split, and how many sentences are longer
         than the encoder's window (read in overlapping windows, never cut)."""
-        parts = _parts(splits)
-        return {
-            "modality": "text",
-            "task": self.kind,
-            "examples": {name: len(part) for name, part in parts.items()},
-            "words": {name: sum(map(len, part.tokens)) for name, part in parts.items()},
-            "class_counts": {name: part.entity_counts() for name, part in parts.items()},
-            "skipped": {},
-            "skipped_count": 0,
-            "windowed_sentences": windowed(parts, backbone.preprocessing),
-        }
+        from graft.tasks.tagging.summary import data_summary
+
+        return data_summary(splits, backbone, self.kind)
 
     @classmethod
     def from_record(cls, record: dict, labels: Any) -> TaggingTask:
@@ -381,10 +371,6 @@ class TaggingTask(TaggingCapabilities, Task):
         if list(labels) != task.classes:
             raise DataError(f"labels.json holds the tags {labels}; the run's task {task.classes}")
         return task
-
-
-def _parts(splits: DataSplits) -> dict[str, TaggingData]:
-    return {n: getattr(splits, n) for n in ("train", "val", "test") if getattr(splits, n)}
 
 
 def _column(columns: dict[str, str | None]) -> int | None:
@@ -417,26 +403,3 @@ def _read_one(data: Any, column: int | None) -> TaggedSentences:
     if Path(data).expanduser().is_dir():
         raise DataError(f"{data}: a folder; name one CoNLL or JSONL file")
     return read_tagged(data, label_column=column)
-
-
-def windowed(parts: dict[str, TaggingData], preprocessing: Any) -> dict:
-    """How many sentences of each split are over the encoder's window (logged when any are)."""
-    from graft.tasks.tagging.alignment import load_tokenizer, sub_token_counts, window_size
-
-    tokenizer = load_tokenizer(preprocessing.tokenizer)
-    limit = window_size(tokenizer, preprocessing.max_length)
-    counts = {}
-    for name, part in parts.items():
-        over = 0
-        for start in range(0, len(part), 1000):
-            batch = part.tokens[start : start + 1000]
-            over += sum(sum(found) > limit for found in sub_token_counts(tokenizer, batch))
-        counts[name] = over
-    if any(counts.values()):
-        log.info(
-            "sentences over the %d sub-tokens the encoder reads at once are read in "
-            "overlapping windows: %s",
-            limit,
-            ", ".join(f"{n} {c} of {len(parts[n])}" for n, c in counts.items()),
-        )
-    return {"window": limit, **counts}

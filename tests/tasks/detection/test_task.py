@@ -83,12 +83,13 @@ def test_instance_segmentation_refuses_boxes_without_masks_and_dense_heads(val, 
         graft.fit(PENNFUDAN, task="detection", label_column="label")
 
 
-def test_detection_defaults_replace_only_the_generic_ones():
+def test_detection_defaults_fill_only_the_options_not_given():
     task = DetectionTask(["person"])
     config = task.defaults(FitConfig())
     assert (config.batch_size, config.lr, config.head_epochs, config.epochs) == (4, 1e-3, 4, 8)
-    given = task.defaults(FitConfig(batch_size=2, lr=0.01, epochs=3))
-    assert (given.batch_size, given.lr, given.head_epochs, given.epochs) == (2, 0.01, 4, 3)
+    given = task.defaults(FitConfig(batch_size=32, lr=0.01, epochs=3))  # 32: given, kept
+    assert (given.batch_size, given.lr, given.head_epochs, given.epochs) == (32, 0.01, 4, 3)
+    assert config.label_smoothing == 0.1  # graft's fallback where detection has none
     assert Sizes.around(512) == Sizes(512, 853, (416, 448, 480, 512, 544, 576, 608))
 
 

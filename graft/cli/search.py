@@ -1,0 +1,119 @@
+"""The commands of search: ``index`` embeds a corpus into an on-disk vector index, ``search``
+answers a query from one; ``graft evaluate`` on retrieval data goes through
+:func:`evaluate_retrieval`.
+
+They reach the kind that searches through the registry and its
+:class:`~graft.tasks.capabilities.Searches` capability, never by importing it; heavy imports
+wait until a command runs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from graft.cli.app import app, console
+from graft.errors import ConfigError
+
+#: The kind whose models search (graft's own; a run names its kind in config.json).
+SEARCH_KIND = "similarity"
+
+
+def searching_kind(kind: str = SEARCH_KIND) -> Any:
+    """The task class of ``kind``, which must search (ConfigError otherwise)."""
+    from graft.tasks import task_class
+    from graft.tasks.capabilities import Searches
+
+    found = task_class(kind)
+    if not issubclass(found, Searches):
+        raise ConfigError(f"a {kind} model does not search; --task similarity does")
+    return found
+
+
+def run_kind(path: Path) -> str | None:
+    """The kind of task a run directory's config.json names, or None (not a run)."""
+    record = path / "config.json"
+    if not record.is_file():
+        return None
+    task = json.loads(record.read_text()).get("task")
+    return task.get("kind") if isinstance(task, dict) else task
+
+
+def open_searcher(source: str) -> Any:
+    """The model that searches: a run directory's, or the pretrained model a model string
+    names (its kind's)."""
+    kind = run_kind(Path(source)) or SEARCH_KIND
+    return searching_kind(kind).open_model(source)
+
+
+def evaluate_retrieval(run: str, data: Path, task: str | None, as_json: bool) -> bool:
+    """``graft evaluate`` of a run (or with ``--task similarity`` a pretrained model) that
+    searches: its retrieval metrics printed, True; False for any other run."""
+    kind = run_kind(Path(run)) or task
+    if kind is None:
+        return False
+    from graft.tasks import task_class
+    from graft.tasks.capabilities import Searches
+
+    if not issubclass(task_class(kind), Searches):
+        return False
+    metrics = task_class(kind).open_model(run).evaluate(data)
+    if as_json:
+        print(json.dumps(metrics, indent=2))
+        return True
+    table = Table(title=f"{run} on {data} ({metrics['split']} qrels, {metrics['queries']} queries)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name in ("ndcg@10", "mrr@10", "recall@10", "recall@100"):
+        table.add_row(name, f"{metrics[name]:.4f}")
+    console.print(table)
+    return True
+
+
+@app.command()
+def index(
+    run: Annotated[str, typer.Argument(help="A similarity run, or a model string (minilm).")],
+    corpus: Annotated[
+        Path, typer.Argument(help="A BEIR folder, or a JSONL/CSV/TSV of id and text.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="The index folder to write.")],
+) -> None:
+    """Embed CORPUS into an on-disk vector index (FAISS); run again to resume."""
+    from rich.progress import track
+
+    def progress(shards):
+        return track(shards, description="embedding", console=console)
+
+    record = open_searcher(run).index(corpus, out, progress)
+    console.print(f"indexed {record['count']} documents into [bold]{out}[/]")
+
+
+@app.command()
+def search(
+    index_dir: Annotated[Path, typer.Argument(help="An index folder written by graft index.")],
+    queries: Annotated[list[str], typer.Argument(help="One or more queries.")],
+    top_k: Annotated[int, typer.Option(help="How many documents per query.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+) -> None:
+    """Answer QUERIES from an index: the nearest documents, best first."""
+    from graft.errors import RunError
+
+    record_file = index_dir / "index.json"
+    if not record_file.is_file():
+        raise RunError(f"{index_dir}: not an index (no index.json); write one with graft index")
+    encoder = json.loads(record_file.read_text())["encoder"]
+    answers = open_searcher(encoder).search(list(queries), index_dir, top_k)
+    for query, found in zip(queries, answers, strict=True):
+        if as_json:
+            print(json.dumps({"query": query, "results": found}))
+            continue
+        table = Table(title=query)
+        for column in ("rank", "id", "score", "text"):
+            table.add_column(column)
+        for number, hit in enumerate(found, 1):
+            table.add_row(str(number), hit["id"], f"{hit['score']:.3f}", hit["text"][:100])
+        console.print(table)

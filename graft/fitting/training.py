@@ -1,0 +1,141 @@
+"""Training in a fit: the modules, loaders and engine of its phases, the strategy's phases
+trained by :class:`graft.training.runner.PhaseRunner`, and the learning-rate range test.
+
+Each function takes the estimator being fitted (``model``: its task, backbone and head) and
+the configuration as the fit resolved it."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from graft.backbones.registry import SCRATCH_PREFIX
+from graft.config import FitConfig
+from graft.data import DataSplits
+from graft.data.transforms import mixup_for
+from graft.errors import ConfigError
+from graft.features import FeatureCache
+from graft.strategies import STRATEGIES
+from graft.tasks.capabilities import SingleLabel
+from graft.training.distributed import EngineOptions
+from graft.training.loaders import FitLoaders
+from graft.training.lr_finder import FALLBACK_LR, LRFinding, find_learning_rate
+from graft.training.phase import Phase
+from graft.training.runner import ModuleFactory, PhaseRunner
+
+log = logging.getLogger("graft")
+
+
+def check_run_options(config: FitConfig, out, train_size: int) -> None:
+    """Refuse a logger without a run directory (or its package); warn of a batch larger than
+    the data."""
+    from graft.training.engine import require_logger
+
+    if config.logger != "csv":
+        require_logger(config.logger)
+        if out is None:
+            raise ConfigError(
+                f"--logger {config.logger} writes into the run directory: give --out too"
+            )
+    if config.batch_size > train_size:
+        log.warning(
+            "--batch-size %d is larger than the %d training examples: every epoch is one "
+            "batch of %d",
+            config.batch_size,
+            train_size,
+            train_size,
+        )
+
+
+def engine_options(config: FitConfig) -> EngineOptions:
+    """How the phases of a fit with ``config`` run (precision, devices, logger, ...)."""
+    return EngineOptions(
+        precision=config.precision,
+        devices=config.devices,
+        num_nodes=config.num_nodes,
+        distributed=None if config.distributed == "none" else config.distributed,
+        grad_clip=config.grad_clip,
+        progress=config.progress,
+        logger=config.logger,
+    )
+
+
+def fit_loaders(model: Any, config: FitConfig, splits: DataSplits, cache, timings) -> FitLoaders:
+    """The data loaders of ``model``'s phases (cached features for head-only ones)."""
+    return FitLoaders.for_fit(
+        config, splits, model.backbone_, cache, timings, task=model.fitted_task_
+    )
+
+
+def module_factory(model: Any, config: FitConfig, splits: DataSplits) -> ModuleFactory:
+    """What builds each phase's training module, with this fit's options."""
+    class_weights = None
+    if config.class_weights == "auto":
+        class_weights = model.fitted_task_.class_weights(splits.train)
+    mixup = None
+    if isinstance(model.fitted_task_, SingleLabel):  # images: mixup and cutmix; audio: mixup
+        modality = model.backbone_.modality
+        mixup = mixup_for(config.augment, len(model.classes_), config.label_smoothing, modality)
+    return ModuleFactory(
+        model.fitted_task_,
+        model.head_,
+        model.backbone_,
+        dict(
+            label_smoothing=config.label_smoothing,
+            weight_decay=config.weight_decay,
+            class_weights=class_weights,
+        ),
+        mixup,
+        from_scratch=model.backbone_.spec.startswith(SCRATCH_PREFIX),
+    )
+
+
+def range_test(
+    model: Any, config: FitConfig, splits: DataSplits, cache: FeatureCache, timings: dict
+) -> LRFinding:
+    """The range test on the head over cached features (:mod:`graft.training.lr_finder`)."""
+    loaders = fit_loaders(model, config, splits, cache, timings)
+    phase = Phase(name="lr_find", epochs=1, backbone_groups=0, head_lr=FALLBACK_LR)
+    module = module_factory(model, config, splits)(phase)
+    train_loader = loaders.head_only()[0]
+    return find_learning_rate(module, train_loader, engine_options(config), config.seed)
+
+
+def train_phases(model: Any, config: FitConfig, splits, cache, timings, run, semi) -> None:
+    """Train the strategy's phases of ``model``; keep the best (``history_``,
+    ``kept_phase_``, ``epoch_choice_``; with ``semi``, self-training rounds follow).
+
+    Args:
+        run: ``(run_dir, resume, adaptation)``: the run directory (None: a scratch folder),
+            whether to resume it, and the domain adaptation component (or None).
+    """
+    run_dir, resume, adaptation = run
+    engine = engine_options(config)
+    loaders = fit_loaders(model, config, splits, cache, timings)
+    loaders.world_size = engine.world_size
+    networks = {"backbone": model.backbone_, "head": model.head_}
+    networks.update(model.fitted_task_.networks())
+    phases = STRATEGIES[config.strategy]().phases(config, model.backbone_)
+    phases = model.fitted_task_.plan(phases)  # as the task trains them
+    if getattr(model, "few_labels_", None) is not None:  # every example trains: no choice
+        phases = model.few_labels_.plan(phases)
+    with tempfile.TemporaryDirectory(prefix="graft-") as scratch:
+        runner = PhaseRunner(
+            networks,
+            module_factory(model, config, splits),
+            loaders,
+            engine,
+            config.seed,
+            Path(run_dir or scratch),
+            resume,
+            timings,
+            trainers=STRATEGIES[config.strategy]().trainers(config),
+        )
+        model.history_ = runner.run(phases, adaptation)
+        model.kept_phase_ = runner.best.restore()
+        if semi is not None:  # self-training on the unlabelled data, the backbone fixed
+            model.history_ += semi.train(runner, cache)
+            model.semi_supervised_ = semi
+    model.epoch_choice_ = runner.epoch_choice

@@ -1,0 +1,105 @@
+"""What question answering has beyond the core of a task (:mod:`graft.tasks.capabilities`):
+its answers as ``graft predict`` and ``graft serve`` give them, its metrics and their tables,
+and its refusals (class probabilities, export)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graft.errors import ConfigError
+from graft.tasks.base import MetricsTable
+
+#: The worst-answered questions kept in the metrics.
+WORST = 20
+
+
+class AnswersCapabilities:
+    """Mixed into :class:`graft.tasks.question_answering.task.QuestionAnsweringTask` (which
+    gives ``negatives``)."""
+
+    negatives: bool
+
+    def answers(self, outputs: dict) -> list[dict]:
+        """Each question's answer: ``{"answer", "score", "start", "end"}``."""
+        from graft.tasks.question_answering.answers import question_answers
+
+        return question_answers(outputs, self.negatives)
+
+    def probabilities(self, outputs):
+        raise ConfigError("a question-answering model finds answers, not classes: predict()")
+
+    def prediction_records(self, outputs: dict, top_k: int) -> list[dict]:
+        return self.answers(outputs)
+
+    def served_answers(self, outputs: dict, top_k: int) -> list[dict]:
+        return self.answers(outputs)
+
+    def prediction_text(self, record: dict) -> str:
+        if not record["answer"]:
+            return f"(no answer) {record['score']:.3f}"
+        return f"{record['answer']} [{record['start']}:{record['end']}] {record['score']:.3f}"
+
+    def check_exportable(self) -> None:
+        raise ConfigError("a question-answering model cannot be exported yet; predict with torch")
+
+    def metrics(self, outputs: dict, data: Any) -> dict:
+        """The official SQuAD exact match and F1 (:func:`~graft.tasks.question_answering.
+        squad.squad_scores`) and the :data:`WORST` questions of lowest F1."""
+        from graft.tasks.question_answering.squad import best_over, f1_score, squad_scores
+
+        found = [row["answer"] for row in self.answers(outputs)]
+        references = [[text for text, _ in answers] for answers in data.answers]
+        metrics = squad_scores(found, references)
+        scored = [
+            (best_over(f1_score, answer, truths), i)
+            for i, (answer, truths) in enumerate(zip(found, references, strict=True))
+        ]
+        metrics["worst"] = [
+            {
+                "id": data.ids[i],
+                "question": data.questions[i],
+                "answer": found[i],
+                "references": references[i],
+                "f1": f1,
+            }
+            for f1, i in sorted(scored)[:WORST]
+        ]
+        return metrics
+
+    def describe(self) -> str:
+        return "answer spans" + (", unanswerable questions too" if self.negatives else "")
+
+    def export_record(self) -> dict:
+        return {"kind": "question-answering", "outputs": "start and end logits [windows, length, 2]"}
+
+    @classmethod
+    def metrics_tables(cls, metrics: dict, classes: Any, title: str) -> list[MetricsTable]:
+        rows = [["all", f"{metrics['exact_match']:.4f}", f"{metrics['f1']:.4f}",
+                 str(metrics["questions"])]]
+        for part, name in (("has_answer", "answerable"), ("no_answer", "unanswerable")):
+            if f"{part}_f1" in metrics:
+                rows.append([name, f"{metrics[f'{part}_exact_match']:.4f}",
+                             f"{metrics[f'{part}_f1']:.4f}", str(metrics[f"{part}_questions"])])
+        table = MetricsTable(
+            title=f"{title}: exact match {metrics['exact_match']:.4f}, F1 {metrics['f1']:.4f}",
+            columns=["questions", "exact match", "F1", "count"],
+            rows=rows,
+            left=("questions",),
+        )
+        return [table]
+
+    def summary(self, splits: Any) -> dict:
+        parts = {n: getattr(splits, n) for n in ("train", "val", "test") if getattr(splits, n)}
+        return {"unanswerable": {name: part.unanswerable for name, part in parts.items()}}
+
+    def data_summary(self, splits: Any, backbone: Any) -> dict:
+        parts = {n: getattr(splits, n) for n in ("train", "val", "test") if getattr(splits, n)}
+        return {
+            "modality": "text",
+            "task": "question-answering",
+            "examples": {name: len(part) for name, part in parts.items()},
+            "contexts": {name: len(set(part.contexts)) for name, part in parts.items()},
+            "class_counts": {},
+            "skipped": {},
+            "skipped_count": 0,
+        }
