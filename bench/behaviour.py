@@ -7,7 +7,7 @@ to USPS fit, an NER fit (CoNLL-2003, 200 sentences), detection, instance segment
 semantic segmentation fits (Penn-Fudan, 24 images) and an audio fit (FSDD, 20 clips a digit),
 each through the ``graft`` command line of the checkout given, and writes their
 ``metrics.json`` under ``--out``. ``--compare A B`` then says, fit by fit, whether two such
-folders hold identical metrics (every number equal, not close).
+folders hold identical metrics (every number equal, not close; wall-clock times aside).
 
     python bench/behaviour.py --checkout /path/to/old --out bench/out/behaviour-before
     python bench/behaviour.py --checkout . --out bench/out/behaviour-after
@@ -195,7 +195,21 @@ def run(checkout: Path, out: Path, only: list[str] | None) -> None:
             print(f"{name}: {seconds:.0f}s -> {out / (name + '.json')}", flush=True)
 
 
+#: Keys that hold wall-clock times, which no change keeps identical.
+TIMINGS = ("seconds",)
+
+
+def _without_timings(value):
+    """``value`` (a metrics.json document) without its wall-clock times."""
+    if isinstance(value, dict):
+        return {k: _without_timings(v) for k, v in value.items() if k not in TIMINGS}
+    if isinstance(value, list):
+        return [_without_timings(v) for v in value]
+    return value
+
+
 def compare(before: Path, after: Path) -> bool:
+    """Whether every fit's metrics are equal (every number equal, wall-clock times aside)."""
     same = True
     for path in sorted(before.glob("*.json")):
         other = after / path.name
@@ -203,7 +217,9 @@ def compare(before: Path, after: Path) -> bool:
             print(f"{path.stem}: missing in {after}")
             same = False
             continue
-        equal = json.loads(path.read_text()) == json.loads(other.read_text())
+        equal = _without_timings(json.loads(path.read_text())) == _without_timings(
+            json.loads(other.read_text())
+        )
         same &= equal
         print(f"{path.stem}: {'identical' if equal else 'DIFFERENT'}")
     return same

@@ -150,6 +150,8 @@ class Predictor:
 
         if hasattr(inputs, "items") and hasattr(inputs, "labels"):  # labelled data of any kind
             return list(inputs.items)
+        if isinstance(inputs, list) and inputs and all(isinstance(i, tuple) for i in inputs):
+            return list(inputs)  # the task's own items (a question with its context)
         if isinstance(inputs, str | os.PathLike) or is_frame(inputs) or is_image_value(inputs):
             inputs = [inputs]
         return load_inputs(list(inputs), self.backbone_.modality)

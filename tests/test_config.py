@@ -54,7 +54,9 @@ def test_the_kinds_choices_are_those_their_models_build():
         assert segmentation_loss(logits, masks, kind=loss) > 0
     assert set(ARCHITECTURES) == set(OUTPUT_STRIDES)
     built = {
-        type(new_detector([8, 8, 8], [8, 16, 32], DetectorSettings(d, 2, False, 64, 96, (0,), (1,))))
+        type(
+            new_detector([8, 8, 8], [8, 16, 32], DetectorSettings(d, 2, False, 64, 96, (0,), (1,)))
+        )
         for d in DETECTORS
     }
     assert {b.__name__ for b in built} == {"FasterRCNN", "RetinaNet", "FCOS"}

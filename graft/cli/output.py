@@ -186,7 +186,7 @@ def print_predictions(records: list[dict], fitted_task: Any = None) -> None:
     if not tasks:
         table.add_column("prediction")
     for record in records:
-        item = record["input"]
+        item = record["input"] if isinstance(record["input"], str) else str(record["input"])
         shown = item if len(item) < 120 else item[:117] + "..."
         own = fitted_task.prediction_text(record) if fitted_task is not None else None
         if own is not None:

@@ -10,6 +10,13 @@ import typer
 
 from graft.cli.app import app, console
 from graft.errors import ConfigError
+from graft.serve.limits import (
+    MAX_CLIENT_REQUESTS,
+    MAX_CONNECTIONS,
+    MAX_REQUEST_AUDIO_SECONDS,
+    MAX_REQUEST_PIXELS,
+    MAX_TEXT_CHARS,
+)
 
 #: The engines ``--engine`` names: ``auto`` is the run's current export if any, else torch.
 ENGINES = ("auto", "torch", "onnx", "torchscript")
@@ -41,6 +48,25 @@ def serve_command(
         int, typer.Option(help="Worker processes, each with the model (more cores).")
     ] = 1,
     max_upload_mb: Annotated[float, typer.Option(help="Largest request body, in MiB.")] = 10.0,
+    max_pixels: Annotated[
+        int, typer.Option(help="Most pixels the images of one request decode to; more: 413.")
+    ] = MAX_REQUEST_PIXELS,
+    max_audio_seconds: Annotated[
+        float, typer.Option(help="Most seconds the audio of one request decodes to; more: 413.")
+    ] = MAX_REQUEST_AUDIO_SECONDS,
+    max_text_chars: Annotated[
+        int, typer.Option(help="Most characters of one text; more: 413.")
+    ] = MAX_TEXT_CHARS,
+    max_client_requests: Annotated[
+        int,
+        typer.Option(
+            help="Requests one client address may have in flight; more: 429 "
+            "(loopback clients exempt)."
+        ),
+    ] = MAX_CLIENT_REQUESTS,
+    max_connections: Annotated[
+        int, typer.Option(help="Connections each worker holds open; a request beyond: 503.")
+    ] = MAX_CONNECTIONS,
     token_file: Annotated[
         Path | None,
         typer.Option(
@@ -66,7 +92,14 @@ def serve_command(
         raise ConfigError(f"graft serve needs {error.name}: pip install 'graft[serve]'") from None
     counts = {"--top-k": top_k, "--max-batch": max_batch, "--queue-limit": queue_limit}
     sizes = {"--max-upload-mb": max_upload_mb, "--timeout": timeout}
-    _check({**counts, "--workers": workers, **sizes}, port, engine)
+    limits = {
+        "--max-pixels": max_pixels,
+        "--max-audio-seconds": max_audio_seconds,
+        "--max-text-chars": max_text_chars,
+        "--max-client-requests": max_client_requests,
+        "--max-connections": max_connections,
+    }
+    _check({**counts, "--workers": workers, **sizes, **limits}, port, engine)
     token, where = service_token(host, token_file, no_auth)
     model = load_served(run, engine)  # refused here, once, rather than in every worker
     console.print(
@@ -91,6 +124,7 @@ def serve_command(
         timeout=timeout,
         max_upload_bytes=int(max_upload_mb * 2**20),
         token=token,
+        **{name[2:].replace("-", "_"): value for name, value in limits.items()},
     )
 
 

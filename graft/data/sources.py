@@ -14,6 +14,7 @@ row or column; files that cannot be read are skipped with a warning and listed i
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import math
@@ -331,9 +332,16 @@ def _check_audio(paths: list[str], labels: list):
     return [paths[i] for i in kept], [labels[i] for i in kept], skipped
 
 
+#: The skipped items logged one by one; the rest are counted in one line.
+LOGGED_SKIPS = 10
+
+
 def _warn_skipped(skipped: list[tuple[str, str]]) -> None:
-    for where, why in skipped:
+    for where, why in skipped[:LOGGED_SKIPS]:
         log.warning("skipped %s: %s", where, why)
+    if len(skipped) > LOGGED_SKIPS:
+        more = len(skipped) - LOGGED_SKIPS
+        log.warning("skipped %d more (the data's skipped list holds them all)", more)
 
 
 def _require_classes(data: LabelledData) -> None:
@@ -356,27 +364,49 @@ def read_table(
     joined by ``label_delimiter`` (one, or one per column; None: ``;``)."""
     if path.suffix.lower() == ".parquet":
         return read_parquet(path, label_delimiter=label_delimiter)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
+    try:  # decoded, not read as text: a CR inside a quoted cell stays a CR
+        text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as error:
         line = path.read_bytes()[: error.start].count(b"\n") + 1
         raise DataError(f"{path}, line {line}: not valid UTF-8 ({error.reason})") from None
     delimiter = TABLE_SUFFIXES[path.suffix.lower()]
     if delimiter is None:
         return _read_jsonl(path, text)
-    reader = csv.DictReader(text.splitlines(), delimiter=delimiter)
-    columns = [c.strip() for c in (reader.fieldnames or [])]
-    if not columns:
-        raise DataError(f"{path}: the table is empty (no header row)")
-    rows = []
-    for row in reader:
-        extra = row.pop(None, None)
-        if extra:
-            raise DataError(
-                f"{path}, row {reader.line_num}: {len(columns) + len(extra)} fields where the "
-                f"header has {len(columns)}"
-            )
-        rows.append({k.strip(): (v if v is not None else "") for k, v in row.items()})
+    return _read_delimited(path, text, delimiter)
+
+
+class TableRow(dict):
+    """A row of a table file: its cells by column, and ``line``, the line of the file it
+    ends on (as an editor numbers them), which messages name."""
+
+    __slots__ = ("line",)
+
+
+def _read_delimited(path: Path, text: str, delimiter: str) -> tuple[list[TableRow], list[str]]:
+    """The rows and columns of a CSV or TSV file's ``text``; rows of blank cells only are left
+    out as blank lines are, so a file of millions of them holds no memory. Lines end where
+    csv ends them (a cell may hold U+2028, a form feed or a file separator); a cell may be as
+    long as the file."""
+    csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))  # only ever raised
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    rows: list[TableRow] = []
+    try:
+        columns = [c.strip() for c in next(reader, [])]
+        if not columns:
+            raise DataError(f"{path}: the table is empty (no header row)")
+        for cells in reader:
+            if not "".join(cells).strip():
+                continue
+            if len(cells) > len(columns):
+                raise DataError(
+                    f"{path}, row {reader.line_num}: {len(cells)} fields where the header "
+                    f"has {len(columns)}"
+                )
+            row = TableRow(zip(columns, cells + [""] * (len(columns) - len(cells)), strict=True))
+            row.line = reader.line_num
+            rows.append(row)
+    except csv.Error as error:
+        raise DataError(f"{path}, line {reader.line_num}: not a valid table ({error})") from None
     return rows, columns
 
 
@@ -392,6 +422,8 @@ def json_lines(path: Path, text: str) -> list[tuple[int, dict[str, Any]]]:
             record = json.loads(line)
         except json.JSONDecodeError as error:
             raise DataError(f"{path}, line {number}: not valid JSON ({error.msg})") from None
+        except RecursionError:
+            raise DataError(f"{path}, line {number}: JSON nested too deeply to read") from None
         if not isinstance(record, dict):
             raise DataError(f"{path}, line {number}: expected a JSON object (one per line)")
         records.append((number, record))
@@ -402,12 +434,20 @@ def json_lines(path: Path, text: str) -> list[tuple[int, dict[str, Any]]]:
 
 def _read_jsonl(path: Path, text: str) -> tuple[list[dict[str, str]], list[str]]:
     rows, columns = [], []
-    for _, record in json_lines(path, text):
+    for number, record in json_lines(path, text):
         for key in record:
             if key not in columns:
                 columns.append(key)
-        rows.append({k: "" if v is None else str(v) for k, v in record.items()})
+        row = TableRow((k, "" if v is None else str(v)) for k, v in record.items())
+        row.line = number
+        rows.append(row)
     return rows, columns
+
+
+def _listed(names: Iterable[str]) -> str:
+    """Column names for a one-line message: as they are, or quoted when a name holds a line
+    break or another character that does not print."""
+    return ", ".join(n if n.isprintable() else repr(n) for n in names)
 
 
 def _pick_column(
@@ -420,7 +460,7 @@ def _pick_column(
     if given is not None:
         if given not in columns:
             raise DataError(
-                f"{path}: no column {given!r} (option {option}); columns are {', '.join(columns)}"
+                f"{path}: no column {given!r} (option {option}); columns are {_listed(columns)}"
             )
         return given
     lowered = {c.lower(): c for c in columns}
@@ -465,7 +505,7 @@ def _detect_input_column(
     if len(others) == 1:
         return others[0], "text"
     raise DataError(
-        f"{path}: cannot tell which column holds the inputs among {', '.join(others)}; "
+        f"{path}: cannot tell which column holds the inputs among {_listed(others)}; "
         "name it with --text-column, --image-column or --audio-column"
     )
 
@@ -497,7 +537,7 @@ def _from_rows(
     label = _pick_column(path, columns, label_column, LABEL_COLUMNS, "--label-column")
     if label is None:
         raise DataError(
-            f"{path}: no label column found among {', '.join(columns)}; name it with --label-column"
+            f"{path}: no label column found among {_listed(columns)}; name it with --label-column"
         )
     column, modality = _detect_input_column(path, rows, columns, (label,), *inputs)
     listed = label_list_delimiter(path, rows, label)
@@ -563,7 +603,7 @@ def numbered_rows(path: TableSource, rows: list[dict[str, str]]):
         return
     start = {".jsonl": 1, ".parquet": 0}.get(path.suffix.lower(), 2)
     for number, row in enumerate(rows, start=start):
-        yield f"{path}, row {number}", row
+        yield f"{path}, row {getattr(row, 'line', number)}", row
 
 
 def label_list_delimiter(path: TableSource, rows: list[dict[str, str]], column: str) -> str | None:
@@ -601,6 +641,8 @@ def row_input(
     value = (cell or "").strip()
     if noun is None:
         return value, None if value else f"empty text in column {column!r}"
+    if value and not _may_be_path(Path(value)):
+        return value, f"{noun} {value!r} is not a path (it holds a NUL character)"
     confined = not isinstance(path, FrameOrigin) and not isinstance(cell, StoredImage)
     if value and confined and _outside(path.parent, value):
         return value, (
@@ -710,6 +752,7 @@ def load_inputs(inputs: Iterable[Any], modality: str, *, column: str | None = No
     For a text model, an argument that is not an existing file is taken as the text itself.
     """
     items: list[str] = []
+    named: list[str] = []  # the files and folders given, which an empty answer names
     for value in inputs:
         if is_frame(value):
             origin, rows, columns = read_frame(value)
@@ -719,8 +762,10 @@ def load_inputs(inputs: Iterable[Any], modality: str, *, column: str | None = No
         else:
             text = os.fspath(value) if isinstance(value, os.PathLike) else str(value)
             items += _path_inputs(text, modality, column)
+            named.append(text[:80])
     if not items:
-        raise DataError("nothing to predict: the inputs hold no image, audio or text")
+        where = f"{', '.join(named[:3])}: " if named else ""
+        raise DataError(f"{where}nothing to predict: the inputs hold no image, audio or text")
     return items
 
 
@@ -764,8 +809,10 @@ def _table_inputs(
         name = columns[0]
     if name is None:
         raise DataError(
-            f"{path}: no {modality} column among {', '.join(columns)}; name it with --column"
+            f"{path}: no {modality} column among {_listed(columns)}; name it with --column"
         )
+    if not rows:
+        raise DataError(f"{path}: the table holds no rows")
     items = []
     for where, row in numbered_rows(path, rows):
         cell = row.get(name)
@@ -774,6 +821,8 @@ def _table_inputs(
         value = (cell or "").strip()
         if files and not value:
             raise DataError(f"{where}: no {modality} in column {name!r}")
+        if files and not _may_be_path(Path(value)):
+            raise DataError(f"{where}: {value!r} in column {name!r} is not a path")
         items.append(str((path.parent / value).resolve()) if files else value)
     return items
 
@@ -790,6 +839,8 @@ def _memory_image(value: Any, modality: str) -> str:
 
 def _may_be_path(path: Path) -> bool:
     """Whether the file system can be asked about ``path`` at all."""
+    if "\x00" in str(path):  # Path.exists answers False, Path.resolve raises ValueError
+        return False
     try:
         path.exists()
     except (OSError, ValueError):  # ENAMETOOLONG, an embedded NUL

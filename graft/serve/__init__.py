@@ -30,10 +30,29 @@ request holds), :mod:`.metrics`, :mod:`.page`, :mod:`.server` (uvicorn: one proc
 workers, or a background thread).
 """
 
-from graft.serve.app import TIMEOUT_SECONDS, create_app
-from graft.serve.batching import MAX_BATCH, QUEUE_LIMIT, MicroBatcher, QueueFull
-from graft.serve.inputs import MAX_UPLOAD_BYTES, RequestError
-from graft.serve.server import BackgroundServer, serve
+import importlib
+
+#: Where each name of the package is defined: imported when first used, so that the CLI can
+#: read :mod:`graft.serve.limits`' defaults without importing FastAPI or torch.
+_WHERE = {
+    "TIMEOUT_SECONDS": "app",
+    "create_app": "app",
+    "MAX_BATCH": "batching",
+    "QUEUE_LIMIT": "batching",
+    "MicroBatcher": "batching",
+    "QueueFull": "batching",
+    "MAX_UPLOAD_BYTES": "inputs",
+    "RequestError": "inputs",
+    "BackgroundServer": "server",
+    "serve": "server",
+}
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+
 
 __all__ = [
     "MAX_BATCH",

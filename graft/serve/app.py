@@ -27,7 +27,14 @@ from graft.serve.inputs import (
     read_uploads,
     remove_uploads,
 )
-from graft.serve.limits import MAX_CLIENT_REQUESTS, ClientLimit
+from graft.serve.limits import (
+    MAX_CLIENT_REQUESTS,
+    MAX_REQUEST_AUDIO_SECONDS,
+    MAX_REQUEST_PIXELS,
+    MAX_TEXT_CHARS,
+    ClientLimit,
+    RequestLimits,
+)
 from graft.serve.metrics import ServeMetrics
 from graft.serve.page import render_page
 
@@ -72,11 +79,16 @@ def create_app(
     timeout: float = TIMEOUT_SECONDS,
     token: str | None = None,
     max_client_requests: int = MAX_CLIENT_REQUESTS,
+    max_pixels: int = MAX_REQUEST_PIXELS,
+    max_audio_seconds: float = MAX_REQUEST_AUDIO_SECONDS,
+    max_text_chars: int = MAX_TEXT_CHARS,
 ) -> FastAPI:
     """The FastAPI application serving fitted ``model`` (see :mod:`graft.serve`); with a
-    ``token``, every route but ``/health`` and ``/`` needs it (:mod:`graft.serve.auth`)."""
+    ``token``, every route but ``/health`` and ``/`` needs it (:mod:`graft.serve.auth`); the
+    ``max_*`` limits as :mod:`graft.serve.limits` describes them."""
     model.fitted_task_.check_servable()
     modality = model.backbone_.modality
+    limits = RequestLimits(max_pixels, max_audio_seconds, max_text_chars)
     metrics = ServeMetrics(max_batch)
     batcher = MicroBatcher(
         lambda items: full_answers(model, items),
@@ -121,7 +133,8 @@ def create_app(
             batcher.admit()  # refused before the body is read: cheap under overload
         except QueueFull as full:
             raise busy(full) from None
-        items, k = await _read(request, modality, Path(uploads.name), max_upload_bytes, top_k)
+        folder = Path(uploads.name)
+        items, k = await _read(request, modality, folder, max_upload_bytes, top_k, limits)
         try:
             inputs = await _prepared(model, items) if modality in UPLOADED else items
             left = timeout - (time.monotonic() - arrived)
@@ -153,16 +166,21 @@ def _lifespan(batcher: MicroBatcher, uploads: tempfile.TemporaryDirectory, timeo
 
 
 async def _read(
-    request: Request, modality: str, folder: Path, max_upload_bytes: int, top_k: int
+    request: Request,
+    modality: str,
+    folder: Path,
+    max_upload_bytes: int,
+    top_k: int,
+    limits: RequestLimits,
 ) -> tuple[list, int]:
-    """A ``/predict`` request's inputs (uploaded files saved in ``folder``, or texts) and its
-    ``top_k``."""
+    """A ``/predict`` request's inputs (uploaded files saved in ``folder``, or texts) within
+    ``limits``, and its ``top_k``."""
     body = await read_body(request, max_upload_bytes)
     kind = request.headers.get("content-type", "")
     k = read_top_k(request, top_k)
     if modality in UPLOADED:
-        return await read_uploads(request, kind, folder, modality), k
-    return read_texts(body, kind, k)
+        return await read_uploads(request, kind, folder, modality, limits), k
+    return read_texts(body, kind, k, limits)
 
 
 async def _prepared(model: Any, items: list) -> list:

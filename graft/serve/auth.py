@@ -3,7 +3,8 @@
 ``Authorization: Bearer TOKEN``; ``/health`` (for orchestrators) and the web page ``/`` (which
 asks for the token once) stay open.
 
-The token comes from ``--token-file FILE`` (its first line), else the environment variable
+The token comes from ``--token-file FILE`` (its first line; a file its group or others may
+read or change is refused), else the environment variable
 :data:`TOKEN_VARIABLE`, else it is generated at start and written to :data:`DEFAULT_TOKEN_FILE`,
 a file only its user can read (mode 0600). ``--no-auth`` serves without a token, said
 explicitly and logged as a warning. On a loopback address no token is needed unless one is
@@ -17,6 +18,7 @@ import ipaddress
 import logging
 import os
 import secrets
+import stat
 from pathlib import Path
 
 from graft.errors import ConfigError
@@ -44,8 +46,15 @@ def is_loopback(host: str) -> bool:
 
 
 def read_token_file(path: Path) -> str:
-    """The token held by ``path`` (its first line), refused when missing, empty or short."""
+    """The token held by ``path`` (its first line), refused when missing, empty or short, or
+    when the file's mode lets its group or others read or write it (as ssh refuses a key)."""
     try:
+        mode = path.expanduser().stat().st_mode
+        if os.name == "posix" and mode & 0o077:
+            raise ConfigError(
+                f"--token-file {path}: other users can read or change it (mode "
+                f"{stat.S_IMODE(mode):04o}); make it yours only: chmod 600 {path}"
+            )
         text = path.expanduser().read_text("utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"--token-file {path}: cannot read the token ({error})") from None

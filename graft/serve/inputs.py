@@ -23,9 +23,8 @@ from PIL import Image
 from graft.data.audio import check_audio, is_audio_file
 from graft.data.images import UnreadableImage, decode_rgb
 from graft.serve.limits import (
-    MAX_REQUEST_AUDIO_SECONDS,
-    MAX_REQUEST_PIXELS,
     LimitExceeded,
+    RequestLimits,
     audio_seconds,
     check_texts,
     check_total,
@@ -98,10 +97,12 @@ def _saved(content: bytes, name: str, folder: Path) -> str:
 UPLOADED = {"image": ("image", _image), "audio": ("audio file", _audio)}
 
 
-async def read_uploads(request, kind: str, folder: Path, modality: str) -> list:
+async def read_uploads(
+    request, kind: str, folder: Path, modality: str, limits: RequestLimits = RequestLimits()
+) -> list:
     """The uploaded files as the model's inputs: an image model's decoded RGB images, an
     audio model's files saved in ``folder`` (see the module docstring); each checked to decode
-    as the model's modality."""
+    as the model's modality, and all within ``limits``."""
     noun, decode = UPLOADED[modality]
     if not kind.startswith("multipart/form-data"):
         raise RequestError(
@@ -125,7 +126,7 @@ async def read_uploads(request, kind: str, folder: Path, modality: str) -> list:
             if modality != "image":  # a file, kept in the list at once to be removed
                 content = _saved(content, name, folder)
                 items.append(content)
-            decoded = _declared(content, modality, decoded)  # the header's, before decoding
+            decoded = _declared(content, modality, decoded, limits)  # the header's, before decoding
             item, problem = await asyncio.to_thread(decode, content, name)  # off the loop
             if problem is not None:
                 raise RequestError(400, f"{upload.filename}: not a readable {noun} ({problem})")
@@ -137,13 +138,13 @@ async def read_uploads(request, kind: str, folder: Path, modality: str) -> list:
     return items
 
 
-def _declared(content, modality: str, so_far: float) -> float:
+def _declared(content, modality: str, so_far: float, limits: RequestLimits) -> float:
     """The request's pixels (image) or seconds (audio) so far, with this upload's as its
     header declares them; refused with 413 past the limit (:mod:`graft.serve.limits`)."""
     if modality == "image":
-        total, limit, what = so_far + image_pixels(content), MAX_REQUEST_PIXELS, "pixels"
+        total, limit, what = so_far + image_pixels(content), limits.pixels, "pixels"
     else:
-        total, limit = so_far + audio_seconds(content), MAX_REQUEST_AUDIO_SECONDS
+        total, limit = so_far + audio_seconds(content), limits.audio_seconds
         what = "seconds of audio"
     try:
         check_total(total, limit, what)
@@ -159,8 +160,11 @@ def remove_uploads(items: list) -> None:
             Path(item).unlink(missing_ok=True)
 
 
-def read_texts(body: bytes, kind: str, default_k: int) -> tuple[list[str], int]:
-    """The texts of a JSON body (``text`` or ``texts``) and its ``top_k`` (else ``default_k``)."""
+def read_texts(
+    body: bytes, kind: str, default_k: int, limits: RequestLimits = RequestLimits()
+) -> tuple[list[str], int]:
+    """The texts of a JSON body (``text`` or ``texts``), each within ``limits``, and its
+    ``top_k`` (else ``default_k``)."""
     if not kind.startswith("application/json"):
         raise RequestError(
             415,
@@ -179,7 +183,7 @@ def read_texts(body: bytes, kind: str, default_k: int) -> tuple[list[str], int]:
     if len(texts) > MAX_TEXTS:
         raise RequestError(413, f"{len(texts)} texts in one request; the limit is {MAX_TEXTS}")
     try:
-        check_texts(texts)
+        check_texts(texts, limits.text_chars)
     except LimitExceeded as over:
         raise RequestError(over.status, over.message) from None
     k = payload.get("top_k", default_k)

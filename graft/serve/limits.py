@@ -16,7 +16,12 @@ characters in one text                 100,000      413
 decoded pixels in one request          50 million   413 (one image: 89.5 million, 400)
 decoded audio seconds in one request   600 s        413
 requests in flight per client address  16           429 with ``Retry-After`` (loopback exempt)
+open connections (per worker)          512          503 (:mod:`graft.serve.connections`)
 =====================================  ===========  ==========================================
+
+Each but the files and texts in one request is an option of ``graft serve`` (``--max-pixels``,
+``--max-audio-seconds``, ``--max-text-chars``, ``--max-client-requests``,
+``--max-connections``), whose defaults are the constants below.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from __future__ import annotations
 import io
 import ipaddress
 import json
+from dataclasses import dataclass
 
 #: The most pixels the images of one request may decode to (an RGB image holds 3 bytes each).
 MAX_REQUEST_PIXELS = 50_000_000
@@ -34,6 +40,18 @@ MAX_TEXT_CHARS = 100_000
 #: The most requests one client address may have in flight (a reverse proxy on loopback, and
 #: local load generators, are exempt).
 MAX_CLIENT_REQUESTS = 16
+#: The most connections one worker holds open (uvicorn's ``limit_concurrency``).
+MAX_CONNECTIONS = 512
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    """What one request may decode to: ``pixels`` over its images, ``audio_seconds`` over its
+    audio files, ``text_chars`` in any one text."""
+
+    pixels: int = MAX_REQUEST_PIXELS
+    audio_seconds: float = MAX_REQUEST_AUDIO_SECONDS
+    text_chars: int = MAX_TEXT_CHARS
 
 
 class LimitExceeded(Exception):

@@ -18,6 +18,7 @@ from typing import Any
 
 from graft.serve.app import TIMEOUT_SECONDS, create_app
 from graft.serve.auth import service_token
+from graft.serve.limits import MAX_CONNECTIONS
 
 #: The environment variables that hand the run and the options to ``--workers`` processes.
 RUN_VARIABLE = "GRAFT_SERVE_RUN"
@@ -45,13 +46,18 @@ def serve(
     workers: int = 1,
     model: Any = None,
     token: str | None = BY_HOST,
+    max_connections: int = MAX_CONNECTIONS,
     **options: Any,
 ) -> None:
     """Serve the run until interrupted: with ``workers`` processes, each loading the run
     (``model``: the run already loaded, used when one worker serves); ``token``: the one
     requests must carry (None: none; :data:`BY_HOST`: one generated unless ``host`` is a
-    loopback address); ``options`` as :func:`graft.serve.create_app` takes them."""
+    loopback address); ``max_connections`` open at once per worker, the other connection
+    limits of :mod:`graft.serve.connections`; ``options`` as :func:`graft.serve.create_app`
+    takes them."""
     import uvicorn
+
+    from graft.serve.connections import connection_options
 
     if token == BY_HOST:
         token, where = service_token(host)
@@ -60,6 +66,7 @@ def serve(
 
     grace = int(options.get("timeout", TIMEOUT_SECONDS)) + GRACE_SECONDS
     common = {"host": host, "port": port, "log_level": "info", "timeout_graceful_shutdown": grace}
+    common.update(connection_options(max_connections))
     if workers == 1:
         app = create_app(model if model is not None else load_served(run, engine), **options)
         uvicorn.run(app, **common)
@@ -87,17 +94,26 @@ class BackgroundServer:
     """uvicorn serving ``app`` on a free loopback port in a thread, as a context manager (for
     tests, benchmarks and notebooks): ``with BackgroundServer(create_app(model)) as live:``
     then requests to ``live.url``. Leaving it shuts down as ``graft serve`` does: requests in
-    flight are answered first (up to ``grace`` seconds)."""
+    flight are answered first (up to ``grace`` seconds). The connections are kept as
+    ``graft serve`` keeps them (:mod:`graft.serve.connections`); ``options`` replace those
+    options of ``uvicorn.Config``."""
 
-    def __init__(self, app, host: str = "127.0.0.1", grace: int = 30):
+    def __init__(self, app, host: str = "127.0.0.1", grace: int = 30, **options: Any):
         import uvicorn
+
+        from graft.serve.connections import connection_options
 
         with socket.socket() as probe:
             probe.bind((host, 0))
             self.port = probe.getsockname()[1]
         self.host = host
         config = uvicorn.Config(
-            app, host=host, port=self.port, log_level="warning", timeout_graceful_shutdown=grace
+            app,
+            host=host,
+            port=self.port,
+            log_level="warning",
+            timeout_graceful_shutdown=grace,
+            **{**connection_options(), **options},
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

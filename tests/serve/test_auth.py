@@ -106,6 +106,7 @@ def test_a_non_loopback_host_gets_a_generated_token_in_a_private_file(no_token_a
 def test_the_token_from_a_file_or_the_environment(no_token_around, tmp_path, monkeypatch):
     given = tmp_path / "token"
     given.write_text(TOKEN + "\n")
+    given.chmod(0o600)
     assert service_token("0.0.0.0", given)[0] == TOKEN
     monkeypatch.setenv(TOKEN_VARIABLE, TOKEN)
     token, where = service_token("0.0.0.0")

@@ -54,8 +54,9 @@ class QuestionsDataset(Dataset):
     answers or None, index)``. ``by_length`` serves them shortest context first (less padding
     per batch; the index restores the order), for evaluation and prediction."""
 
-    def __init__(self, items: Sequence[Any], answers: Sequence | None = None,
-                 by_length: bool = False):
+    def __init__(
+        self, items: Sequence[Any], answers: Sequence | None = None, by_length: bool = False
+    ):
         self.items = [as_item(item) for item in items]
         self.answers = answers
         order = range(len(self.items))

@@ -70,16 +70,31 @@ class AnswersCapabilities:
         return "answer spans" + (", unanswerable questions too" if self.negatives else "")
 
     def export_record(self) -> dict:
-        return {"kind": "question-answering", "outputs": "start and end logits [windows, length, 2]"}
+        return {
+            "kind": "question-answering",
+            "outputs": "start and end logits [windows, length, 2]",
+        }
 
     @classmethod
     def metrics_tables(cls, metrics: dict, classes: Any, title: str) -> list[MetricsTable]:
-        rows = [["all", f"{metrics['exact_match']:.4f}", f"{metrics['f1']:.4f}",
-                 str(metrics["questions"])]]
+        rows = [
+            [
+                "all",
+                f"{metrics['exact_match']:.4f}",
+                f"{metrics['f1']:.4f}",
+                str(metrics["questions"]),
+            ]
+        ]
         for part, name in (("has_answer", "answerable"), ("no_answer", "unanswerable")):
             if f"{part}_f1" in metrics:
-                rows.append([name, f"{metrics[f'{part}_exact_match']:.4f}",
-                             f"{metrics[f'{part}_f1']:.4f}", str(metrics[f"{part}_questions"])])
+                rows.append(
+                    [
+                        name,
+                        f"{metrics[f'{part}_exact_match']:.4f}",
+                        f"{metrics[f'{part}_f1']:.4f}",
+                        str(metrics[f"{part}_questions"]),
+                    ]
+                )
         table = MetricsTable(
             title=f"{title}: exact match {metrics['exact_match']:.4f}, F1 {metrics['f1']:.4f}",
             columns=["questions", "exact match", "F1", "count"],

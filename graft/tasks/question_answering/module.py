@@ -45,14 +45,16 @@ def span_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 def window_answers(logits: torch.Tensor, inputs: dict, max_answer_length: int) -> dict:
     """Each window's best answer (:func:`~graft.tasks.question_answering.windows.best_spans`)
     with its question's index (``example``) and its text."""
-    found = best_spans(logits[..., 0].float(), logits[..., 1].float(), inputs["offsets"],
-                       max_answer_length)
+    found = best_spans(
+        logits[..., 0].float(), logits[..., 1].float(), inputs["offsets"], max_answer_length
+    )
     codes = inputs["characters"]
     rows = inputs["row"].tolist()
     found["text"] = [
         text_of(codes[row], start, end) if start >= 0 else ""
-        for row, start, end in zip(rows, found["start"].tolist(), found["end"].tolist(),
-                                   strict=True)
+        for row, start, end in zip(
+            rows, found["start"].tolist(), found["end"].tolist(), strict=True
+        )
     ]
     found["example"] = inputs["example"]
     return found

@@ -289,8 +289,11 @@ def read_unlabelled(inputs: list) -> list[tuple[str, str]]:
     items: list[tuple[str, str]] = []
     for given in inputs:
         if isinstance(given, dict | tuple | list):
-            items.append((given["question"], given["context"]) if isinstance(given, dict)
-                         else (given[0], given[1]))
+            items.append(
+                (given["question"], given["context"])
+                if isinstance(given, dict)
+                else (given[0], given[1])
+            )
             continue
         path = Path(given).expanduser()
         if not path.is_file():

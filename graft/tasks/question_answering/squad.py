@@ -51,7 +51,9 @@ def squad_scores(predictions: list[str], references: list[list[str]]) -> dict:
     """``exact_match`` and ``f1`` over all questions; with unanswerable questions among them,
     also over the answerable (``has_answer_*``) and unanswerable (``no_answer_*``) ones with
     their counts."""
-    exact = [best_over(exact_match_score, p, r) for p, r in zip(predictions, references, strict=True)]
+    exact = [
+        best_over(exact_match_score, p, r) for p, r in zip(predictions, references, strict=True)
+    ]
     f1 = [best_over(f1_score, p, r) for p, r in zip(predictions, references, strict=True)]
     scores = {"exact_match": _mean(exact), "f1": _mean(f1), "questions": len(predictions)}
     has = [i for i, r in enumerate(references) if r]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from graft.errors import ConfigError
 from graft.tasks.base import Task, check_companions
@@ -51,10 +51,11 @@ class QuestionAnsweringTask(AnswersCapabilities, Task):
     kind = "question-answering"
     headline = "f1"
     split_kind = "by context"
-    formats = "SQuAD JSON, or JSON Lines or tables of question, context and answers (question-answering)"
+    formats = (
+        "SQuAD JSON, or JSON Lines or tables of question, context, answers (question-answering)"
+    )
 
-    def __init__(self, negatives: bool = False, doc_stride: int = 128,
-                 max_answer_length: int = 30):
+    def __init__(self, negatives: bool = False, doc_stride: int = 128, max_answer_length: int = 30):
         self.negatives = negatives
         self.doc_stride, self.max_answer_length = doc_stride, max_answer_length
 
@@ -179,8 +180,9 @@ class QuestionAnsweringTask(AnswersCapabilities, Task):
         record = run_record(config.model)
         if record is not None:
             encoder = from_run(config.model, record)
-            log.info("continuing the question-answering run %s: its encoder and span head",
-                     config.model)
+            log.info(
+                "continuing the question-answering run %s: its encoder and span head", config.model
+            )
             if config.max_length is not None:
                 encoder.preprocessing = dataclasses.replace(
                     encoder.preprocessing, max_length=config.max_length

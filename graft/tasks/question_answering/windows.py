@@ -43,8 +43,9 @@ class Windows:
     example: torch.Tensor
 
 
-def encode_windows(tokenizer: Any, questions: list[str], contexts: list[str], max_length: int,
-                   stride: int) -> Windows:
+def encode_windows(
+    tokenizer: Any, questions: list[str], contexts: list[str], max_length: int, stride: int
+) -> Windows:
     """The windows of ``questions`` about ``contexts`` (see the module docstring)."""
     limit = int(max_length * MAX_QUESTION_SHARE)
     for question in questions:
@@ -97,8 +98,12 @@ def span_targets(windows: Windows, answers: list[list[tuple[str, int]]]) -> torc
     return targets
 
 
-def best_spans(start_logits: torch.Tensor, end_logits: torch.Tensor, offsets: torch.Tensor,
-               max_answer_length: int) -> dict[str, torch.Tensor]:
+def best_spans(
+    start_logits: torch.Tensor,
+    end_logits: torch.Tensor,
+    offsets: torch.Tensor,
+    max_answer_length: int,
+) -> dict[str, torch.Tensor]:
     """Each window's best answer: ``score`` (its start plus end logit, ``-inf`` when no span
     is valid), ``start`` and ``end`` (its characters in the context, ``-1`` without), and
     ``null`` (the ``[CLS]`` score, SQuAD v2.0's "no answer")."""
@@ -122,4 +127,9 @@ def best_spans(start_logits: torch.Tensor, end_logits: torch.Tensor, offsets: to
     found = torch.isfinite(score)
     start = torch.where(found, offsets[row, first, 0], -1)
     end = torch.where(found, offsets[row, last, 1], -1)
-    return {"score": score, "start": start, "end": end, "null": start_logits[:, 0] + end_logits[:, 0]}
+    return {
+        "score": score,
+        "start": start,
+        "end": end,
+        "null": start_logits[:, 0] + end_logits[:, 0],
+    }

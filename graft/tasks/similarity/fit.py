@@ -24,7 +24,7 @@ log = logging.getLogger("graft")
 def recipe_of(config: Any, train_data: Any) -> tuple[Recipe, str]:
     """The training recipe of a fit's options (the kind's defaults where they are None), and
     the encoder's model string."""
-    from graft.tasks.similarity import task as kind
+    from graft.tasks.similarity import options as kind
 
     options = config.task_options
     frozen = config.strategy == "feature-extract"
@@ -67,13 +67,14 @@ def fit_similarity(task, estimator, splits, config, out, overwrite: bool) -> Any
         train_data = mine_negatives(encoder, train_data, config.seed)
     val = validation_set(splits.val.retrieval(), config.seed)
     outcome = train(encoder, train_data, val, recipe)
-    metrics = {"val": evaluate_encoder(encoder, val)}
+    metrics = {"val": outcome.val_metrics}
     if splits.test is not None:
         metrics["test"] = evaluate_encoder(encoder, splits.test.retrieval())
     metrics["kept_epoch"] = outcome.kept_epoch
     metrics["kept_pretrained"] = outcome.kept_pretrained
     config = config.resolved(model=model, epochs=recipe.epochs, batch_size=recipe.batch_size)
     estimator.fitted_task_, estimator.config_, estimator.model_ = task, config, model
+    estimator.backbone_, estimator.head_ = encoder.backbone, encoder.projection
     estimator.strategy_, estimator.lr_ = config.strategy, recipe.lr
     estimator.metrics_, estimator.history_ = metrics, outcome.history
     estimator.similarity_model_ = SimilarityModel(encoder, str(out) if out else model)

@@ -8,6 +8,13 @@ from graft.errors import ConfigError
 from graft.options import KindOptions, check_choice, option
 
 LOSSES = ("auto", "mnrl", "cosine")
+#: The kind's defaults for the options left at None.
+DEFAULT_MODEL = "minilm"
+DEFAULT_ENCODER_LR = 2e-5
+DEFAULT_PROJECTION_LR = 1e-3
+DEFAULT_BATCH_SIZE = 32
+#: Epochs by strategy (1 for those that train the encoder).
+DEFAULT_EPOCHS = {"feature-extract": 10}
 PANEL = "Similarity"
 
 

@@ -17,6 +17,11 @@ from typing import TYPE_CHECKING, Any
 from graft.errors import ConfigError
 from graft.tasks.base import MetricsTable, Task
 from graft.tasks.capabilities import FitsItself, Searches
+from graft.tasks.similarity.options import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_EPOCHS,
+    DEFAULT_PROJECTION_LR,
+)
 
 if TYPE_CHECKING:
     from graft.config import FitConfig
@@ -27,11 +32,6 @@ log = logging.getLogger("graft")
 #: The strategies a similarity fit takes: fine-tune and full train the encoder,
 #: feature-extract a projection on the frozen encoder.
 STRATEGIES = ("fine-tune", "full", "feature-extract")
-DEFAULT_MODEL = "minilm"
-DEFAULT_ENCODER_LR = 2e-5
-DEFAULT_PROJECTION_LR = 1e-3
-DEFAULT_BATCH_SIZE = 32
-DEFAULT_EPOCHS = {"feature-extract": 10}
 USE = "a similarity model embeds and searches: use graft index, graft search, graft evaluate"
 
 

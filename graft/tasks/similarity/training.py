@@ -27,7 +27,7 @@ log = logging.getLogger("graft")
 
 #: Documents a validation query is searched among at most: its relevant documents and a seeded
 #: sample of the rest (embedding a whole large corpus every epoch would cost more than training).
-VALIDATION_CORPUS = 2000
+VALIDATION_CORPUS = 500
 WARMUP = 0.1
 
 
@@ -48,9 +48,11 @@ class Recipe:
 @dataclass
 class Outcome:
     """What training did: each epoch's validation nDCG@10 (epoch 0: the pretrained encoder),
-    the epoch kept (0: the pretrained encoder, kept because no epoch beat it), seconds."""
+    the epoch kept (0: the pretrained encoder, kept because no epoch beat it), its validation
+    metrics, seconds."""
 
     history: list[dict] = field(default_factory=list)
+    val_metrics: dict = field(default_factory=dict)
     kept_epoch: int = 0
     seconds: float = 0.0
 
@@ -137,7 +139,8 @@ def train(
     plans = [batches(train_data, recipe.batch_size, recipe.seed, e) for e in range(recipe.epochs)]
     optimiser, schedule = _optimiser(encoder, recipe, sum(map(len, plans)))
     outcome = Outcome()
-    best = evaluate_encoder(encoder, val)["ndcg@10"]
+    outcome.val_metrics = evaluate_encoder(encoder, val)
+    best = outcome.val_metrics["ndcg@10"]
     outcome.history.append({"epoch": 0, "val_ndcg@10": best})
     log.info("pretrained encoder: validation nDCG@10 %.4f", best)
     kept = copy.deepcopy(encoder.state_dict())
@@ -150,14 +153,15 @@ def train(
             loss.backward()
             optimiser.step()
             schedule.step()
-            losses.append(float(loss))
-        score = evaluate_encoder(encoder, val)["ndcg@10"]
+            losses.append(float(loss.detach()))
+        metrics = evaluate_encoder(encoder, val)
+        score = metrics["ndcg@10"]
         outcome.history.append(
             {"epoch": epoch, "train_loss": float(np.mean(losses)), "val_ndcg@10": score}
         )
         log.info("epoch %d: loss %.4f, validation nDCG@10 %.4f", epoch, np.mean(losses), score)
         if score > best:
-            best, outcome.kept_epoch = score, epoch
+            best, outcome.kept_epoch, outcome.val_metrics = score, epoch, metrics
             kept = copy.deepcopy(encoder.state_dict())
     encoder.load_state_dict(kept)
     encoder.eval()

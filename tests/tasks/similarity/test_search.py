@@ -105,3 +105,16 @@ def test_short_fit_on_scifact(tmp_path):
     assert model.metrics_["test"]["queries"] == 300
     # the kept encoder is never below the pretrained one on validation (the guard)
     assert model.metrics_["val"]["ndcg@10"] >= model.history_[0]["val_ndcg@10"] - 1e-9
+
+
+def test_cli_fit_recognises_a_beir_folder_and_prints_retrieval_metrics(fitted, tmp_path):
+    from typer.testing import CliRunner
+
+    from graft.cli import app
+
+    _, folder, _ = fitted
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["fit", str(folder), "--out", str(out), "--batch-size", "2"])
+    assert result.exit_code == 0, result.output
+    assert "ndcg@10" in result.output and "task: similarity" in result.output
+    assert task_class("similarity").holds_run(out)
