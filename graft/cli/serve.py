@@ -21,19 +21,53 @@ from graft.serve.limits import (
 #: The engines ``--engine`` names: ``auto`` is the run's current export if any, else torch.
 ENGINES = ("auto", "torch", "onnx", "torchscript")
 
+#: The options declared once, with their help; the limits' defaults are
+#: :mod:`graft.serve.limits`' constants.
+EngineOption = Annotated[
+    str,
+    typer.Option(
+        help="auto (the run's export when it has a current one, else torch), torch, "
+        "onnx or torchscript."
+    ),
+]
+MaxPixels = Annotated[
+    int, typer.Option(help="Most pixels the images of one request decode to; more: 413.")
+]
+MaxAudioSeconds = Annotated[
+    float, typer.Option(help="Most seconds the audio of one request decodes to; more: 413.")
+]
+MaxTextChars = Annotated[int, typer.Option(help="Most characters of one text; more: 413.")]
+MaxClientRequests = Annotated[
+    int,
+    typer.Option(
+        help="Requests one client address may have in flight; more: 429 (loopback clients exempt)."
+    ),
+]
+MaxConnections = Annotated[
+    int, typer.Option(help="Connections each worker holds open; a request beyond: 503.")
+]
+TokenFile = Annotated[
+    Path | None,
+    typer.Option(
+        help="File holding the token requests must carry (Authorization: Bearer TOKEN); "
+        "else $GRAFT_SERVE_TOKEN, else one is generated into ~/.graft/serve-token when "
+        "--host is not a loopback address."
+    ),
+]
+NoAuth = Annotated[
+    bool,
+    typer.Option(
+        "--no-auth", help="Serve without a token even on a non-loopback --host (a warning)."
+    ),
+]
+
 
 @app.command("serve")
 def serve_command(
     run: Annotated[Path, typer.Argument(help="A run directory written by `graft fit`.")],
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    engine: Annotated[
-        str,
-        typer.Option(
-            help="auto (the run's export when it has a current one, else torch), torch, "
-            "onnx or torchscript."
-        ),
-    ] = "auto",
+    engine: EngineOption = "auto",
     top_k: Annotated[int, typer.Option(help="Classes per answer unless a request asks.")] = 5,
     max_batch: Annotated[
         int, typer.Option(help="Most inputs in one forward; larger requests are split.")
@@ -48,39 +82,13 @@ def serve_command(
         int, typer.Option(help="Worker processes, each with the model (more cores).")
     ] = 1,
     max_upload_mb: Annotated[float, typer.Option(help="Largest request body, in MiB.")] = 10.0,
-    max_pixels: Annotated[
-        int, typer.Option(help="Most pixels the images of one request decode to; more: 413.")
-    ] = MAX_REQUEST_PIXELS,
-    max_audio_seconds: Annotated[
-        float, typer.Option(help="Most seconds the audio of one request decodes to; more: 413.")
-    ] = MAX_REQUEST_AUDIO_SECONDS,
-    max_text_chars: Annotated[
-        int, typer.Option(help="Most characters of one text; more: 413.")
-    ] = MAX_TEXT_CHARS,
-    max_client_requests: Annotated[
-        int,
-        typer.Option(
-            help="Requests one client address may have in flight; more: 429 "
-            "(loopback clients exempt)."
-        ),
-    ] = MAX_CLIENT_REQUESTS,
-    max_connections: Annotated[
-        int, typer.Option(help="Connections each worker holds open; a request beyond: 503.")
-    ] = MAX_CONNECTIONS,
-    token_file: Annotated[
-        Path | None,
-        typer.Option(
-            help="File holding the token requests must carry (Authorization: Bearer TOKEN); "
-            "else $GRAFT_SERVE_TOKEN, else one is generated into ~/.graft/serve-token when "
-            "--host is not a loopback address."
-        ),
-    ] = None,
-    no_auth: Annotated[
-        bool,
-        typer.Option(
-            "--no-auth", help="Serve without a token even on a non-loopback --host (a warning)."
-        ),
-    ] = False,
+    max_pixels: MaxPixels = MAX_REQUEST_PIXELS,
+    max_audio_seconds: MaxAudioSeconds = MAX_REQUEST_AUDIO_SECONDS,
+    max_text_chars: MaxTextChars = MAX_TEXT_CHARS,
+    max_client_requests: MaxClientRequests = MAX_CLIENT_REQUESTS,
+    max_connections: MaxConnections = MAX_CONNECTIONS,
+    token_file: TokenFile = None,
+    no_auth: NoAuth = False,
 ) -> None:
     """Serve RUN over HTTP: POST /predict, GET /health, GET /metrics, and a web page at /."""
     try:
