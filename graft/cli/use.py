@@ -74,19 +74,34 @@ def evaluate(
         print_task_metrics(model.fitted_task_, metrics, str(data))
 
 
+Inputs = Annotated[
+    list[str] | None,
+    typer.Argument(help="Image or audio files or folders, a CSV/TSV/JSONL table, or texts."),
+]
+Question = Annotated[
+    str | None, typer.Option(help="Question answering: a question about --context.")
+]
+Context = Annotated[
+    str | None, typer.Option(help="Question answering: the passage --question is about.")
+]
+
+
+def _with_question(inputs: list | None, question: str | None, context: str | None) -> list:
+    """``graft predict``'s inputs, with ``--question`` about ``--context`` as one more."""
+    if (question is None) != (context is None):
+        raise ConfigError("give --question and --context together")
+    inputs = [*(inputs or []), *([(question, context)] if question is not None else [])]
+    if not inputs:
+        raise ConfigError("nothing to predict: give INPUTS (or --question and --context)")
+    return inputs
+
+
 @app.command()
 def predict(
     run: Run,
-    inputs: Annotated[
-        list[str] | None,
-        typer.Argument(help="Image or audio files or folders, a CSV/TSV/JSONL table, or texts."),
-    ] = None,
-    question: Annotated[
-        str | None, typer.Option(help="Question answering: a question about --context.")
-    ] = None,
-    context: Annotated[
-        str | None, typer.Option(help="Question answering: the passage --question is about.")
-    ] = None,
+    inputs: Inputs = None,
+    question: Question = None,
+    context: Context = None,
     top_k: Annotated[
         int, typer.Option(help="How many classes to show per input (multiclass models).")
     ] = 1,
@@ -139,11 +154,7 @@ def predict(
         raise ConfigError(f"--top-k must be at least 1, got {top_k}")
     if overlay and out is None:
         raise ConfigError("--overlay writes beside the masks: give --out FOLDER too")
-    if (question is None) != (context is None):
-        raise ConfigError("give --question and --context together")
-    inputs = [*(inputs or []), *([(question, context)] if question is not None else [])]
-    if not inputs:
-        raise ConfigError("nothing to predict: give INPUTS (or --question and --context)")
+    inputs = _with_question(inputs, question, context)
     model = load(run, engine=engine, export=export)
     options = {"score_threshold": score_threshold, "draw": draw}  # kinds that take them
     if out is not None and is_table_output(out):
