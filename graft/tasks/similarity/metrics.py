@@ -81,3 +81,13 @@ def retrieval_metrics(ranked: dict[str, list[str]], qrels: dict[str, dict[str, i
             totals[name] += metric(docs, judged, k)
     count = max(len(qrels), 1)
     return {**{n: v / count for n, v in totals.items()}, "queries": len(qrels)}
+
+
+def embedding_metrics(
+    queries: np.ndarray, documents: np.ndarray, query_ids: list, doc_ids: list, qrels: dict
+) -> dict:
+    """BEIR's metrics (:func:`retrieval_metrics`) of queries searching documents exactly by
+    their normalised embeddings (one row per id); a document whose id is its query's is
+    dropped from that query's ranking."""
+    indices, _ = rank(queries, documents, 101)
+    return retrieval_metrics(ranked_ids(query_ids, doc_ids, indices), qrels)

@@ -106,14 +106,19 @@ def test_a_bad_squad_file_is_one_line_on_the_command_line(tmp_path, monkeypatch,
 
 
 @pytest.mark.slow
-def test_a_short_fit_beats_the_floor(tmp_path):
-    """400 training questions, one epoch, window 256: dev F1 over a floor measured on this
-    machine (an untrained span head scores about 0.05)."""
-    train = read_questions(SQUAD / "train.json").subset(range(0, 3000, 6))
-    dev = read_questions(SQUAD / "dev.json").subset(range(0, 1000, 10))
-    model = graft.fit(train, test=dev, epochs=1, max_length=256, progress=False)
+def test_a_short_fit_beats_the_floor():
+    """graft's defaults on 300 training questions (bench/question_answering.py --train 300
+    --dev 150, seed 0): dev F1 over a floor below the 0.112 measured there (an untrained
+    span head scores about 0.05)."""
+    import random
+
+    train = read_questions(SQUAD / "train.json")
+    dev = read_questions(SQUAD / "dev.json")
+    train = train.subset(sorted(random.Random(0).sample(range(len(train)), 300)))
+    dev = dev.subset(sorted(random.Random(0).sample(range(len(dev)), 150)))
+    model = graft.fit(train, test=dev, seed=0, progress=False)
     assert model.metrics_["test"]["f1"] > FLOOR
 
 
 #: Dev F1 the short fit must beat (see test_a_short_fit_beats_the_floor).
-FLOOR = 0.15
+FLOOR = 0.09
