@@ -2,7 +2,7 @@
 mix of good and bad requests for a bounded time; counted: the answers by class (2xx, 4xx, 5xx,
 none) and the server process's resident memory after warm-up and at the end.
 
-    .venv/bin/python bench/serve_soak.py [--seconds 30] [--clients 4] [--kinds image,text,...]
+    .venv/bin/python bench/serve_soak.py [--seconds 30] [--warm-up 10] [--clients 4] [--kinds ...]
                                          [--runs DIR] [--out bench/out/serve_soak.json]
 
 Each kind gets a quick run, fitted here from the smallest real data (reused from ``--runs DIR``
@@ -10,17 +10,18 @@ when ``DIR/<kind>`` holds a finished run; fitted into it otherwise): image class
 8 training and 4 validation photos per class of ``examples/flowers`` (feature extraction);
 text classification on 240 SST-2 sentences (feature extraction); tagging on 120 CoNLL-2003
 sentences (feature extraction, 32 tokens); detection and semantic segmentation on 8 training
-and 4 validation Penn-Fudan images (one epoch of the heads, none of the whole network, 128 px
+and 4 validation Penn-Fudan images (one epoch of the heads and one of the whole network, 128 px
 and 64 px); audio classification on 8 FSDD clips of each of four digits (feature extraction,
 64 px spectrograms). Question answering is soaked only when ``graft serve`` reads a question
 with its context; until then it is skipped with the reason printed.
 
 ``graft serve RUN --host 127.0.0.1 --port P`` runs as a subprocess with its defaults (the
-limits of :mod:`graft.serve.limits`). After a warm-up (every request of the mix once, then the
-good ones twice) its RSS is read (psutil, else ``/proc/PID/status``); then ``--clients``
-threads, each on its own kept-alive connection, cycle through a shuffled deck of the mix for
-``--seconds``; the RSS is sampled every second and read again at the end; the server is then
-stopped with SIGINT (as Ctrl-C) and must exit by itself within its grace time.
+limits of :mod:`graft.serve.limits`). After a warm-up (every request of the mix once, then
+all the clients for ``--warm-up`` seconds: without it, the image server grew 292 MB in the first
+10 s under load, then stayed flat) its RSS is read (psutil, else ``/proc/PID/status``); then
+``--clients`` threads, each on its own kept-alive connection, cycle through a shuffled deck of
+the mix for ``--seconds``; the RSS is sampled every second and read again at the end; the
+server is then stopped with SIGINT (as Ctrl-C) and must exit by itself within its grace time.
 
 The mix: for every kind, unknown routes, ``GET /predict``, an empty body, a body over the
 10 MiB limit, a bad ``top_k``, and the open routes (``/health``, ``/metrics``, ``/``); for
@@ -34,8 +35,9 @@ non-string texts, no texts, a text over 100,000 characters, 4,097 texts, 100,000
 brackets, a bad ``top_k``. Good requests must be answered 2xx and bad ones 4xx; any 5xx is a
 bug. Memory is "flat" when the RSS at the end is within max(10 % of the start, 50 MB) of it.
 
-Defaults: 30 s per kind and 4 clients, so that six kinds (fits included) take about ten
-minutes on a 2-core machine.
+Defaults: 30 s per kind after 10 s of warm-up, 4 clients, so that six kinds (fits included)
+take about ten minutes on a 2-core machine (9 min 55 s on 2026-12-06, shared). Exit status 1 when
+any kind answered a 5xx, grew past flat, or could not be fitted or served.
 """
 
 from __future__ import annotations
@@ -136,7 +138,7 @@ def detection_run(scratch: Path, run: Path):
 
     train = read_detection(SHARED / "pennfudan" / "annotations_train.json").subset(range(8))
     val = read_detection(SHARED / "pennfudan" / "annotations_val.json").subset(range(4))
-    options = dict(task="detection", image_size=128, head_epochs=1, epochs=0, progress=False)
+    options = dict(task="detection", image_size=128, head_epochs=1, epochs=1, progress=False)
     graft.fit(train, val, out=run, seed=0, **options)
 
 
@@ -147,7 +149,7 @@ def segmentation_run(scratch: Path, run: Path):
     folder = SHARED / "pennfudan"
     train = read_segmentation(folder / "annotations_train.json").subset(range(8))
     val = read_segmentation(folder / "annotations_val.json").subset(range(4))
-    options = dict(task="segmentation", image_size=64, head_epochs=1, epochs=0, progress=False)
+    options = dict(task="segmentation", image_size=64, head_epochs=1, epochs=1, progress=False)
     graft.fit(train, val, out=run, seed=0, **options)
 
 
@@ -470,40 +472,48 @@ def stop_server(process: subprocess.Popen) -> int | str:
         return "killed after 60 s"
 
 
-def warm_up(port: int, cases: list[Case], tally: Tally) -> None:
-    """Every case once, then the good ones twice (counted with the rest)."""
+def clients_until(port: int, cases: list[Case], until: float, tally: Tally, count: int) -> list:
+    """``count`` client threads (:func:`client`) started, sending until ``until``."""
+    threads = []
+    for i in range(count):
+        seed = int(until * 1000) + i
+        thread = threading.Thread(target=client, args=(port, cases, until, tally, seed))
+        threads.append(thread)
+        thread.start()
+    return threads
+
+
+def warm_up(port: int, cases: list[Case], tally: Tally, clients: int, seconds: float) -> None:
+    """Every case once, then ``clients`` threads for ``seconds`` (counted with the rest)."""
     client(port, cases, time.monotonic() + 600, tally, seed=0, rounds=1)
-    client(port, [c for c in cases if c.good], time.monotonic() + 600, tally, seed=1, rounds=2)
+    for thread in clients_until(port, cases, time.monotonic() + seconds, tally, clients):
+        thread.join()
 
 
-def soak(kind: str, run: Path, seconds: float, clients: int, logs: Path) -> dict:
-    """Serve ``run`` and soak it (see the module docstring); what was counted."""
+def soak(kind: str, run: Path, args: argparse.Namespace, logs: Path) -> dict:
+    """Serve ``run`` and soak it (see the module docstring); what was counted, and the RSS
+    sampled every second after warm-up."""
     cases = cases_of(kind)
     tally = Tally()
     process, port = start_server(run, logs / f"{kind}.log")
     try:
-        warm_up(port, cases, tally)
-        start = rss(process.pid)
-        until, threads = time.monotonic() + seconds, []
-        for i in range(clients):
-            thread = threading.Thread(target=client, args=(port, cases, until, tally, i + 10))
-            threads.append(thread)
-            thread.start()
-        peak = start
+        warm_up(port, cases, tally, args.clients, args.warm_up)
+        samples = [rss(process.pid)]
+        threads = clients_until(port, cases, time.monotonic() + args.seconds, tally, args.clients)
         while any(t.is_alive() for t in threads):
             time.sleep(1.0)
-            peak = max(peak, rss(process.pid))
-        end = rss(process.pid)
+            samples.append(rss(process.pid))
+        samples.append(rss(process.pid))
     finally:
         exit_status = stop_server(process)
-    return summary(kind, cases, tally, start, end, peak, exit_status)
+    return summary(kind, cases, tally, samples, exit_status)
 
 
 def status_class(status: int) -> str:
     return "none" if status < 0 else f"{status // 100}xx"
 
 
-def summary(kind, cases, tally: Tally, start: int, end: int, peak: int, exit_status) -> dict:
+def summary(kind, cases, tally: Tally, samples: list[int], exit_status) -> dict:
     """The counts of one kind's soak, its memory, and every case answered out of its class."""
     counts, surprises = Counter(), {}
     good = {case.name: case.good for case in cases}
@@ -515,6 +525,7 @@ def summary(kind, cases, tally: Tally, start: int, end: int, peak: int, exit_sta
         }
         if wrong:
             surprises[name] = {"good": good[name], "statuses": wrong}
+    start, end, peak = samples[0], samples[-1], max(samples)
     growth = end - start
     return {
         "kind": kind,
@@ -525,6 +536,7 @@ def summary(kind, cases, tally: Tally, start: int, end: int, peak: int, exit_sta
         "rss_peak_mb": peak / 2**20,
         "rss_change_mb": growth / 2**20,
         "flat": growth <= max(FLAT_SHARE * start, FLAT_BYTES),
+        "rss_samples_mb": [round(x / 2**20, 1) for x in samples],
         "server_exit": exit_status,
         "surprises": surprises,
         "by_case": {name: dict(s) for name, s in sorted(tally.by_case.items())},
@@ -553,13 +565,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0, help="soak seconds per kind")
     parser.add_argument("--clients", type=int, default=4, help="concurrent client threads")
+    parser.add_argument("--warm-up", type=float, default=10.0, help="warm-up seconds per kind")
     parser.add_argument("--kinds", default=",".join(KINDS))
     parser.add_argument("--runs", type=Path, help="reuse (or fit into) DIR/<kind> runs")
     parser.add_argument("--out", type=Path, default=Path("bench/out/serve_soak.json"))
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    rows, skips, fits = [], {}, {}
+    rows, skips, fits, failed = [], {}, {}, {}
     with tempfile.TemporaryDirectory(prefix="serve-soak-") as folder:
         scratch = Path(folder)
         os.environ.setdefault("GRAFT_CACHE_DIR", str(scratch / "cache"))
@@ -572,23 +585,37 @@ def main() -> None:
                 skips[kind] = reason
                 print(f"{kind}: skipped ({reason})", flush=True)
                 continue
-            run, fits[kind] = ready_run(kind, runs, scratch)
+            try:
+                run, fits[kind] = ready_run(kind, runs, scratch)
+            except Exception as error:  # noqa: BLE001  (the other kinds are soaked all the same)
+                failed[kind] = f"the fit failed: {type(error).__name__}: {error}"
+                print(f"{kind}: {failed[kind]}", flush=True)
+                continue
             print(
                 f"{kind}: run ready in {fits[kind]:.0f} s, soaking {args.seconds:g} s", flush=True
             )
-            rows.append(soak(kind, run, args.seconds, args.clients, logs))
-            shown = {k: v for k, v in rows[-1].items() if k not in ("by_case",)}
+            try:
+                rows.append(soak(kind, run, args, logs))
+            except RuntimeError as error:  # graft serve did not start: its log says why
+                failed[kind] = str(error)
+                print(f"{kind}: {error}", flush=True)
+                continue
+            shown = {k: v for k, v in rows[-1].items() if k not in ("by_case", "rss_samples_mb")}
             print(json.dumps(shown), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    report = {"seconds": args.seconds, "clients": args.clients, "fit_seconds": fits}
-    args.out.write_text(json.dumps({**report, "rows": rows, "skipped": skips}, indent=2))
+    report = {"seconds": args.seconds, "warm_up": args.warm_up, "clients": args.clients}
+    report["fit_seconds"] = fits
+    found = {**report, "rows": rows, "skipped": skips, "failed": failed}
+    args.out.write_text(json.dumps(found, indent=2))
     print(table(rows))
     for kind, reason in skips.items():
         print(f"{kind}: skipped ({reason})")
+    for kind, reason in failed.items():
+        print(f"{kind}: FAILED ({reason})")
     errors = sum(r["5xx"] for r in rows)
     unflat = [r["kind"] for r in rows if not r["flat"]]
     print(f"5xx answers: {errors}; memory not flat: {', '.join(unflat) or 'none'}")
-    raise SystemExit(1 if errors or unflat else 0)
+    raise SystemExit(1 if errors or unflat or failed else 0)
 
 
 if __name__ == "__main__":

@@ -26,12 +26,34 @@ from pathlib import Path
 SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "scifact_beir"
 
 
-def split_folder(source: Path, folder: Path, seed: int, fraction: float = 0.1) -> Path:
+def write_corpus(source: Path, folder: Path, size: int | None, seed: int) -> int:
+    """``folder/corpus.jsonl``: ``source``'s whole corpus (``size`` None), or every document
+    that a train or test qrels row names and a seeded sample of the others, ``size`` in all."""
+    if size is None:
+        os.symlink(source / "corpus.jsonl", folder / "corpus.jsonl")
+        return sum(1 for _ in (source / "corpus.jsonl").open())
+    named = set()
+    for split in ("train", "test"):
+        rows = (source / "qrels" / f"{split}.tsv").read_text().splitlines()[1:]
+        named |= {row.split("\t")[1] for row in rows if row.strip()}
+    lines = (source / "corpus.jsonl").read_text().splitlines()
+    ids = [json.loads(line)["_id"] for line in lines]
+    others = [i for i, key in enumerate(ids) if key not in named]
+    sample = set(random.Random(seed).sample(others, max(0, min(len(others), size - len(named)))))
+    kept = [line for i, line in enumerate(lines) if ids[i] in named or i in sample]
+    (folder / "corpus.jsonl").write_text("\n".join(kept) + "\n")
+    return len(kept)
+
+
+def split_folder(
+    source: Path, folder: Path, seed: int, fraction: float = 0.1, corpus: int | None = None
+) -> Path:
     """A BEIR folder whose train qrels are ``source``'s less a seeded ``fraction`` of its
-    queries, which become ``dev``; the test qrels unchanged."""
+    queries, which become ``dev``; the test qrels unchanged; the corpus whole or cut to
+    ``corpus`` documents (:func:`write_corpus`)."""
     (folder / "qrels").mkdir(parents=True)
-    for name in ("corpus.jsonl", "queries.jsonl"):
-        os.symlink(source / name, folder / name)
+    os.symlink(source / "queries.jsonl", folder / "queries.jsonl")
+    write_corpus(source, folder, corpus, seed)
     lines = (source / "qrels" / "train.tsv").read_text().splitlines()
     header, rows = lines[0], lines[1:]
     queries = sorted({row.split("\t")[0] for row in rows})
@@ -44,10 +66,10 @@ def split_folder(source: Path, folder: Path, seed: int, fraction: float = 0.1) -
 
 
 def evaluate(model: str, folder: Path) -> dict:
-    from graft.tasks import task_class
+    from graft.cli.search import open_searcher  # a run through graft.load, else a model
 
     started = time.perf_counter()
-    metrics = task_class("similarity").open_model(model).evaluate(folder)
+    metrics = open_searcher(model).evaluate(folder)
     return {**metrics, "eval_seconds": time.perf_counter() - started}
 
 
@@ -106,6 +128,12 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=2e-5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--arms", default="pretrained,graft,sentence-transformers")
+    parser.add_argument(
+        "--corpus",
+        type=int,
+        default=None,
+        help="cut the corpus to every judged document and a seeded sample, N in all",
+    )
     parser.add_argument("--out", type=Path, default=Path("bench/out/similarity.json"))
     args = parser.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -113,7 +141,8 @@ def main() -> None:
 
     results = {"settings": vars(args) | {"out": str(args.out)}}
     with tempfile.TemporaryDirectory(prefix="graft-sim-") as scratch:
-        folder = split_folder(SCIFACT, Path(scratch) / "scifact", args.seed)
+        folder = split_folder(SCIFACT, Path(scratch) / "scifact", args.seed, corpus=args.corpus)
+        results["corpus_documents"] = sum(1 for _ in (folder / "corpus.jsonl").open())
         arms = args.arms.split(",")
         if "pretrained" in arms:
             results["pretrained"] = evaluate("minilm", folder)
@@ -130,11 +159,15 @@ def main() -> None:
                 out=Path(scratch) / "graft_run",
             )
             seconds = time.perf_counter() - started
-            results["graft"] = {
-                **evaluate(str(Path(scratch) / "graft_run"), folder),
+            results["graft"] = {  # the fit's own test metrics: the same embedding_metrics
+                "split": "test",
+                **fitted.metrics_["test"],
                 "fit_seconds": seconds,
-                "train_seconds": fitted.summary_["seconds"]["train"],
-                "kept_epoch": fitted.metrics_["kept_epoch"],
+                "train_seconds": sum(
+                    v for k, v in fitted.summary_["seconds"].items() if k.startswith("phase_")
+                ),
+                "kept_phase": fitted.kept_phase_,
+                "guard": fitted.metrics_["guard"],
                 "history": fitted.history_,
             }
             print("graft", results["graft"], flush=True)

@@ -38,7 +38,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from graft.errors import ConfigError, DataError, RunError
-from graft.tasks.capabilities import configured
+from graft.tasks.capabilities import configured, infer_exported
 
 TABLE_SUFFIXES = (".csv", ".jsonl", ".parquet")
 #: The marker of graft's state file in ``<out>.partial``.
@@ -226,7 +226,7 @@ def _outputs(model: Any, task: Any, inputs: Any) -> Any:
     from graft.inference import _float_cpu
 
     if model.engine_ is not None:
-        return task.infer_exported(model.engine_, inputs)
+        return infer_exported(task, model.engine_, inputs)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     backbone, head = model.backbone_.to(device).eval(), model.head_.to(device).eval()
     return _float_cpu(task.infer(backbone, head, to_device(inputs, device)))

@@ -37,7 +37,7 @@ from graft.runs.directory import check_run_dir, finish_run, run_lock, start_run
 from graft.selection.advisor import advise_strategy
 from graft.strategies import STRATEGIES
 from graft.tasks.base import Task
-from graft.tasks.capabilities import FitsItself
+from graft.tasks.capabilities import build_backbone
 from graft.training.distributed import is_global_zero
 from graft.training.lr_finder import LRFinding
 from graft.training.sampling import loader_workers
@@ -151,10 +151,8 @@ class GraftEstimator(Predictor):
         for name in [n for n in self.__dict__ if n.endswith("_")]:  # a refit starts afresh
             delattr(self, name)
         splits, task, config = self._prepare(inputs)
-        if isinstance(task, FitsItself):  # trained outside the phase runner (similarity)
-            return task.fit_itself(self, splits, config, out, overwrite)
         check_run_options(config, out, len(splits.train))
-        backbone = type(task).build_backbone(config, splits.train)
+        backbone = build_backbone(type(task), config, splits.train)
         adaptation = DomainAdaptation.for_fit(
             config, inputs.target, inputs.target_test, splits, inputs.columns
         )
@@ -245,7 +243,7 @@ class GraftEstimator(Predictor):
         """Run the learning-rate range test for ``data`` without fitting; the suggestion is
         what ``lr="auto"`` would pick (``.plot(path)`` draws the curve)."""
         splits, task, config = self._prepare(FitData(data, val, None, columns_of(columns)))
-        backbone = type(task).build_backbone(config, splits.train)
+        backbone = build_backbone(type(task), config, splits.train)
         torch.manual_seed(config.seed)
         self.fitted_task_, self.backbone_ = task, backbone
         self.head_ = task.new_head(backbone)

@@ -18,7 +18,15 @@ from torch.utils.data import DataLoader
 from graft.data import LabelledData, load_inputs
 from graft.errors import ConfigError, NotFittedError
 from graft.features import FeatureCache, to_device
-from graft.tasks.capabilities import SeveralTasks, check_writes, configured
+from graft.tasks.capabilities import (
+    JoinsOutputs,
+    SeveralTasks,
+    check_writes,
+    configured,
+    infer_exported,
+    join,
+    served,
+)
 from graft.training.sampling import loader_workers
 
 #: Inputs whose outputs ``write_predictions`` holds at once (a mask per pixel is large).
@@ -117,13 +125,13 @@ class Predictor:
             items = [items[i] for i in order]
         batches = self.input_batches(items, self.config.with_defaults().batch_size * 2)
         if self.engine_ is not None:  # an exported model (--engine onnx)
-            outputs = task.join([task.infer_exported(self.engine_, x) for x in batches])
+            outputs = join(task, [infer_exported(task, self.engine_, x) for x in batches])
             return in_input_order(outputs, order)
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         backbone, head = self.backbone_.to(device).eval(), self.head_.to(device).eval()
         chunks = [_float_cpu(task.infer(backbone, head, to_device(x, device))) for x in batches]
         backbone.cpu(), head.cpu()
-        return in_input_order(task.join(chunks), order)
+        return in_input_order(join(task, chunks), order)
 
     def input_batches(self, items: list, batch_size: int):
         """``items`` (image paths, texts, or the task's own items; or all :class:`Prepared`)
@@ -167,6 +175,15 @@ class Predictor:
         self._check_fitted()
         task = configured(self.fitted_task_, **options)
         return task.answers(self._outputs(self._items(inputs)))
+
+    def search(self, queries, index, top_k: int = 10) -> list:
+        """The ``top_k`` nearest documents of each query (one list for a single query string)
+        in ``index``: an index folder written by ``graft index``, or a list of document texts;
+        for a model whose kind searches (:class:`~graft.tasks.capabilities.Searches`)."""
+        from graft.tasks.capabilities import searcher_of
+
+        self._check_fitted()
+        return searcher_of(self).search(queries, index, top_k)
 
     def predict_proba(self, inputs):
         """Probabilities ``[n, len(classes_)]`` for image paths, folders, tables or texts:
@@ -227,7 +244,7 @@ class Predictor:
     def served_answers(self, items: list, top_k: int) -> list:
         """Each input's answer as ``graft serve`` returns it (an image may be given decoded,
         a PIL image, and any input :class:`Prepared`)."""
-        return self.fitted_task_.served_answers(self._outputs(items), top_k)
+        return served(self.fitted_task_).served_answers(self._outputs(items), top_k)
 
 
 def top_k(chances: np.ndarray, classes: list[str], k: int) -> list[list[tuple[str, float]]]:
@@ -242,10 +259,7 @@ def longest_first(items: list, task: Any, modality: str) -> np.ndarray | None:
     batch is then padded to texts of about its own length instead of the longest of a random
     draw. None for inputs that are not plain texts, or a task that joins its outputs its own
     way (token tagging)."""
-    from graft.tasks.base import Task
-
-    plain_join = getattr(type(task), "join", None) is Task.join
-    if modality != "text" or len(items) < 2 or not plain_join:
+    if modality != "text" or len(items) < 2 or isinstance(task, JoinsOutputs):
         return None
     if not all(isinstance(item, str) for item in items):
         return None

@@ -11,7 +11,7 @@ from rich import box
 from rich.table import Table
 
 from graft.cli.app import console
-from graft.tasks.capabilities import SeveralTasks
+from graft.tasks.capabilities import SeveralTasks, prediction_text
 
 
 def or_na(value: float | None, digits: int = 4) -> str:
@@ -176,7 +176,7 @@ def print_transfer(transfer: dict) -> None:
 
 def print_predictions(records: list[dict], fitted_task: Any = None) -> None:
     """``graft predict``'s table: each input and its answer (every task's, for several; as
-    ``fitted_task`` shows it, when it has a way of its own: :meth:`Task.prediction_text`)."""
+    ``fitted_task`` shows it, when it has a way of its own: :func:`~graft.tasks.capabilities.prediction_text`)."""
     table = Table()
     table.add_column("input", overflow="fold")
     first = records[0] if records else {}
@@ -188,7 +188,7 @@ def print_predictions(records: list[dict], fitted_task: Any = None) -> None:
     for record in records:
         item = record["input"] if isinstance(record["input"], str) else str(record["input"])
         shown = item if len(item) < 120 else item[:117] + "..."
-        own = fitted_task.prediction_text(record) if fitted_task is not None else None
+        own = prediction_text(fitted_task, record) if fitted_task is not None else None
         if own is not None:
             table.add_row(shown, own)
         elif tasks:

@@ -44,10 +44,16 @@ def run_kind(path: Path) -> str | None:
 
 
 def open_searcher(source: str) -> Any:
-    """The model that searches: a run directory's, or the pretrained model a model string
-    names (its kind's)."""
-    kind = run_kind(Path(source)) or SEARCH_KIND
-    return searching_kind(kind).open_model(source)
+    """The model that searches: a run directory's (loaded by :func:`graft.load`), or the
+    pretrained model a model string names (its kind's)."""
+    kind = run_kind(Path(source))
+    if kind is None:
+        return searching_kind(SEARCH_KIND).open_model(source)
+    from graft.api import load
+
+    searching_kind(kind)
+    model = load(source, engine="torch")
+    return model.fitted_task_.searcher(model)
 
 
 def evaluate_retrieval(run: str, data: Path, task: str | None, as_json: bool) -> bool:
@@ -61,7 +67,7 @@ def evaluate_retrieval(run: str, data: Path, task: str | None, as_json: bool) ->
 
     if not issubclass(task_class(kind), Searches):
         return False
-    metrics = task_class(kind).open_model(run).evaluate(data)
+    metrics = open_searcher(run).evaluate(data)
     if as_json:
         print(json.dumps(metrics, indent=2))
         return True

@@ -58,7 +58,7 @@ from graft.export.engine import (
     model_hash,
     publish,
 )
-from graft.tasks.capabilities import ExportsItself
+from graft.tasks.capabilities import ExportsItself, check_exportable, export_record, model_inputs
 from graft.version import __version__
 
 
@@ -95,7 +95,7 @@ def export_model(
     quantization: :mod:`graft.export.quantize`)."""
     if format not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
-    model.fitted_task_.check_exportable()
+    check_exportable(model.fitted_task_)
     refusal = getattr(model.backbone_, "export_refusal", None)
     if refusal:
         raise ConfigError(f"{model.backbone_.spec} cannot be exported: {refusal}")
@@ -110,7 +110,7 @@ def export_model(
     task = model.fitted_task_
     if isinstance(task, ExportsItself):  # a model that is not one graph (detection)
         return task.export(model, items, out, format)
-    batches = [task.model_inputs(batch) for batch in model.input_batches(items, PARITY_BATCH)]
+    batches = [model_inputs(task, batch) for batch in model.input_batches(items, PARITY_BATCH)]
     names = _input_names(batches[0], model.backbone_.modality)
     module = LogitsModule(model.backbone_, model.head_, names).cpu().eval()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -242,7 +242,7 @@ def _parity(module: nn.Module, engine: ExportedEngine, batches: list) -> float:
 
 
 def _record(model, format: str, names: list[str], difference: float, count: int, seconds: float):
-    task = model.fitted_task_.export_record()
+    task = export_record(model.fitted_task_)
     return {
         "format": format,
         "file": MODEL_FILES[format],

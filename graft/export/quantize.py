@@ -34,6 +34,7 @@ import numpy as np
 
 from graft.errors import ConfigError
 from graft.export.engine import ExportedEngine, ExportError, batch_tensors
+from graft.tasks.capabilities import infer_exported, join, model_inputs
 
 QUANTIZATIONS = ("int8",)
 CALIBRATIONS = ("auto", "dynamic", "static")
@@ -142,10 +143,10 @@ def quantize_model(
 
 def engine_score(model: Any, engine: Any, data: Any) -> float:
     """The task's headline metric, in points, of ``engine`` (any callable from a batch of
-    :meth:`Task.model_inputs` to logits) on labelled ``data``."""
+    :func:`~graft.tasks.capabilities.model_inputs` to logits) on labelled ``data``."""
     task = model.fitted_task_
     batches = model.input_batches(data.items, BATCH)
-    outputs = task.join([task.infer_exported(engine, batch) for batch in batches])
+    outputs = join(task, [infer_exported(task, engine, batch) for batch in batches])
     return 100 * float(task.score(task.metrics(outputs, data)))
 
 
@@ -166,7 +167,7 @@ class InputsReader:
         if self.batches is None:
             task = self.model.fitted_task_
             batches = self.model.input_batches(self.items, 8)
-            self.batches = (task.model_inputs(batch) for batch in batches)
+            self.batches = (model_inputs(task, batch) for batch in batches)
         batch = next(self.batches, None)
         if batch is None:
             return None

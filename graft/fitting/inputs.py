@@ -13,6 +13,7 @@ from graft.data import DataSplits
 from graft.fewshot.few_labels import FewLabels
 from graft.tasks import read_task_data
 from graft.tasks.base import Task
+from graft.tasks.capabilities import announce
 
 log = logging.getLogger("graft")
 
@@ -87,5 +88,5 @@ def read_splits(model: Any, inputs: FitData) -> tuple[DataSplits, Task]:
         model.split_ = None
     splits = task_class.check_splits(splits)
     task = task_class.from_training_data(splits.train, config)
-    log.info(task.announce())
+    log.info(announce(task))
     return splits, task

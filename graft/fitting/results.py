@@ -19,6 +19,7 @@ from graft.fitting.inputs import FitData
 from graft.selection.baseline import fit_scratch_baseline
 from graft.strategies import STRATEGIES
 from graft.tasks.capabilities import CachesFeatures, tunes
+from graft.tasks.capabilities import summary as task_summary
 
 log = logging.getLogger("graft")
 
@@ -36,6 +37,8 @@ def evaluate_splits(model: Any, config, splits: DataSplits, cache, timings, adap
         for name, part in (("val", splits.val), ("test", splits.test))
         if part is not None
     }
+    if hasattr(model, "guard_"):  # the pretrained model's score, and whether it was kept
+        model.metrics_["guard"] = model.guard_
     if adaptation is not None:
         model.metrics_.update(
             adaptation.measure_after(
@@ -92,8 +95,7 @@ def fit_summary(model: Any, splits: DataSplits, cache: FeatureCache, timings: di
     """``summary.json`` of a fit: the data, the task's own part, the feature cache, timings,
     the kept phase and what the fit chose (few labels, learning rate, strategy, epochs)."""
     stats = cache.stats
-    summary = model.fitted_task_.data_summary(splits, model.backbone_)
-    summary.update(model.fitted_task_.summary(splits))
+    summary = task_summary(model.fitted_task_, splits, model.backbone_)
     summary["feature_cache"] = {"hits": stats.hits, "misses": stats.misses}
     summary["seconds"] = {k: round(v, 3) for k, v in timings.items()}
     summary["kept_phase"] = model.kept_phase_
@@ -108,7 +110,7 @@ def fit_summary(model: Any, splits: DataSplits, cache: FeatureCache, timings: di
         summary["advice"] = model.advice_.to_dict()
     if model.epoch_choice_:
         summary["epoch_choice"] = model.epoch_choice_
-    for key in ("transfer", "adaptation"):
+    for key in ("transfer", "adaptation", "guard"):
         if key in model.metrics_:
             summary[key] = model.metrics_[key]
     return summary

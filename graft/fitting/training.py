@@ -18,12 +18,13 @@ from graft.data.transforms import mixup_for
 from graft.errors import ConfigError
 from graft.features import FeatureCache
 from graft.strategies import STRATEGIES
-from graft.tasks.capabilities import SingleLabel
+from graft.tasks.capabilities import GuardsPretrained, SingleLabel, plan
+from graft.tasks.capabilities import networks as task_networks
 from graft.training.distributed import EngineOptions
 from graft.training.loaders import FitLoaders
 from graft.training.lr_finder import FALLBACK_LR, LRFinding, find_learning_rate
 from graft.training.phase import Phase
-from graft.training.runner import ModuleFactory, PhaseRunner
+from graft.training.runner import PRETRAINED, ModuleFactory, PhaseRunner
 
 log = logging.getLogger("graft")
 
@@ -103,6 +104,17 @@ def range_test(
     return find_learning_rate(module, train_loader, engine_options(config), config.seed)
 
 
+def pretrained_score(model: Any, splits: DataSplits) -> float | None:
+    """The untrained model's validation score (the task's headline metric) when its kind
+    :class:`~graft.tasks.capabilities.GuardsPretrained`, else None."""
+    task = model.fitted_task_
+    if not isinstance(task, GuardsPretrained) or splits.val is None:
+        return None
+    score = float(task.score(task.metrics(model._outputs(splits.val), splits.val)))
+    log.info("the pretrained model scores %.4f on validation (%s)", score, task.headline)
+    return score
+
+
 def train_phases(model: Any, config: FitConfig, splits, cache, timings, run, semi) -> None:
     """Train the strategy's phases of ``model``; keep the best (``history_``,
     ``kept_phase_``, ``epoch_choice_``; with ``semi``, self-training rounds follow).
@@ -116,9 +128,9 @@ def train_phases(model: Any, config: FitConfig, splits, cache, timings, run, sem
     loaders = fit_loaders(model, config, splits, cache, timings)
     loaders.world_size = engine.world_size
     networks = {"backbone": model.backbone_, "head": model.head_}
-    networks.update(model.fitted_task_.networks())
+    networks.update(task_networks(model.fitted_task_))
     phases = STRATEGIES[config.strategy]().phases(config, model.backbone_)
-    phases = model.fitted_task_.plan(phases)  # as the task trains them
+    phases = plan(model.fitted_task_, phases)  # as the task trains them
     if getattr(model, "few_labels_", None) is not None:  # every example trains: no choice
         phases = model.few_labels_.plan(phases)
     with tempfile.TemporaryDirectory(prefix="graft-") as scratch:
@@ -133,8 +145,16 @@ def train_phases(model: Any, config: FitConfig, splits, cache, timings, run, sem
             timings,
             trainers=STRATEGIES[config.strategy]().trainers(config),
         )
+        guarded = pretrained_score(model, splits)
+        if guarded is not None:  # the pretrained model, kept when no phase beats it
+            runner.best.guard(guarded)
         model.history_ = runner.run(phases, adaptation)
         model.kept_phase_ = runner.best.restore()
+        if guarded is not None:
+            kept = model.kept_phase_["phase"] == PRETRAINED
+            model.guard_ = {"pretrained_val_score": guarded, "kept_pretrained": kept}
+            row = {"phase": PRETRAINED, "epoch": 0, "val_score": guarded, "kept": kept}
+            model.history_.insert(0, row)
         if semi is not None:  # self-training on the unlabelled data, the backbone fixed
             model.history_ += semi.train(runner, cache)
             model.semi_supervised_ = semi

@@ -28,7 +28,13 @@ from graft.runs.directory import (
 )
 from graft.strategies import STRATEGIES
 from graft.tasks import task_class
-from graft.tasks.capabilities import ExportsItself
+from graft.tasks.capabilities import (
+    ExportsItself,
+    check_exportable,
+    labels_record,
+    networks,
+    restore_backbone,
+)
 from graft.version import __version__
 
 #: ``auto``: the run's export when it can answer for the run's current weights (see
@@ -65,7 +71,7 @@ def save_model(model: Any, path: Path, overwrite: bool) -> Path:
     adapter = backbone.adapter
     frozen = STRATEGIES[model.strategy_].frozen_backbone or adapter is not None
     tensors = {f"head.{k}": v for k, v in model.head_.state_dict().items()}
-    for name, network in task.networks().items():  # a task's learned loss weights
+    for name, network in networks(task).items():  # a task's learned loss weights
         tensors.update({f"{name}.{k}": v for k, v in network.state_dict().items()})
     if adapter is not None:
         state = adapter_state(backbone.state_dict())
@@ -88,7 +94,7 @@ def save_model(model: Any, path: Path, overwrite: bool) -> Path:
     if getattr(model, "arguments_", None) is not None:
         config["arguments"] = model.arguments_
     write_json(path / "config.json", config)
-    write_json(path / "labels.json", task.labels_record())
+    write_json(path / "labels.json", labels_record(task))
     write_json(path / "preprocessing.json", backbone.preprocessing.to_dict())
     for name in RECORDS:
         if hasattr(model, f"{name}_"):
@@ -178,7 +184,7 @@ def restore_model(model: Any, path: Path, record: dict, engine: str = "torch", e
         engine = choose_engine(task, path, folder)
     if engine != "torch":
         try:
-            task.check_exportable()
+            check_exportable(task)
         except ConfigError:
             raise ConfigError(
                 f"{path}: a {task.kind} model predicts with the torch engine only, not {engine}"
@@ -187,7 +193,7 @@ def restore_model(model: Any, path: Path, record: dict, engine: str = "torch", e
     backbone = _restore_backbone(path, record, resolved, weights, type(task))
     head = task.new_head(backbone, dropout=record["head"]["dropout"])
     head.load_state_dict(_prefixed(weights, "head."))
-    for name, network in task.networks().items():
+    for name, network in networks(task).items():
         network.load_state_dict(_prefixed(weights, f"{name}."))
     model.fitted_task_, model.backbone_, model.head_ = task, backbone.eval(), head.eval()
     model.config_, model.model_ = resolved, record["backbone"]
@@ -230,7 +236,7 @@ def choose_engine(task: Any, run_dir: Path, folder: Path) -> str:
     if not (folder / "export.json").is_file() or torch.cuda.is_available():
         return "torch"
     try:
-        task.check_exportable()
+        check_exportable(task)
     except ConfigError:
         return "torch"
     record = read_json(folder / "export.json")
@@ -262,7 +268,7 @@ def _restore_backbone(path: Path, record: dict, resolved: FitConfig, weights: di
     adapter = record.get("adapter")
     frozen = STRATEGIES[resolved.strategy].frozen_backbone
     pretrained = frozen or adapter is not None
-    backbone = kind.restore_backbone(record["backbone"], pretrained)
+    backbone = restore_backbone(kind, record["backbone"], pretrained)
     saved = preprocessing_from_dict(read_json(path / "preprocessing.json"))
     if saved.modality != "text":
         backbone.preprocessing = saved

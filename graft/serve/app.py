@@ -37,6 +37,7 @@ from graft.serve.limits import (
 )
 from graft.serve.metrics import ServeMetrics
 from graft.serve.page import render_page
+from graft.tasks.capabilities import check_servable
 
 #: The status counted for a request whose client went away before its answer (nginx's).
 CLIENT_CLOSED = 499
@@ -86,7 +87,7 @@ def create_app(
     """The FastAPI application serving fitted ``model`` (see :mod:`graft.serve`); with a
     ``token``, every route but ``/health`` and ``/`` needs it (:mod:`graft.serve.auth`); the
     ``max_*`` limits as :mod:`graft.serve.limits` describes them."""
-    model.fitted_task_.check_servable()
+    check_servable(model.fitted_task_)
     modality = model.backbone_.modality
     limits = RequestLimits(max_pixels, max_audio_seconds, max_text_chars)
     metrics = ServeMetrics(max_batch)

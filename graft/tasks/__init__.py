@@ -134,8 +134,10 @@ def _content_kinds() -> Iterator[tuple[str, type[Task]]]:
 def claiming_kind(data: Any) -> type[Task] | None:
     """The kind of task (other than a label column's) that holds ``data`` by its content, or
     None (a label column, or class folders)."""
+    from graft.tasks.capabilities import claims
+
     for _, kind in _content_kinds():
-        if kind.claims(data):
+        if claims(kind, data):
             return kind
     return None
 
@@ -146,8 +148,10 @@ def read_task_data(
     """The kind of task of a fit and its data: several label columns (``config.tasks``) are a
     multi-task fit; otherwise one label column, whose kind ``config.task`` gives or the labels
     tell (:func:`graft.data.sources.infer_task`)."""
+    from graft.tasks.capabilities import claims
+
     if config.tasks:
-        claimed = [name for name, kind in _content_kinds() if kind.claims(data)]
+        claimed = [name for name, kind in _content_kinds() if claims(kind, data)]
         if claimed:
             raise ConfigError(
                 f"--tasks trains several label columns of one table at once; {data} holds "
@@ -161,7 +165,7 @@ def read_task_data(
         return kind, kind.read_splits(data, val, test, columns, config)
     if config.task == "auto":
         for _, kind in _content_kinds():
-            if kind.claims(data):
+            if claims(kind, data):
                 return kind, kind.read_splits(data, val, test, columns, config)
     read_label_splits = _load(config.task if config.task != "auto" else "multiclass", _LABEL_READER)
     try:
@@ -177,12 +181,14 @@ def read_task_data(
 def _unread(data: Any, error: DataError, auto: bool) -> DataError:
     """What a fit says of data that the label-column reader refused with ``error``: with
     ``--task auto``, the line that breaks a kind's format when the data is nearly that kind's
-    (:meth:`~graft.tasks.base.Task.near_miss`); for data of no format, the formats of every
-    installed kind (:attr:`~graft.tasks.base.Task.formats`); else ``error`` itself."""
+    (:meth:`~graft.tasks.capabilities.ClaimsData.near_miss`); for data of no format, the
+    formats of every installed kind (:attr:`~graft.tasks.base.Task.formats`); else ``error``
+    itself."""
     from graft.data.sources import UnknownFormatError
+    from graft.tasks.capabilities import near_miss
 
     for _, kind in _content_kinds() if auto else ():
-        reason = kind.near_miss(data)
+        reason = near_miss(kind, data)
         if reason:
             return DataError(reason)
     if not isinstance(error, UnknownFormatError):

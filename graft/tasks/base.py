@@ -6,25 +6,31 @@ these at once (:mod:`graft.tasks.classification`), objects in images
 (:mod:`graft.tasks.detection`), a class per pixel (:mod:`graft.tasks.segmentation`), a tag per
 word (:mod:`graft.tasks.tagging`). The estimator, the training module, the run directory, the
 command line, export, serving and the report go through :class:`Task` and never ask which
-kind they hold. Its core, which every kind implements:
+kind they hold. Its core, which every kind implements (25 methods):
 
 - **data**: how the kind reads and splits its labelled data (:meth:`Task.read_splits`,
-  :meth:`Task.split`, :meth:`Task.read_labelled`), what it learns from the training labels
-  (:meth:`Task.from_training_data`), which options it refuses (:meth:`Task.check_options`);
-- **model**: its backbone and head (:meth:`Task.build_backbone`, :meth:`Task.new_head`);
-- **training**: the targets as the loss sees them, the loss, the validation score and the
-  Lightning module that trains it (:meth:`Task.training_module`); its datasets and batches
-  (:meth:`Task.dataset`, :meth:`Task.collate`);
-- **answers**: outputs turned into predictions, the records ``graft predict`` prints and the
-  answers ``graft serve`` returns;
-- **metrics**: its metrics, its headline metric (:attr:`Task.headline`), the tables the
-  command line prints;
+  :meth:`Task.split`, :meth:`Task.check_splits`, :meth:`Task.read_labelled`,
+  :meth:`Task.relabel`), what it learns from the training labels
+  (:meth:`Task.from_training_data`), which options it refuses and which defaults it fills in
+  (:meth:`Task.check_options`, :meth:`Task.defaults`);
+- **model and training**: its head on the backbone (:meth:`Task.new_head`) and the Lightning
+  module that trains it (:meth:`Task.training_module`); its datasets and batches
+  (:meth:`Task.items_of`, :meth:`Task.dataset`, :meth:`Task.collate`,
+  :meth:`Task.read_inputs`) and its outputs (:meth:`Task.infer`);
+- **answers**: outputs turned into predictions (:meth:`Task.answers`,
+  :meth:`Task.probabilities`) and the records ``graft predict`` prints;
+- **metrics**: its metrics, its headline figure (:attr:`Task.headline`, :meth:`Task.score`),
+  its label space in words, the tables the command line prints;
 - **record**: how it writes itself into a run and reads itself back.
 
-What only some kinds have is a small separate protocol of :mod:`graft.tasks.capabilities`
-(one class per input, cached features, class weights, tuned thresholds, predict options,
-drawn or written answers, an export of its own, report sections, ranking), which a kind lists
-among its bases and the engine asks for by capability, doing its default otherwise.
+What only some kinds have is a small separate protocol of :mod:`graft.tasks.capabilities`,
+which a kind lists among its bases and the engine asks for by capability, doing its default
+otherwise: data told by its content, a backbone of its own, the loss and score the engine's
+training module asks for, phases planned or batches drawn its own way, modules besides the
+head, outputs joined its own way, one class per input, cached features, class weights, tuned
+thresholds, predict options, answers shown, drawn, written or served, an export of its own or
+a graph export with more than logits, commands refused, report sections, ranking, and what a
+fit logs and summarises of it.
 
 A fitted task holds its label space (classes, a multi-label model's thresholds, a regression
 target's mean and standard deviation). A kind is a package of :mod:`graft.tasks` with a
@@ -38,7 +44,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from graft.errors import ConfigError, DataError
-from graft.tasks.capabilities import CachesFeatures
 
 if TYPE_CHECKING:
     import numpy as np
@@ -121,21 +126,7 @@ class Task(ABC):
     #: empty for a kind that reads another kind's formats.
     formats: ClassVar[str] = ""
 
-    # Labels ------------------------------------------------------------------------------------
-
-    @classmethod
-    def claims(cls, data: Any) -> bool:
-        """Whether ``data`` (a path, or data in memory) holds this kind's data, told by its
-        content, so that ``--task auto`` picks this kind. None claims by default: a label column
-        or class folders are what is left (:func:`graft.tasks.read_task_data`)."""
-        return False
-
-    @classmethod
-    def near_miss(cls, data: Any) -> str | None:
-        """Why ``data``, which this kind does not claim, is nearly its data: one line naming the
-        file and the line (or record) that breaks the format and what was expected; None when
-        it is not nearly this kind's data (the default)."""
-        return None
+    # Data --------------------------------------------------------------------------------------
 
     @classmethod
     def read_splits(cls, data, val, test, columns: dict, config: FitConfig) -> DataSplits:
@@ -157,12 +148,6 @@ class Task(ABC):
         for this data": ``epochs``, ``backbone_lr_mult``); unchanged by default."""
         return config
 
-    def plan(self, phases: list) -> list:
-        """The strategy's phases (:class:`graft.training.phase.Phase`) as this kind trains
-        them (a detector, which has no validation loss, keeps every epoch by its score); as
-        planned by default."""
-        return phases
-
     @classmethod
     def split(cls, data: Any, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
         """Indices of the training and validation parts of ``data`` when no validation data
@@ -182,10 +167,6 @@ class Task(ABC):
     def from_training_data(cls, train: Any, config: FitConfig) -> Task:
         """The task fitted to the label space of the training data (after the split)."""
 
-    def announce(self) -> str:
-        """What the fit logs once it knows the task."""
-        return f"task: {self.kind}"
-
     @abstractmethod
     def read_labelled(self, data: Any, columns: dict[str, str | None]) -> Any:
         """Labelled data to evaluate on (a path, or in-memory data), read as this task reads
@@ -202,61 +183,15 @@ class Task(ABC):
     def classes(self) -> Any:
         """The label names, in the order of the head's outputs (per task for several)."""
 
-    @classmethod
-    def build_backbone(cls, config: FitConfig, data: Any) -> Any:
-        """The backbone of a fit with ``config`` on training ``data``: pooled features by
-        default (:func:`graft.backbones.factory.build_backbone`); a dense task builds a
-        multi-scale or token-level one."""
-        from graft.backbones.factory import build_backbone
-
-        return build_backbone(config, data)
-
-    @classmethod
-    def restore_backbone(cls, spec: str, pretrained: bool) -> Any:
-        """The backbone a run of this kind names, with pretrained weights or without."""
-        from graft.backbones.registry import create_backbone
-
-        return create_backbone(spec, pretrained=pretrained)
-
     @abstractmethod
     def new_head(self, backbone: Any, dropout: float = 0.2) -> nn.Module:
         """An untrained head on ``backbone``'s features (seeded by the caller)."""
 
-    def networks(self) -> dict[str, nn.Module]:
-        """Modules besides the backbone and head that training changes (learned loss
-        weights): kept with the best phase and saved with the run."""
-        return {}
-
-    def prepare_targets(self, targets: torch.Tensor) -> torch.Tensor:
-        """Targets as the loss and the validation score see them (the identity here)."""
-        return targets
-
-    @abstractmethod
-    def loss(
-        self,
-        outputs: torch.Tensor,
-        targets: torch.Tensor,
-        class_weights: torch.Tensor | None = None,
-        label_smoothing: float = 0.0,
-    ) -> torch.Tensor:
-        """The mean loss of a batch, on prepared targets."""
-
-    def validation_metrics(self) -> tuple[Any, Any]:
-        """torchmetrics objects for ``val_acc`` (None where the task has no accuracy) and
-        ``val_score`` (higher is better)."""
-        return None, self.score_metric()
-
-    @abstractmethod
-    def score_metric(self) -> Any:
-        """The torchmetrics object of the validation score."""
-
-    def score_inputs(self, outputs: torch.Tensor, targets: torch.Tensor) -> tuple:
-        """What the validation score takes from a batch (outputs, prepared targets)."""
-        return outputs, targets
-
     def training_module(self, head: nn.Module, phase: Any, backbone: Any, **options: Any):
         """The LightningModule that trains ``head`` (on ``backbone`` when given) in ``phase``;
-        ``options``: ``label_smoothing``, ``weight_decay``, ``class_weights``, ``mixup``."""
+        ``options``: ``label_smoothing``, ``weight_decay``, ``class_weights``, ``mixup``. By
+        default the engine's :class:`~graft.training.module.TransferModule`, which asks the
+        task for its loss and validation score (:class:`~graft.tasks.capabilities.HeadLoss`)."""
         from graft.training.module import TransferModule
 
         return TransferModule(head, phase, backbone, task=self, **options)
@@ -283,45 +218,9 @@ class Task(ABC):
 
         return load_inputs(inputs, modality, column=column)
 
-    def train_batches(
-        self, data: Any, batch_size: int, seed: int, distributed: bool
-    ) -> dict | None:
-        """DataLoader options that batch the training ``data`` in this kind's own way (a
-        ``batch_sampler`` whose order depends on the seed and the epoch only), or None: the
-        usual seeded shuffle in batches of ``batch_size``."""
-        return None
-
     def infer(self, backbone: Any, head: Any, inputs: Any) -> Any:
         """The head's outputs for a batch of inputs (in inference mode)."""
         return head(backbone(inputs))
-
-    def model_inputs(self, batch: Any) -> Any:
-        """The part of a :meth:`collate` batch that the network reads (what an export takes
-        as its inputs): the whole batch by default; a task may carry more in its batches (a
-        word's place among sub-tokens)."""
-        return batch
-
-    def infer_exported(self, engine: Any, inputs: Any) -> Any:
-        """The outputs of a batch from an exported model (``graft predict --engine onnx``),
-        which returns the logits of :meth:`model_inputs`: those logits by default."""
-        return engine(inputs)
-
-    def head_loaders(self, loaders: Any) -> tuple:
-        """The training and validation loaders of a phase that trains the head alone on the
-        frozen backbone (``loaders``: the fit's :class:`graft.training.loaders.FitLoaders`):
-        cached features for a kind that :class:`~graft.tasks.capabilities.CachesFeatures`,
-        raw inputs through the frozen backbone otherwise. A task whose head reads several
-        vectors per input may cache them its own way."""
-        return loaders.features() if isinstance(self, CachesFeatures) else loaders.inputs()
-
-    def join(self, chunks: list) -> Any:
-        """Batches of outputs (float32, on the CPU) as one: tensors concatenated along the
-        batch, dicts of them by task."""
-        import torch
-
-        if chunks and isinstance(chunks[0], dict):
-            return {name: torch.cat([chunk[name] for chunk in chunks]) for name in chunks[0]}
-        return torch.cat(chunks)
 
     # Answers -----------------------------------------------------------------------------------
 
@@ -336,23 +235,6 @@ class Task(ABC):
     @abstractmethod
     def prediction_records(self, outputs: torch.Tensor, top_k: int) -> list[dict]:
         """Each input's answer as ``graft predict --json`` prints it (without the input)."""
-
-    @abstractmethod
-    def served_answers(self, outputs: torch.Tensor, top_k: int) -> list:
-        """Each input's answer as ``graft serve`` returns it."""
-
-    def prediction_text(self, record: dict) -> str | None:
-        """How ``graft predict`` shows one :meth:`prediction_records` record in its table
-        (None: as classes with their probabilities, or a value)."""
-        return None
-
-    def check_exportable(self) -> None:
-        """Refuse export (and the ONNX engines) for kinds that cannot be exported."""
-        return None
-
-    def check_servable(self) -> None:
-        """Refuse ``graft serve`` for kinds it cannot answer."""
-        return None
 
     # Metrics -----------------------------------------------------------------------------------
 
@@ -379,26 +261,8 @@ class Task(ABC):
         """What the run keeps of the task beyond its classes (``config.json``'s ``task``)."""
         return {"kind": self.kind}
 
-    def labels_record(self) -> Any:
-        """What ``labels.json`` holds: the class names."""
-        return list(self.classes)
-
-    def export_record(self) -> dict:
-        """The ``task`` of ``export.json``."""
-        return {"kind": self.kind}
-
-    def summary(self, splits: DataSplits) -> dict:
-        """Task-specific entries of ``summary.json`` (none by default)."""
-        return {}
-
-    def data_summary(self, splits: DataSplits, backbone: Any) -> dict:
-        """The data part of ``summary.json`` (:func:`graft.data.summary.data_summary`)."""
-        from graft.data.summary import data_summary
-
-        return data_summary(splits, backbone, self.kind)
-
     @classmethod
     @abstractmethod
     def from_record(cls, record: dict, labels: Any) -> Task:
         """The task as a run recorded it (``record`` from :meth:`record`, ``labels`` from
-        :meth:`labels_record`)."""
+        ``labels.json``: :func:`~graft.tasks.capabilities.labels_record`)."""

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from graft.tasks.capabilities import head_loaders, train_batches
 from graft.training.imbalance import balanced_sampler
 from graft.training.sampling import loader_workers, seeded_order, worker_options
 
@@ -108,8 +109,8 @@ class FitLoaders:
     def head_only(self) -> tuple[DataLoader, DataLoader]:
         """The loaders of a phase that trains the head alone: cached features, or raw inputs
         through the frozen backbone for a task whose features are not cached, as the task
-        says (:meth:`graft.tasks.base.Task.head_loaders`)."""
-        return self.task.head_loaders(self)
+        says (:func:`graft.tasks.capabilities.head_loaders`)."""
+        return head_loaders(self.task, self)
 
     def options(self) -> dict:
         """The DataLoader options every loader of raw inputs shares."""
@@ -123,7 +124,7 @@ class FitLoaders:
         options = self.options()
         train = task.dataset(splits.train, preprocessing, train=True, augment=self.augment)
         distributed = self.world_size > 1
-        batching = task.train_batches(splits.train, self.batch_size, self.seed, distributed)
+        batching = train_batches(task, splits.train, self.batch_size, self.seed, distributed)
         if batching is None:
             order = self.train_order(getattr(splits.train, "labels", None), distributed)
             batching = {"batch_size": self.batch_size, **order}

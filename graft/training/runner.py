@@ -40,6 +40,8 @@ log = logging.getLogger("graft")
 #: kept a head trained for 1 to 9 epochs (test accuracy 0.52-0.71), where the last of its 30
 #: epochs reached 0.61-0.75 (bench/RESULTS.md, graft against its peers).
 MIN_VAL_TO_CHOOSE_EPOCH = 50
+#: The name :class:`BestPhase` gives the untrained model of a guarded fit.
+PRETRAINED = "pretrained"
 
 
 @dataclass
@@ -204,7 +206,8 @@ class BestPhase:
         """Record a finished phase; ``keep`` keeps it whatever its score."""
         kept = next((row for row in rows if row.get("kept")), {})
         accuracy = kept.get("val_score", -math.inf)
-        self.last_was_best = keep or accuracy >= self.accuracy
+        beats = accuracy > self.accuracy if self.name == PRETRAINED else accuracy >= self.accuracy
+        self.last_was_best = keep or beats
         if self.last_was_best:
             self.accuracy, self.name = accuracy, name
             self.scores = {k: kept[k] for k in ("val_score", "val_acc") if k in kept}
@@ -213,11 +216,24 @@ class BestPhase:
                 for key, net in self.networks.items()
             }
 
+    def guard(self, score: float) -> None:
+        """Start from the untrained model, ``score`` on validation (a kind that
+        :class:`~graft.tasks.capabilities.GuardsPretrained`): a phase is kept only if it scores
+        higher."""
+        self.update(PRETRAINED, [{"val_score": score, "kept": True}])
+
     def restore(self) -> dict:
         """Load the best phase's weights if the last phase was worse; say which phase was kept."""
         if not self.last_was_best and self.state is not None:
             for key, net in self.networks.items():
                 net.load_state_dict(self.state[key])
+        if not self.last_was_best and self.name == PRETRAINED:
+            log.warning(
+                "no phase beat the pretrained model on validation (score %.4f): its weights "
+                "are kept",
+                self.accuracy,
+            )
+        elif not self.last_was_best and self.state is not None:
             log.info(
                 "kept the %s phase (validation score %.4f): later phases did not improve it",
                 self.name,

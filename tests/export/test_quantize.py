@@ -18,6 +18,7 @@ from graft.export.engine import ExportedEngine, ExportError
 from graft.export.exporter import export_model, parity_items
 from graft.export.quantize import check_quantization, validation_data
 from graft.runs.persistence import describe_engine
+from graft.tasks.capabilities import infer_exported, join
 from tests.conftest import write_sst2
 
 EXPORTED = "torch" if torch.cuda.is_available() else "onnx"  # auto keeps torch on a GPU
@@ -38,7 +39,7 @@ def _answers(model, path, data) -> torch.Tensor:
     task = model.fitted_task_
     engine = ExportedEngine(path, "onnx", ["input_ids", "token_type_ids", "attention_mask"])
     batches = model.input_batches(data.items, 32)
-    return task.join([task.infer_exported(engine, batch) for batch in batches]).argmax(1)
+    return join(task, [infer_exported(task, engine, batch) for batch in batches]).argmax(1)
 
 
 @pytest.fixture(scope="module")

@@ -26,13 +26,23 @@ from graft.serve.limits import (
     MAX_TEXT_CHARS,
     ClientLimit,
 )
+from graft.tasks.capabilities import Served
+
+
+class ServedTask(Served):
+    """A fitted task that ``graft serve`` answers for (its answers are the stub model's)."""
+
+    kind = "multiclass"
+
+    def served_answers(self, outputs, top_k: int) -> list:
+        return outputs
 
 
 def stub_model(modality: str) -> SimpleNamespace:
     """What create_app reads of a fitted model, answering every input with one class."""
     answers = lambda items, top_k: [[{"label": "a", "probability": 1.0}] for _ in items]  # noqa: E731
     return SimpleNamespace(
-        fitted_task_=SimpleNamespace(check_servable=lambda: None),
+        fitted_task_=ServedTask(),
         backbone_=SimpleNamespace(modality=modality),
         model_="stub",
         task_="multiclass",
@@ -74,6 +84,25 @@ def test_decoded_pixels_per_request_are_limited(images):
     halves = [("files", (f"{i}.png", png(6000, 5000))) for i in range(2)]  # 30 M each, 60 M
     response = images.post("/predict", files=halves)
     assert response.status_code == 413 and "pixels" in response.json()["error"]
+
+
+@pytest.mark.parametrize("width", [10_000, 20_000])  # over PIL's limit, and over twice it
+def test_a_pixel_bomb_is_counted_whatever_the_warning_filters(width):
+    """Regression (bench/serve_soak.py): a header declaring 100 million pixels was answered 413
+    or 400 by chance, its pixels counted 0 while another thread's decoding had made PIL's
+    DecompressionBombWarning an error (warnings' filters are global); over twice PIL's limit,
+    always 0. The declared pixels are counted either way."""
+    import warnings
+
+    from graft.serve.limits import image_pixels
+
+    bomb = png(width, 10_000)
+    assert image_pixels(bomb) == width * 10_000
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        assert image_pixels(bomb) == width * 10_000
+        assert image_pixels(png(64, 64)) == 64 * 64
+        assert image_pixels(b"not an image") == 0
 
 
 def test_audio_seconds_per_request_are_limited(tmp_path):

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from graft.data.sources import read_one
 from graft.errors import DataError
 from graft.tasks.base import Task, check_companions
+from graft.tasks.capabilities import HeadLoss, Served
 from graft.tasks.classification.inputs import ItemInputs
 
 if TYPE_CHECKING:
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
     from graft.data import DataSplits, LabelledData
 
 
-class LabelColumnTask(ItemInputs, Task):
+class LabelColumnTask(HeadLoss, Served, ItemInputs, Task):
     """A task whose labels come from one label column (or class folders).
 
     Attributes:

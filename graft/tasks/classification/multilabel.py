@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from graft.tasks.base import MetricsTable
-from graft.tasks.capabilities import Tuned
+from graft.tasks.capabilities import ExportedGraph, Tuned
 from graft.tasks.classification.label_column import LabelColumnTask
 from graft.tasks.classification.multiclass import answer_list, per_class_table, ranked_answers
 
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from graft.data import LabelledData
 
 
-class MultilabelTask(Tuned, LabelColumnTask):
+class MultilabelTask(Tuned, ExportedGraph, LabelColumnTask):
     """Several labels per input (see the module docstring).
 
     Attributes:

@@ -22,7 +22,7 @@ import numpy as np
 
 from graft.errors import ConfigError, DataError
 from graft.tasks.base import MetricsTable, Task, check_companions
-from graft.tasks.capabilities import SeveralTasks, Tuned, tunes
+from graft.tasks.capabilities import HoldsNetworks, Refused, SeveralTasks, Summarised, Tuned, tunes
 from graft.tasks.classification.inputs import ItemInputs
 from graft.tasks.classification.multiclass import MulticlassTask
 from graft.tasks.classification.multilabel import MultilabelTask
@@ -46,7 +46,9 @@ KINDS: dict[str, type] = {
 UNCERTAINTY = "uncertainty"
 
 
-class MultiTask(SeveralTasks, Tuned, TasksReport, ItemInputs, Task):
+class MultiTask(
+    SeveralTasks, Tuned, HoldsNetworks, Refused, Summarised, TasksReport, ItemInputs, Task
+):
     """Several tasks on one backbone (see the module docstring).
 
     Attributes:
@@ -179,12 +181,6 @@ class MultiTask(SeveralTasks, Tuned, TasksReport, ItemInputs, Task):
     def networks(self) -> dict:
         return {"weighting": self.weighting}
 
-    def loss(self, outputs, targets, class_weights=None, label_smoothing=0.0):
-        raise NotImplementedError("the multi-task module weighs each task's loss itself")
-
-    def score_metric(self):
-        raise NotImplementedError("the multi-task module scores each task itself")
-
     def training_module(self, head, phase, backbone, **options: Any):
         from graft.tasks.classification.multitask_module import MultiTaskModule
 
@@ -231,16 +227,8 @@ class MultiTask(SeveralTasks, Tuned, TasksReport, ItemInputs, Task):
             for i in range(count)
         ]
 
-    def served_answers(self, outputs, top_k):
-        raise ConfigError(self._refusal("graft serve answers for"))
-
-    def check_exportable(self) -> None:
-        raise ConfigError(self._refusal("graft export writes"))
-
-    def check_servable(self) -> None:
-        raise ConfigError(self._refusal("graft serve answers for"))
-
-    def _refusal(self, what: str) -> str:
+    def refusal(self, command: str) -> str:
+        what = {"export": "graft export writes", "serve": "graft serve answers for"}[command]
         return (
             f"{what} single-task models; this one has the tasks {', '.join(self.tasks)} "
             "(predict with it through graft predict or graft.load)"

@@ -3,7 +3,7 @@ weighted and summed.
 
 A batch of a multi-task fit holds rows that miss the label of some task (NaN, see
 :mod:`graft.tasks.classification.multitask_data`). Each task's loss (its
-:meth:`graft.tasks.base.Task.loss`) is
+:meth:`graft.tasks.capabilities.HeadLoss.loss`) is
 the mean over the rows that carry its label (:func:`masked_task_losses`), so a row without a
 sentiment label still trains the topic head, and the shared backbone through it. The task
 losses then add up with fixed weights or with weights learned by homoscedastic uncertainty

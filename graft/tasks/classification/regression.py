@@ -13,6 +13,7 @@ import numpy as np
 
 from graft.errors import DataError
 from graft.tasks.base import MetricsTable
+from graft.tasks.capabilities import ExportedGraph
 from graft.tasks.classification.label_column import LabelColumnTask
 
 if TYPE_CHECKING:
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from graft.data import LabelledData
 
 
-class RegressionTask(LabelColumnTask):
+class RegressionTask(ExportedGraph, LabelColumnTask):
     """A number per input (see the module docstring).
 
     Attributes:

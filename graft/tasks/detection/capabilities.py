@@ -1,6 +1,7 @@
 """What detection has beyond the core of a task (:mod:`graft.tasks.capabilities`): the
 ``graft predict`` score threshold, answers drawn on the images, an ONNX export from an image
-to its detections, report sections and overview, and ``graft rank`` on object features."""
+to its detections, report sections and overview, and ``graft rank`` on object features; and
+the list of every capability detection has (:class:`DetectionCapabilities`' bases)."""
 
 from __future__ import annotations
 
@@ -9,21 +10,45 @@ from typing import Any
 
 from graft.errors import ConfigError
 from graft.tasks.capabilities import (
+    BatchesTraining,
+    BuildsBackbone,
+    ClaimsData,
     DrawsPredictions,
     ExportsItself,
+    JoinsOutputs,
+    PlansPhases,
+    PredictionText,
     PredictOptions,
     Ranks,
     Reported,
+    Served,
+    Summarised,
     refuse_options,
 )
 from graft.tasks.detection import data as parts
 from graft.tasks.detection.sizes import MIN_SIZE, Sizes, detection_backbone
 
 
-class DetectionCapabilities(PredictOptions, DrawsPredictions, ExportsItself, Reported, Ranks):
+class DetectionCapabilities(
+    ClaimsData,
+    BuildsBackbone,
+    PlansPhases,
+    BatchesTraining,
+    JoinsOutputs,
+    PredictOptions,
+    PredictionText,
+    DrawsPredictions,
+    Served,
+    ExportsItself,
+    Reported,
+    Summarised,
+    Ranks,
+):
     """Mixed into :class:`graft.tasks.detection.task.DetectionTask` (which gives ``kind``,
     ``classes``, ``masks``, ``score_threshold`` and ``split``), with how its answers show in
-    ``graft predict``'s table and its refusal of probabilities."""
+    ``graft predict``'s table and its refusal of probabilities. The task implements the
+    capabilities listed here that this mixin does not: data told by content, its backbone,
+    phases, batches of alike sizes, joined detections, served answers and its summary."""
 
     def configured(self, **options: Any) -> Any:
         """This task answering with ``score_threshold`` (and drawing with ``draw``)."""

@@ -191,14 +191,6 @@ class DetectionTask(DetectionCapabilities, Task):
 
         return build_head(backbone, self.settings(backbone))
 
-    def loss(self, outputs, targets, class_weights=None, label_smoothing=0.0):
-        raise NotImplementedError("the detector computes its own losses (DetectionModule)")
-
-    def score_metric(self):
-        from graft.tasks.detection.metrics import map_metric
-
-        return map_metric(self.masks)
-
     def training_module(self, head, phase, backbone, **options: Any):
         from functools import partial
 

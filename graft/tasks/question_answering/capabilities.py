@@ -1,6 +1,7 @@
 """What question answering has beyond the core of a task (:mod:`graft.tasks.capabilities`):
 its answers as ``graft predict`` and ``graft serve`` give them, its metrics and their tables,
-and its refusals (class probabilities, export)."""
+and its refusals (class probabilities, export); and the capabilities of
+:mod:`graft.tasks.capabilities` they implement (:class:`AnswersCapabilities`' bases)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ from typing import Any
 
 from graft.errors import ConfigError
 from graft.tasks.base import MetricsTable
+from graft.tasks.capabilities import ExportedGraph, PredictionText, Refused, Served, Summarised
 
 #: The worst-answered questions kept in the metrics.
 WORST = 20
 
 
-class AnswersCapabilities:
+class AnswersCapabilities(Served, PredictionText, Refused, ExportedGraph, Summarised):
     """Mixed into :class:`graft.tasks.question_answering.task.QuestionAnsweringTask` (which
     gives ``negatives``)."""
 
@@ -39,8 +41,10 @@ class AnswersCapabilities:
             return f"(no answer) {record['score']:.3f}"
         return f"{record['answer']} [{record['start']}:{record['end']}] {record['score']:.3f}"
 
-    def check_exportable(self) -> None:
-        raise ConfigError("a question-answering model cannot be exported yet; predict with torch")
+    def refusal(self, command: str) -> str | None:
+        if command == "export":
+            return "a question-answering model cannot be exported yet; predict with torch"
+        return None
 
     def metrics(self, outputs: dict, data: Any) -> dict:
         """The official SQuAD exact match and F1 (:func:`~graft.tasks.question_answering.

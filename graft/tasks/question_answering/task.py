@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from graft.errors import ConfigError
 from graft.tasks.base import Task, check_companions
+from graft.tasks.capabilities import BuildsBackbone, ClaimsData, HeadLoss, JoinsOutputs, PlansPhases
 from graft.tasks.question_answering.capabilities import AnswersCapabilities
 from graft.tasks.question_answering.data import QuestionsData
 
@@ -38,7 +39,9 @@ DEFAULTS = {"batch_size": 16, "lr": 3e-4, "epochs": 2, "backbone_lr_mult": 1 / 3
 DEFAULT_MAX_LENGTH = 384
 
 
-class QuestionAnsweringTask(AnswersCapabilities, Task):
+class QuestionAnsweringTask(
+    AnswersCapabilities, ClaimsData, BuildsBackbone, HeadLoss, PlansPhases, JoinsOutputs, Task
+):
     """An answer span in each question's context (see the module docstring).
 
     Attributes:
@@ -247,9 +250,6 @@ class QuestionAnsweringTask(AnswersCapabilities, Task):
         from graft.tasks.question_answering.read import read_unlabelled
 
         return read_unlabelled(inputs)
-
-    def head_loaders(self, loaders: Any) -> tuple:
-        return loaders.inputs()
 
     def model_inputs(self, batch: dict) -> dict:
         from graft.tasks.question_answering.encoder import MODEL_INPUTS

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from graft.tasks.base import MetricsTable
+from graft.tasks.capabilities import PredictionText, Served
 
 Output = tuple[torch.Tensor, torch.Tensor]
 
@@ -124,7 +125,7 @@ def overview(record: dict) -> list[tuple[str, str]]:
     ]
 
 
-class MaskAnswers:
+class MaskAnswers(Served, PredictionText):
     """A segmentation model's answers from its outputs (each image's logits and size): mixed
     into :class:`graft.tasks.segmentation.task.SegmentationTask` (which gives ``classes`` and
     ``colors``)."""

@@ -1,6 +1,7 @@
 """What segmentation has beyond the core of a task (:mod:`graft.tasks.capabilities`): class
 weights by median frequency balancing, masks written as files (``graft predict --out``), and
-report sections and overview."""
+report sections and overview; and the list of every capability segmentation has
+(:class:`SegmentationCapabilities`' bases)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,33 @@ from typing import Any
 
 import numpy as np
 
-from graft.tasks.capabilities import ClassWeighted, Reported, WritesPredictions
+from graft.tasks.capabilities import (
+    BuildsBackbone,
+    ClaimsData,
+    ClassWeighted,
+    HeadLoss,
+    PlansPhases,
+    Reported,
+    Summarised,
+    WritesPredictions,
+)
 from graft.tasks.segmentation import answers as answering
 
 
-class SegmentationCapabilities(ClassWeighted, WritesPredictions, Reported):
+class SegmentationCapabilities(
+    ClaimsData,
+    BuildsBackbone,
+    HeadLoss,
+    PlansPhases,
+    ClassWeighted,
+    WritesPredictions,
+    Reported,
+    Summarised,
+):
     """Mixed into :class:`graft.tasks.segmentation.task.SegmentationTask` (which gives
-    ``classes``, ``class_pixels``, ``palette`` and ``answers``)."""
+    ``classes``, ``class_pixels``, ``palette`` and ``answers``, and implements the
+    capabilities listed here that this mixin does not: data told by content, its backbone,
+    loss, phases and summary)."""
 
     def class_weights(self, train: Any):
         """Median frequency balancing of the training pixels (:func:`median_frequency`)."""

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from graft.tasks.capabilities import ExportedGraph, JoinsOutputs
 
-class TiledInference:
+
+class TiledInference(ExportedGraph, JoinsOutputs):
     """Mixed into :class:`graft.tasks.segmentation.task.SegmentationTask` (which gives
     ``scale``, the working scale, and ``_fill``, how an exported model's tiles are padded)."""
 

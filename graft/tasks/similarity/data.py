@@ -133,6 +133,29 @@ class SimilarityData:
             self.source,
         )
 
+    def content_hash(self) -> str:
+        """A SHA-256 of the pairs (texts, negatives, scores), for the run's data record."""
+        import hashlib
+        import json
+
+        parts = [self.anchors, self.positives, self.negatives, self.scores]
+        return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+
+    def with_corpus_cut(self, limit: int, seed: int) -> SimilarityData:
+        """These pairs searched among at most ``limit`` documents: every document of a pair and
+        a seeded sample of the others (a validation set: embedding a large corpus every epoch
+        would cost more than training)."""
+        if len(self.corpus) <= limit:
+            return self
+        relevant = set(self.doc_ids) | set(self.negatives or ())
+        others = sorted(set(self.corpus) - relevant)
+        rng = np.random.default_rng(seed)
+        count = min(max(limit - len(relevant), 0), len(others))
+        sample = [others[i] for i in sorted(rng.choice(len(others), count, replace=False))]
+        cut = self.subset(range(len(self)))
+        cut.corpus = {d: self.corpus[d] for d in sorted(relevant & set(self.corpus)) + sample}
+        return cut
+
     def split_by_query(self, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
         """Indices of training and validation pairs: a seeded ``fraction`` of the queries
         (with all their pairs) held out, so that no validation query was trained on."""

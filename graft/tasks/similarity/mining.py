@@ -11,22 +11,22 @@ from __future__ import annotations
 import numpy as np
 
 from graft.tasks.similarity.data import SimilarityData
-from graft.tasks.similarity.encoder import SentenceEncoder
+from graft.tasks.similarity.encoder import TextEmbedder
 from graft.tasks.similarity.metrics import rank
 
 SKIP = 3
 DEPTH = 30
 
 
-def mine_negatives(encoder: SentenceEncoder, data: SimilarityData, seed: int) -> SimilarityData:
+def mine_negatives(embed: TextEmbedder, data: SimilarityData, seed: int) -> SimilarityData:
     """``data`` with a mined hard negative per pair (pairs that had negatives keep theirs)."""
     if data.negatives is not None:
         return data
     doc_ids = list(data.corpus)
     queries = sorted(set(data.query_ids))
     text_of = dict(zip(data.query_ids, data.anchors, strict=True))
-    docs = encoder.embed([data.corpus[d] for d in doc_ids])
-    found, _ = rank(encoder.embed([text_of[q] for q in queries]), docs, DEPTH + 10)
+    docs = embed([data.corpus[d] for d in doc_ids])
+    found, _ = rank(embed([text_of[q] for q in queries]), docs, DEPTH + 10)
     relevant: dict[str, set] = {}
     for q, d in zip(data.query_ids, data.doc_ids, strict=True):
         relevant.setdefault(q, set()).add(d)

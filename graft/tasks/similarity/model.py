@@ -1,60 +1,63 @@
-"""A similarity model in use: a fitted run's encoder, or a pretrained one as it is.
+"""A similarity model in use: a fitted model's embeddings, or a pretrained encoder as it is.
 
-``SimilarityModel.open("RUN")`` (or a model string such as ``minilm``) embeds texts, writes an
-index of a corpus, searches an index or a list of documents, and evaluates retrieval on a BEIR
-folder's qrels.
+:meth:`SimilarityModel.of` wraps a fitted or loaded estimator (``graft.load(RUN)``: its
+embeddings are its predictions), :meth:`SimilarityModel.pretrained` the model a model string
+names (``minilm``). Either embeds texts, writes an index of a corpus, searches an index or a
+list of documents, and evaluates retrieval on a BEIR folder's qrels.
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from graft.errors import ConfigError, DataError
-from graft.tasks.similarity.encoder import SentenceEncoder, load_encoder, pretrained_encoder
+from graft.errors import DataError
 from graft.tasks.similarity.index import VectorIndex, build_index, read_corpus
-from graft.tasks.similarity.metrics import REPORTED, rank
+from graft.tasks.similarity.metrics import REPORTED, embedding_metrics, rank
 from graft.tasks.similarity.read import is_beir, read_beir
-from graft.tasks.similarity.training import evaluate_encoder
-
-#: A run's folder that holds its encoder.
-ENCODER_FOLDER = "encoder"
-
-
-def is_run(path: Any) -> bool:
-    """Whether ``path`` is a similarity run directory."""
-    return (Path(str(path)) / ENCODER_FOLDER / "encoder.json").is_file()
 
 
 class SimilarityModel:
-    """An encoder and what it answers (see the module docstring).
+    """Texts embedded, indexed and searched (see the module docstring).
 
     Attributes:
-        encoder: the :class:`SentenceEncoder`; name: the run folder or model string.
+        embedder: texts -> normalised ``float32[n, width]`` embeddings.
+        name: the run directory or model string (an index records it, so that
+            ``graft search`` embeds its queries with the same model).
     """
 
-    def __init__(self, encoder: SentenceEncoder, name: str):
-        self.encoder = encoder
+    def __init__(self, embedder: Callable[[list[str]], np.ndarray], name: str):
+        self.embedder = embedder
         self.name = name
 
     @classmethod
-    def open(cls, source: str | Path) -> SimilarityModel:
-        """A run directory's encoder, or the pretrained encoder a model string names."""
-        if is_run(source):
-            path = Path(source).resolve()
-            return cls(load_encoder(path / ENCODER_FOLDER), str(path))
-        if Path(str(source)).is_dir() and (Path(str(source)) / "config.json").is_file():
-            record = json.loads((Path(str(source)) / "config.json").read_text())
-            if "task" in record:
-                raise ConfigError(f"{source}: a run of another kind of task, not similarity")
-        return cls(pretrained_encoder(str(source)), str(source))
+    def pretrained(cls, spec: str) -> SimilarityModel:
+        """The pretrained encoder a model string names, as it is."""
+        from graft.tasks.similarity.encoder import pretrained_embedder
 
-    def embed(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        return cls(pretrained_embedder(spec), spec)
+
+    @classmethod
+    def of(cls, predictor: Any) -> SimilarityModel:
+        """A fitted similarity estimator's model: its embeddings are what it predicts (each
+        text as given: none is read as a file's path)."""
+        run = getattr(predictor, "run_dir_", None)
+        name = str(Path(run).resolve()) if run is not None else str(predictor.model_)
+
+        def embed(texts: list[str]) -> np.ndarray:
+            texts = list(texts)
+            if not texts:
+                return np.zeros((0, int(predictor.backbone_.feature_dim)), dtype=np.float32)
+            return predictor.fitted_task_.answers(predictor._outputs(texts))
+
+        return cls(embed, name)
+
+    def embed(self, texts: list[str]) -> np.ndarray:
         """Normalised embeddings of ``texts``, one row each."""
-        return self.encoder.embed(list(texts), batch_size)
+        return self.embedder(list(texts))
 
     def index(self, corpus: str | Path, out: str | Path, progress=None) -> dict:
         """Embed the corpus at ``corpus`` into the index folder ``out`` (resumable)."""
@@ -87,5 +90,13 @@ class SimilarityModel:
         splits = read_beir(path)
         if split not in splits:
             raise DataError(f"{path}/qrels: no {split}.tsv (it has {', '.join(splits)})")
-        metrics = evaluate_encoder(self.encoder, splits[split].retrieval())
+        retrieval = splits[split].retrieval()
+        query_ids, doc_ids = list(retrieval.queries), list(retrieval.corpus)
+        metrics = embedding_metrics(
+            self.embed([retrieval.queries[q] for q in query_ids]),
+            self.embed([retrieval.corpus[d] for d in doc_ids]),
+            query_ids,
+            doc_ids,
+            retrieval.qrels,
+        )
         return {"split": split, **{k: metrics[k] for k in (*REPORTED, "recall@10", "queries")}}

@@ -61,10 +61,12 @@ class RetrievalScore(Metric):
             11,
         )
         ranked, qrels = {}, {}
-        judged = zip(relevant[queries][query_order].tolist(), relevance[queries][query_order])
-        for query, (row, (docs_of, values)) in enumerate(zip(found, judged, strict=True)):
+        judged = relevant[queries][query_order].tolist()
+        values = relevance[queries][query_order].tolist()
+        for query, (row, docs_of, levels) in enumerate(zip(found, judged, values, strict=True)):
             ranked[query] = [int(d) for d in row if doc_twin[d] != query]
-            qrels[query] = {d: int(v) for d, v in zip(docs_of, values.tolist()) if d >= 0}
+            pairs = zip(docs_of, levels, strict=True)
+            qrels[query] = {d: int(level) for d, level in pairs if d >= 0}
         return torch.tensor(retrieval_metrics(ranked, qrels)["ndcg@10"])
 
 

@@ -1,7 +1,8 @@
 """What tagging has beyond the core of a task (:mod:`graft.tasks.capabilities`): class
 weights over the training words, and how its answers and metrics show: ``graft serve``'s
 answers with their text, ``graft predict``'s table, the command line's tables, the report's
-sections and overview; and its refusal of class probabilities."""
+sections and overview; and its refusal of class probabilities; and the list of every
+capability tagging has (:class:`TaggingCapabilities`' bases)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,42 @@ from typing import Any
 
 from graft.errors import ConfigError
 from graft.tasks.base import MetricsTable
-from graft.tasks.capabilities import ClassWeighted, Reported
+from graft.tasks.capabilities import (
+    BatchesTraining,
+    BuildsBackbone,
+    ClaimsData,
+    ClassWeighted,
+    ExportedGraph,
+    HeadLoaders,
+    HeadLoss,
+    JoinsOutputs,
+    PlansPhases,
+    PredictionText,
+    Reported,
+    Served,
+    Summarised,
+)
 
 
-class TaggingCapabilities(ClassWeighted, Reported):
+class TaggingCapabilities(
+    ClaimsData,
+    BuildsBackbone,
+    HeadLoss,
+    PlansPhases,
+    BatchesTraining,
+    HeadLoaders,
+    JoinsOutputs,
+    ClassWeighted,
+    Served,
+    PredictionText,
+    ExportedGraph,
+    Reported,
+    Summarised,
+):
     """Mixed into :class:`graft.tasks.tagging.task.TaggingTask` (which gives ``answers`` and
-    its tags, ``_tags`` and ``_index``)."""
+    its tags, ``_tags`` and ``_index``, and implements the capabilities listed here that this
+    mixin does not: data told by content, its backbone, loss, phases, batches, word-feature
+    loaders, joined outputs, its export's inputs and its summary)."""
 
     def class_weights(self, train: Any) -> Any:
         """Inverse tag frequency over the training words (``O`` is most of them), square-

@@ -2,8 +2,9 @@
 
 Its data is a CSV table with a ``text`` column and a ``parity`` column (``even`` or ``odd``);
 ``--task auto`` recognises it by that column. It is built on graft's protocol alone
-(:class:`graft.tasks.base.Task`, graft's data readers, head and evaluation): it imports no kind
-of graft's. ``tests/tasks/test_plugin.py`` registers it through an ``entry_points.txt``.
+(:class:`graft.tasks.base.Task` and the capabilities of :mod:`graft.tasks.capabilities` it has,
+graft's data readers, head and evaluation): it imports no kind of graft's.
+``tests/tasks/test_plugin.py`` registers it through an ``entry_points.txt``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from graft.data import DataSplits, LabelledData, load_data
 from graft.errors import DataError
 from graft.tasks.base import MetricsTable, Task
+from graft.tasks.capabilities import ClaimsData, HeadLoss, PredictionText, Served
 
 COLUMN = "parity"
 CLASSES = ["even", "odd"]
@@ -38,7 +40,7 @@ def read_parity(data: Any) -> LabelledData:
     return read.relabel(CLASSES)
 
 
-class ParityTask(Task):
+class ParityTask(ClaimsData, HeadLoss, Served, PredictionText, Task):
     """Even or odd, one of two classes per text."""
 
     kind = "parity"
