@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import struct
-import warnings
 from pathlib import Path
 
 from PIL import Image, ImageOps
@@ -57,17 +56,11 @@ def _decoded(source: Path | io.BytesIO, empty: bool) -> Image.Image:
     try:
         if empty:
             raise UnreadableImage("the file is empty")
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(source) as image:
-                if image.width * image.height > MAX_IMAGE_PIXELS:
-                    raise UnreadableImage(
-                        f"{image.width}x{image.height} pixels is over the limit of "
-                        f"{MAX_IMAGE_PIXELS:,}"
-                    )
-                image.load()
-                image = ImageOps.exif_transpose(image)
-                return _to_rgb(image)
+        with Image.open(source) as image:
+            check_declared_size(image.width, image.height)
+            image.load()
+            image = ImageOps.exif_transpose(image)
+            return _to_rgb(image)
     except UnreadableImage:
         raise
     except (
@@ -80,6 +73,28 @@ def _decoded(source: Path | io.BytesIO, empty: bool) -> Image.Image:
         Image.DecompressionBombError,
     ) as error:
         raise UnreadableImage(str(error) or type(error).__name__) from None
+
+
+def check_declared_size(width: int, height: int) -> None:
+    """Refuse, before decoding, an image whose header declares more pixels than PIL's
+    decompression-bomb limit (with PIL's message) or than :data:`MAX_IMAGE_PIXELS`.
+
+    An explicit check rather than PIL's DecompressionBombWarning made an error: warnings'
+    filters are global to the process, so ``warnings.catch_warnings`` in one worker thread
+    changed what the others saw (a soak counted uploads as 0 pixels).
+
+    Raises:
+        UnreadableImage: the declared size is over a limit.
+    """
+    pixels = max(1, width) * max(1, height)
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit and pixels > limit:
+        raise UnreadableImage(
+            f"Image size ({pixels} pixels) exceeds limit of {limit} pixels, "
+            "could be decompression bomb DOS attack."
+        )
+    if width * height > MAX_IMAGE_PIXELS:
+        raise UnreadableImage(f"{width}x{height} pixels is over the limit of {MAX_IMAGE_PIXELS:,}")
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

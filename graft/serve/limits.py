@@ -73,8 +73,8 @@ def image_pixels(content: bytes) -> int:
             return int(image.width) * int(image.height)
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as bomb:
         # PIL refused it on the size its header declares, which the message gives: over twice
-        # its limit always, over the limit itself while another thread decodes an upload
-        # (graft.data.images makes the warning an error, and warnings' filters are global).
+        # its limit always, over the limit itself where the warnings' filters (global to the
+        # process) make PIL's DecompressionBombWarning an error.
         # Found by bench/serve_soak.py: the same upload was answered 413 or 400 by chance.
         declared = re.search(r"\((\d+) pixels\)", str(bomb))
         return int(declared.group(1)) if declared else int(Image.MAX_IMAGE_PIXELS or 0) + 1

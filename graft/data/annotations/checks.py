@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import math
 import struct
-import warnings
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -20,7 +19,7 @@ from graft.data.annotations.target import (
     DetectionTarget,
     content_counts,
 )
-from graft.data.images import IMAGE_EXTENSIONS, MAX_IMAGE_PIXELS, UnreadableImage
+from graft.data.images import IMAGE_EXTENSIONS, UnreadableImage, check_declared_size
 from graft.errors import DataError
 
 log = logging.getLogger("graft")
@@ -45,18 +44,23 @@ def image_size(path: str | Path) -> tuple[int, int]:
     try:
         if path.stat().st_size == 0:
             raise UnreadableImage("the file is empty")
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                width, height = image.size
-                if _orientation(image) in _QUARTER_TURNS:
-                    width, height = height, width
+        with Image.open(path) as image:
+            width, height = image.size
+            check_declared_size(width, height)
+            if _orientation(image) in _QUARTER_TURNS:
+                width, height = height, width
     except UnreadableImage:
         raise
-    except (OSError, SyntaxError, ValueError, EOFError, struct.error, Warning) as error:
+    except (
+        OSError,
+        SyntaxError,
+        ValueError,
+        EOFError,
+        struct.error,
+        Warning,
+        Image.DecompressionBombError,  # over twice PIL's limit: it raised on the header
+    ) as error:
         raise UnreadableImage(str(error) or type(error).__name__) from None
-    if width * height > MAX_IMAGE_PIXELS:
-        raise UnreadableImage(f"{width}x{height} pixels is over the limit of {MAX_IMAGE_PIXELS:,}")
     return width, height
 
 

@@ -48,7 +48,7 @@ def _record_columns(path: Path) -> set[str]:
         first = peek(path).lstrip().split("\n", 1)[0]
         try:
             record = json.loads(first)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             return set()
         return set(record) if isinstance(record, dict) else set()
     if suffix in (".csv", ".tsv"):
@@ -87,7 +87,7 @@ def near_miss(data: Any) -> str | None:
         return None
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         return None
     articles = document.get("data") if isinstance(document, dict) else None
     if not isinstance(articles, list) or not articles or not isinstance(articles[0], dict):
@@ -143,14 +143,20 @@ def read_questions(data: Any, fix_offsets: bool = False) -> QuestionsData:
 
 
 def _jsonl_records(path: Path) -> list[dict]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
     records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
             records.append(json.loads(line))
         except json.JSONDecodeError as error:
             raise DataError(f"{path}, line {number}: not JSON ({error.msg})") from None
+        except RecursionError:
+            raise DataError(f"{path}, line {number}: not JSON (nested too deeply)") from None
     return records
 
 
@@ -159,6 +165,8 @@ def _from_squad(path: Path, fix_offsets: bool) -> QuestionsData:
         document = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise DataError(f"{path}: not valid JSON ({error})") from None
+    except RecursionError:
+        raise DataError(f"{path}: not valid JSON (nested too deeply)") from None
     articles = document.get("data") if isinstance(document, dict) else None
     if not isinstance(articles, list):
         raise DataError(f"{path}: not SQuAD JSON (expected {{'data': [articles]}})")
@@ -184,7 +192,7 @@ def _from_records(rows: list, source: str, fix_offsets: bool) -> QuestionsData:
         if not isinstance(row, dict):
             raise DataError(f"{source}, record {number}: not an object with question and context")
         qid = str(row.get("id", number))
-        where = f"{source}, question {qid}"
+        where = f"{source}, question {qid if qid.isprintable() else repr(qid)}"
         question, context = row.get("question"), row.get("context")
         for name, value in (("question", question), ("context", context)):
             if not isinstance(value, str) or not value.strip():
@@ -210,7 +218,10 @@ def _answers_of(row: dict, where: str) -> list[tuple[Any, Any]]:
         given = row["answers"]
         if isinstance(given, dict):  # datasets' layout
             texts, starts = given.get("text", []), given.get("answer_start", [])
-            if len(list(texts)) != len(list(starts)):
+            if not all(_is_list(v) for v in (texts, starts)):
+                raise DataError(f"{where}: answers' text and answer_start must be lists")
+            texts, starts = list(texts), list(starts)
+            if len(texts) != len(starts):
                 raise DataError(f"{where}: answers has {len(texts)} texts and {len(starts)} starts")
             return list(zip(texts, starts, strict=True))
         if isinstance(given, str):  # a table cell holding JSON
@@ -233,6 +244,11 @@ def _answers_of(row: dict, where: str) -> list[tuple[Any, Any]]:
     return [(text, row.get("answer_start"))]
 
 
+def _is_list(value: Any) -> bool:
+    """Whether ``value`` is a list of values (a list, or an array of a DataFrame's cell)."""
+    return hasattr(value, "__iter__") and not isinstance(value, str | bytes | dict)
+
+
 def _checked(answer: tuple, context: str, where: str, fix_offsets: bool) -> Answer:
     """An answer whose start points at its text in ``context`` (moved to the nearest place
     the text occurs with ``fix_offsets``)."""
@@ -241,7 +257,7 @@ def _checked(answer: tuple, context: str, where: str, fix_offsets: bool) -> Answ
         raise DataError(f"{where}: an answer's text is empty")
     try:
         start = int(start) if start is not None else -1
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise DataError(f"{where}: answer_start {start!r} is not a character offset") from None
     if 0 <= start and context[start : start + len(text)] == text:
         return text, start

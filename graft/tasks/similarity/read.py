@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -51,9 +52,30 @@ def beir_near_miss(path: Path) -> str | None:
     )
 
 
+class _utf8:
+    """A text file opened to read as UTF-8, refused (DataError naming it) when it is not."""
+
+    def __init__(self, path: Path, newline: str | None = None):
+        self.path, self.handle = path, open(path, encoding="utf-8", newline=newline)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.handle.close()
+
+    def __iter__(self):
+        try:
+            yield from self.handle
+        except UnicodeDecodeError as error:
+            raise DataError(
+                f"{self.path}: not UTF-8 text ({error.reason} at byte {error.start})"
+            ) from None
+
+
 def _jsonl(path: Path) -> list[dict]:
     rows = []
-    with open(path, encoding="utf-8") as handle:
+    with _utf8(path) as handle:
         for number, line in enumerate(handle, 1):
             if not line.strip():
                 continue
@@ -61,6 +83,8 @@ def _jsonl(path: Path) -> list[dict]:
                 row = json.loads(line)
             except json.JSONDecodeError as error:
                 raise DataError(f"{path}:{number}: not a JSON object ({error.msg})") from None
+            except RecursionError:
+                raise DataError(f"{path}:{number}: not a JSON object (nested too deeply)") from None
             if not isinstance(row, dict):
                 raise DataError(f"{path}:{number}: not a JSON object")
             rows.append(row)
@@ -84,11 +108,14 @@ def read_qrels(path: Path, queries: dict, corpus: dict) -> dict[str, dict[str, i
     """A qrels file as query id -> {document id: relevance}; a malformed row, or an id that
     ``queries.jsonl`` or ``corpus.jsonl`` lacks, raises a DataError naming the file and line."""
     qrels: dict[str, dict[str, int]] = {}
-    with open(path, encoding="utf-8") as handle:
+    first = True  # the first line that is not blank may be the header
+    with _utf8(path) as handle:
         for number, line in enumerate(handle, 1):
             fields = line.rstrip("\n\r").split("\t")
-            if number == 1 and fields[:2] == ["query-id", "corpus-id"] or not line.strip():
+            if not line.strip() or first and fields[:2] == ["query-id", "corpus-id"]:
+                first = first and not line.strip()
                 continue
+            first = False
             if len(fields) != 3:
                 raise DataError(
                     f"{path}:{number}: expected query-id, corpus-id and score separated by "
@@ -97,7 +124,7 @@ def read_qrels(path: Path, queries: dict, corpus: dict) -> dict[str, dict[str, i
             query, doc, score = fields
             try:
                 relevance = int(float(score))
-            except ValueError:
+            except (ValueError, OverflowError):
                 raise DataError(f"{path}:{number}: score {score!r} is not a number") from None
             if query not in queries:
                 raise DataError(f"{path}:{number}: query-id {query!r} is not in queries.jsonl")
@@ -172,14 +199,30 @@ def _rows(data: Any) -> tuple[list[dict], str, int]:
         return data.to_dict("records"), "the DataFrame", 0
     path = Path(data)
     if path.suffix == ".parquet":
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        return pq.read_table(path).to_pylist(), str(path), 1
+        try:
+            return pq.read_table(path).to_pylist(), str(path), 1
+        except (pa.ArrowException, OSError) as error:
+            message = " ".join(str(error).split())[:200]
+            raise DataError(f"{path}: not a Parquet file graft can read ({message})") from None
     if path.suffix == ".jsonl":
         return _jsonl(path), str(path), 1
-    with open(path, encoding="utf-8", newline="") as handle:
+    with _utf8(path, newline="") as handle:
         delimiter = "\t" if path.suffix == ".tsv" else ","
-        return list(csv.DictReader(handle, delimiter=delimiter)), str(path), 2
+        reader = csv.DictReader(handle, delimiter=delimiter)  # type: ignore[arg-type]
+        rows = []
+        try:
+            for row in reader:
+                if None in row:  # DictReader's key for the cells beyond the header's
+                    cells, names = len(row) - 1 + len(row[None]), len(row) - 1
+                    where = f"{path}:{reader.line_num}"
+                    raise DataError(f"{where}: {cells} cells under a header of {names}")
+                rows.append(row)
+        except csv.Error as error:
+            raise DataError(f"{path}:{reader.line_num}: not a CSV row ({error})") from None
+        return rows, str(path), 2
 
 
 def read_table(data: Any) -> SimilarityData:
@@ -201,9 +244,12 @@ def read_table(data: Any) -> SimilarityData:
             value = row.get(column)
             if part == "score":
                 try:
-                    pairs[part].append(float(value))
-                except (TypeError, ValueError):
+                    score = float(value)
+                except (TypeError, ValueError, OverflowError):
                     raise DataError(f"{where}: {column} {value!r} is not a number") from None
+                if not math.isfinite(score):
+                    raise DataError(f"{where}: {column} {value!r} is not a finite number")
+                pairs[part].append(score)
             elif value is None or not str(value).strip():
                 raise DataError(f"{where}: the {column} column is empty")
             else:
