@@ -12,49 +12,26 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
+from graft.backbones.hf_tokens import HFTokenBackbone, create_token_backbone
+from graft.errors import ModelUnavailableError
 
-from graft.backbones.hf_text import HFTextBackbone
-from graft.backbones.registry import create_backbone
-from graft.errors import ConfigError, ModelUnavailableError
-
-#: The keys of a batch that the encoder reads; a batch holds others (offsets, answers).
-MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 #: The kind a run must be of to be continued.
 KIND = "question-answering"
 
 
-class SpanEncoder(HFTextBackbone):
+class SpanEncoder(HFTokenBackbone):
     """A transformers encoder whose features are its last hidden states, one per sub-token
-    (``float[windows, length, feature_dim]``). ``head_state``: the span head of the run it
-    was restored from, when it was (None otherwise)."""
+    (``float[windows, length, feature_dim]``, :class:`~graft.backbones.hf_tokens.HFTokenBackbone`).
+    ``head_state``: the span head of the run it was restored from, when it was (None
+    otherwise)."""
 
     head_state: dict | None = None
-
-    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        inputs = {name: batch[name] for name in MODEL_INPUTS if name in batch}
-        return self.model(**inputs).last_hidden_state
-
-    @classmethod
-    def from_text_backbone(cls, pooled: HFTextBackbone) -> SpanEncoder:
-        """The sub-token view of a pooled text backbone (sharing its encoder)."""
-        preprocessing = pooled.preprocessing
-        token = cls(pooled.model, preprocessing.tokenizer, preprocessing.max_length, pooled.spec)
-        token.preprocessing = preprocessing
-        token.adapter = pooled.adapter
-        return token.train(pooled.training)
 
 
 def create_span_encoder(spec: str, pretrained: bool = True) -> SpanEncoder:
     """The sub-token encoder of a text model string (``minilm``, ``hf:ORG/NAME``, a folder, a
     ``graft pretrain`` run); ConfigError for an image or audio backbone."""
-    pooled = create_backbone(spec, pretrained=pretrained)
-    if not isinstance(pooled, HFTextBackbone):
-        raise ConfigError(
-            f"--model {spec} is a {pooled.modality} backbone; question answering needs a text "
-            "encoder (minilm, hf:ORG/NAME or a Hugging Face model folder)"
-        )
-    return SpanEncoder.from_text_backbone(pooled)
+    return create_token_backbone(spec, pretrained, "question answering", SpanEncoder)
 
 
 def run_record(spec: str | None) -> dict | None:

@@ -5,7 +5,7 @@ column files, JSON Lines of tokens and tags, or raw text with the character-span
 labelling tools export; IOB1 and BIOES are converted). ``--task auto`` recognises them by
 content (:func:`graft.tasks.tagging.detect.holds_tagged_data`).
 
-The backbone is a text encoder read token by token (:mod:`graft.tasks.tagging.encoder`); the
+The backbone is a text encoder read token by token (:mod:`graft.backbones.hf_tokens`); the
 head is a linear layer on each word's first sub-token, long sentences are read in
 overlapping windows (:mod:`graft.tasks.tagging.alignment`), and tags are decoded as the most
 probable valid IOB2 sequence (:mod:`graft.tasks.tagging.decoding`). Every strategy applies;
@@ -207,7 +207,7 @@ class TaggingTask(TaggingCapabilities, Task):
     def build_backbone(cls, config: FitConfig, data: Any) -> Any:
         from graft.backbones.factory import build_backbone
         from graft.backbones.hf_text import HFTextBackbone
-        from graft.tasks.tagging.encoder import HFTokenBackbone
+        from graft.backbones.hf_tokens import HFTokenBackbone
 
         pooled = build_backbone(config, data)
         if not isinstance(pooled, HFTextBackbone):
@@ -216,7 +216,7 @@ class TaggingTask(TaggingCapabilities, Task):
 
     @classmethod
     def restore_backbone(cls, spec: str, pretrained: bool) -> Any:
-        from graft.tasks.tagging.encoder import create_token_backbone
+        from graft.backbones.hf_tokens import create_token_backbone
 
         return create_token_backbone(spec, pretrained=pretrained)
 
@@ -294,7 +294,7 @@ class TaggingTask(TaggingCapabilities, Task):
         return word_feature_loaders(loaders)
 
     def model_inputs(self, batch: dict) -> dict:
-        from graft.tasks.tagging.encoder import MODEL_INPUTS
+        from graft.backbones.hf_tokens import MODEL_INPUTS
 
         return {name: batch[name] for name in MODEL_INPUTS if name in batch}
 

@@ -1,7 +1,8 @@
 """Token-level text backbones: a transformers encoder's last hidden state at every sub-token.
 
-A sequence-labelling head (named-entity recognition) classifies each token, so it reads the
-encoder's hidden states ``[batch, sequence, hidden]`` rather than one pooled vector per text.
+A head that reads each token (a tag per word, an answer's start and end) reads the encoder's
+hidden states ``[batch, sequence, hidden]`` rather than one pooled vector per text: the kinds
+that do (tagging, question answering) build on this view.
 The encoder, its parameter groups from embeddings to last layer, its LoRA targets and its
 preprocessing (tokenizer and maximum length) are those of
 :class:`~graft.backbones.hf_text.HFTextBackbone`: this class only changes what ``forward``
@@ -41,7 +42,9 @@ class HFTokenBackbone(HFTextBackbone):
         return token.train(pooled.training)
 
 
-def create_token_backbone(spec: str, pretrained: bool = True) -> HFTokenBackbone:
+def create_token_backbone(
+    spec: str, pretrained: bool = True, needed_by: str = "tagging", view: type | None = None
+) -> HFTokenBackbone:
     """The token-level backbone of any text model string graft takes (a registered name such as
     ``minilm``, ``hf:ORG/NAME``, a local folder, a ``graft pretrain`` run or ``scratch:...``).
 
@@ -51,7 +54,7 @@ def create_token_backbone(spec: str, pretrained: bool = True) -> HFTokenBackbone
     pooled = create_backbone(spec, pretrained=pretrained)
     if not isinstance(pooled, HFTextBackbone):
         raise ConfigError(
-            f"--model {spec} is a {pooled.modality} backbone; tagging needs a text encoder "
-            "(minilm, hf:ORG/NAME or a Hugging Face model folder)"
+            f"--model {spec} is a {pooled.modality} backbone; {needed_by} needs a text "
+            "encoder (minilm, hf:ORG/NAME or a Hugging Face model folder)"
         )
-    return HFTokenBackbone.from_text_backbone(pooled)
+    return (view or HFTokenBackbone).from_text_backbone(pooled)
