@@ -176,7 +176,8 @@ def print_transfer(transfer: dict) -> None:
 
 def print_predictions(records: list[dict], fitted_task: Any = None) -> None:
     """``graft predict``'s table: each input and its answer (every task's, for several; as
-    ``fitted_task`` shows it, when it has a way of its own: :func:`~graft.tasks.capabilities.prediction_text`)."""
+    ``fitted_task`` shows it, when it has a way of its own:
+    :func:`~graft.tasks.capabilities.prediction_text`)."""
     table = Table()
     table.add_column("input", overflow="fold")
     first = records[0] if records else {}
