@@ -174,8 +174,8 @@ def test_windows_cover_every_word_and_each_word_has_one_owner():
 def test_a_long_sentence_is_stitched_from_its_windows_exactly(valid, tokenizer):
     """With a 32-token window, a 120-word sentence is read in windows; every word's scores are
     those of the window that owns it, run on its own (nothing cut, nothing scored twice)."""
-    from graft.tasks.tagging.answers import word_outputs
     from graft.backbones.hf_tokens import create_token_backbone
+    from graft.tasks.tagging.answers import word_outputs
 
     torch.manual_seed(0)
     backbone = create_token_backbone("minilm").eval()
