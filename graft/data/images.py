@@ -19,6 +19,19 @@ class UnreadableImage(Exception):
     """An image file cannot be decoded; the message says why."""
 
 
+#: What PIL raises on a file it cannot read: not an image, truncated, a header past its
+#: decompression-bomb limit (turned into :class:`UnreadableImage` by every reader).
+DECODE_ERRORS = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    struct.error,
+    Image.DecompressionBombWarning,
+    Image.DecompressionBombError,
+)
+
+
 def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS
 
@@ -63,15 +76,7 @@ def _decoded(source: Path | io.BytesIO, empty: bool) -> Image.Image:
             return _to_rgb(image)
     except UnreadableImage:
         raise
-    except (
-        OSError,
-        SyntaxError,
-        ValueError,
-        EOFError,
-        struct.error,
-        Image.DecompressionBombWarning,
-        Image.DecompressionBombError,
-    ) as error:
+    except DECODE_ERRORS as error:
         raise UnreadableImage(str(error) or type(error).__name__) from None
 
 

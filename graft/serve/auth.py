@@ -22,6 +22,7 @@ import stat
 from pathlib import Path
 
 from graft.errors import ConfigError
+from graft.serve.limits import send_refusal
 
 #: The environment variable that gives the token (a container's ``-e GRAFT_SERVE_TOKEN=...``).
 TOKEN_VARIABLE = "GRAFT_SERVE_TOKEN"
@@ -141,19 +142,10 @@ class BearerAuth:
 
 async def _refuse(send, missing: bool) -> None:
     """The 401 answer of a request without the right token."""
-    import json
-
     why = "no token was sent" if missing else "the token is wrong"
     message = (
         f"this service needs its token ({why}): send the header 'Authorization: Bearer TOKEN', "
         "the token being the one graft serve printed the place of at start "
         f"(--token-file, ${TOKEN_VARIABLE}, or {DEFAULT_TOKEN_FILE})"
     )
-    body = json.dumps({"error": message}).encode("utf-8")
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-        (b"www-authenticate", b'Bearer realm="graft"'),
-    ]
-    await send({"type": "http.response.start", "status": 401, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send_refusal(send, 401, message, [(b"www-authenticate", b'Bearer realm="graft"')])

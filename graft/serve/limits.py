@@ -146,11 +146,17 @@ class ClientLimit:
 
 async def _too_many(send, limit: int) -> None:
     message = f"this client already has {limit} requests in flight (the limit): retry later"
+    await send_refusal(send, 429, message, [(b"retry-after", b"1")])
+
+
+async def send_refusal(send, status: int, message: str, headers: list | None = None) -> None:
+    """Answer ``status`` with ``{"error": message}`` straight from an ASGI middleware (before
+    the routes: an unauthorised or over-limit request), with any extra ``headers``."""
     body = json.dumps({"error": message}).encode("utf-8")
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
-        (b"retry-after", b"1"),
+        *(headers or []),
     ]
-    await send({"type": "http.response.start", "status": 429, "headers": headers})
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

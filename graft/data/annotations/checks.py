@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import math
-import struct
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -19,7 +18,12 @@ from graft.data.annotations.target import (
     DetectionTarget,
     content_counts,
 )
-from graft.data.images import IMAGE_EXTENSIONS, UnreadableImage, check_declared_size
+from graft.data.images import (
+    DECODE_ERRORS,
+    IMAGE_EXTENSIONS,
+    UnreadableImage,
+    check_declared_size,
+)
 from graft.errors import DataError
 
 log = logging.getLogger("graft")
@@ -51,15 +55,7 @@ def image_size(path: str | Path) -> tuple[int, int]:
                 width, height = height, width
     except UnreadableImage:
         raise
-    except (
-        OSError,
-        SyntaxError,
-        ValueError,
-        EOFError,
-        struct.error,
-        Warning,
-        Image.DecompressionBombError,  # over twice PIL's limit: it raised on the header
-    ) as error:
+    except (*DECODE_ERRORS, Warning) as error:
         raise UnreadableImage(str(error) or type(error).__name__) from None
     return width, height
 
