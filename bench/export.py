@@ -3,6 +3,13 @@ prediction of many images to a file.
 
     .venv/bin/python bench/export.py --part engines [--batch-size 32] [--batches 6]
     .venv/bin/python bench/export.py --part batch [--images 20000]
+    .venv/bin/python bench/export.py --part int8 [--models efficientnet_lite0,minilm]
+
+``int8``: for each backbone graft ships (``efficientnet_lite0/1/2`` on the repository's flower
+photos, ``minilm`` on 400 SST-2 sentences validated on 200), a feature-extract run quantized by
+``graft export --quantize int8``'s own path (the ladder of recipes, the first within the
+tolerance kept): the recipe kept, the recipes tried, float and int8 accuracy on the run's
+validation data, and the int8 speed-up against the float ONNX model.
 
 ``engines``: for ``efficientnet_lite0`` (the repository's flower photos) and ``minilm``
 (SST-2 sentences, validated on 500 sentences of SST-2's validation file), a run is fitted
@@ -42,15 +49,18 @@ import torch
 import graft
 from graft.export.engine import ExportedEngine, batch_tensors
 from graft.export.exporter import LogitsModule, export_model, parity_items
-from graft.export.quantize import engine_score, quantize_model, validation_data
+from graft.export.quantize import engine_score, quantize_export, quantize_model, validation_data
+from graft.export.recipes import ladder
 
 ROOT = Path(__file__).resolve().parents[1]
 FLOWERS = ROOT / "examples" / "flowers"
 
 
-def _image_run(scratch: Path) -> Path:
-    run = scratch / "efficientnet_lite0"
-    graft.fit(FLOWERS, strategy="feature-extract", epochs=3, out=run, progress=False)
+def _image_run(scratch: Path, backbone: str = "efficientnet_lite0") -> Path:
+    run = scratch / backbone
+    graft.fit(
+        FLOWERS, model=backbone, strategy="feature-extract", epochs=3, out=run, progress=False
+    )
     return run
 
 
@@ -64,9 +74,9 @@ def _sst2(source: str, count: int, path: Path) -> Path:
     return path
 
 
-def _text_run(scratch: Path) -> Path:
-    train = _sst2("train.csv", 400, scratch / "sst2-train.csv")
-    val = _sst2("validation.csv", 500, scratch / "sst2-val.csv")
+def _text_run(scratch: Path, rows: int = 400, val_rows: int = 500) -> Path:
+    train = _sst2("train.csv", rows, scratch / "sst2-train.csv")
+    val = _sst2("validation.csv", val_rows, scratch / "sst2-val.csv")
     run = scratch / "minilm"
     graft.fit(train, val, strategy="feature-extract", epochs=3, out=run, progress=False)
     return run
@@ -97,7 +107,8 @@ def engines_of(run: Path, scratch: Path, static: bool) -> tuple:
     engines = {"pytorch": pytorch, "onnx": ExportedEngine(folder / record["file"], "onnx", names)}
     for calibration in ("dynamic", "static") if static else ("dynamic",):
         target = folder / f"model.int8-{calibration}.onnx"
-        quantize_model(model, folder / record["file"], target, names, calibration, train.items)
+        recipe = ladder(calibration, len(train))[0]
+        quantize_model(model, folder / record["file"], target, names, recipe, train.items)
         engines[f"onnx int8 {calibration}"] = ExportedEngine(target, "onnx", names)
     return model, val, record, engines
 
@@ -151,6 +162,57 @@ def engines_part(args, scratch: Path) -> list[dict]:
     ]
     print(table(results))
     return results
+
+
+# int8 by graft export's ladder ------------------------------------------------------------------
+
+
+def int8_row(name: str, run: Path, scratch: Path, tolerance: float) -> dict:
+    """``graft export RUN --quantize int8``'s own path (auto calibration) on one run."""
+    from graft.export.quantize import check_quantization
+
+    model = graft.load(run, engine="torch")
+    calibration = check_quantization(model, "int8", "auto", "onnx", tolerance)
+    data = validation_data(model, run)
+    start = time.perf_counter()
+    record = export_model(
+        model,
+        parity_items(model, run),
+        scratch / f"{name}-int8",
+        "onnx",
+        finish=lambda folder, rec: quantize_export(
+            model, folder, rec, data, calibration, tolerance
+        ),
+    )
+    row = {"model": name, "export_seconds": time.perf_counter() - start, **record["quantization"]}
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def int8_table(rows: list[dict]) -> str:
+    lines = [
+        "| backbone | recipe kept | recipes tried (points lost) | val inputs | float acc | "
+        "int8 acc | change | float ms/input | int8 ms/input | speed-up |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        tried = ", ".join(f"{t['recipe']} ({t['points_lost']:+.2f})" for t in r["tried"])
+        s = r["speed"]
+        lines.append(
+            f"| {r['model']} | {r['recipe']} | {tried} | {r['validation_inputs']} | "
+            f"{r['float_score']:.2f} | {r['int8_score']:.2f} | {-r['points_lost']:+.2f} | "
+            f"{s['float_ms_per_input']:.1f} | {s['int8_ms_per_input']:.1f} | {s['speedup']:.2f}x |"
+        )
+    return "\n".join(lines)
+
+
+def int8_part(args, scratch: Path) -> list[dict]:
+    rows = []
+    for name in args.models.split(","):
+        run = _text_run(scratch, 400, 200) if name == "minilm" else _image_run(scratch, name)
+        rows.append(int8_row(name, run, scratch, args.tolerance))
+    print(int8_table(rows))
+    return rows
 
 
 # Batch prediction ------------------------------------------------------------------------------
@@ -240,7 +302,11 @@ def batch_part(args, scratch: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["engines", "batch"], default="engines")
+    parser.add_argument("--part", choices=["engines", "batch", "int8"], default="engines")
+    parser.add_argument(
+        "--models", default="efficientnet_lite0,efficientnet_lite1,efficientnet_lite2,minilm"
+    )
+    parser.add_argument("--tolerance", type=float, default=1.0)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--batches", type=int, default=6)
     parser.add_argument("--latency-runs", type=int, default=50)
@@ -250,7 +316,8 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         scratch = Path(folder)
-        part = engines_part if args.part == "engines" else batch_part
+        parts = {"engines": engines_part, "batch": batch_part, "int8": int8_part}
+        part = parts[args.part]
         results = part(args, scratch)
     out = args.out or Path(f"bench/out/export-{args.part}.json")
     out.parent.mkdir(parents=True, exist_ok=True)

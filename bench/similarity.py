@@ -66,7 +66,7 @@ def split_folder(
 
 
 def evaluate(model: str, folder: Path) -> dict:
-    from graft.cli.search import open_searcher  # a run through graft.load, else a model
+    from graft.searching import open_searcher  # a run through graft.load, else a model
 
     started = time.perf_counter()
     metrics = open_searcher(model).evaluate(folder)

@@ -23,12 +23,13 @@ from graft.errors import (
 from graft.version import __version__
 
 if TYPE_CHECKING:
-    from graft.api import adapt, fit, load, resume
+    from graft.api import adapt, fit, load, resume, zero_shot
     from graft.config import FitConfig
     from graft.estimator import GraftClassifier, GraftEstimator
     from graft.multitask import MultiTaskClassifier
     from graft.pretraining import pretrain
     from graft.selection.ranking import rank
+    from graft.tuning.study import tune
 
 __all__ = [
     "ConfigError",
@@ -48,12 +49,14 @@ __all__ = [
     "pretrain",
     "rank",
     "resume",
+    "tune",
+    "zero_shot",
 ]
 
 
 def __getattr__(name: str) -> Any:
     """The public names that need torch, imported on first use."""
-    if name in ("adapt", "fit", "load", "resume"):
+    if name in ("adapt", "fit", "load", "resume", "zero_shot"):
         from graft import api
 
         return getattr(api, name)
@@ -73,6 +76,10 @@ def __getattr__(name: str) -> Any:
         from graft.pretraining import pretrain
 
         return pretrain
+    if name == "tune":
+        from graft.tuning.study import tune
+
+        return tune
     if name == "rank":
         from graft.selection.ranking import rank
 

@@ -1,4 +1,5 @@
-"""graft's functions: ``fit``, ``resume``, ``load`` and ``adapt``, the shortcuts most users call.
+"""graft's functions: ``fit``, ``resume``, ``load``, ``adapt`` and ``zero_shot``, the shortcuts
+most users call.
 
 >>> model = graft.fit("photos/", strategy="feature-extract", out="runs/photos")  # doctest: +SKIP
 >>> graft.load("runs/photos").predict(["new.jpg"])  # doctest: +SKIP
@@ -99,6 +100,53 @@ def load(
     params = FitConfig.from_dict(hyperparameters(record)).to_dict()
     model = estimator_class(params.get("tasks"))(**params)
     return restore_model(model, path, record, engine, export)
+
+
+def zero_shot(
+    labels: Any, model: str | None = None, *, label_template: str | None = None
+) -> GraftEstimator:
+    """A text classifier from class names alone, with no labelled example: each class is its
+    name (or description) in ``label_template`` (default ``"This text is about {label}."``),
+    embedded by ``model`` (a text backbone, default MiniLM), and a text goes to the class
+    whose sentence it comes nearest (:mod:`graft.label_prompts`). ``labels``: a list of names, a
+    mapping of names to descriptions, comma-separated names, or a text file with one class a
+    line (``name`` or ``name: description``). The model predicts and evaluates as a fitted
+    multiclass model does; ``save`` writes it as a run.
+
+    >>> model = graft.zero_shot("sport,politics,business")  # doctest: +SKIP
+    >>> model.predict(["The striker scored twice."])  # doctest: +SKIP
+    """
+    import torch
+
+    from graft.backbones.registry import create_backbone
+    from graft.config import DEFAULT_MODELS
+    from graft.label_prompts import (
+        DEFAULT_TEMPLATE,
+        check_template,
+        check_text_backbone,
+        read_label_names,
+        start_from_names,
+    )
+    from graft.tasks import task_class
+
+    names = read_label_names(labels)
+    spec = model or DEFAULT_MODELS["text"]
+    template = check_template(label_template or DEFAULT_TEMPLATE)
+    estimator = GraftEstimator(model=spec, strategy="feature-extract")
+    task = task_class("multiclass")(names.classes)
+    config = estimator.config.for_kind(task.kind).resolved(model=spec)
+    config = task.defaults(config).with_defaults()
+    backbone = create_backbone(spec)
+    check_text_backbone(backbone, spec)
+    torch.manual_seed(config.seed)
+    head = task.new_head(backbone)
+    start_from_names(head, backbone, names, template)
+    estimator.fitted_task_, estimator.backbone_ = task, backbone.eval()
+    estimator.head_ = head.eval()
+    estimator.config_, estimator.model_ = config, spec
+    estimator.strategy_, estimator.lr_ = "feature-extract", config.lr  # a frozen backbone
+    estimator.engine_name_, estimator.export_dir_ = "torch", None
+    return estimator
 
 
 def adapt(

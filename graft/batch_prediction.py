@@ -29,6 +29,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -79,10 +80,14 @@ def predict_to_file(
     batch_size: int | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    answers: Callable | None = None,
     **options: Any,
 ) -> BatchPrediction:
     """Write the answers of fitted (or loaded) ``model`` for ``inputs`` to ``out`` (see the
-    module docstring); ``options`` as :meth:`graft.GraftEstimator.predict` takes them."""
+    module docstring); ``options`` as :meth:`graft.GraftEstimator.predict` takes them.
+    ``answers(model, task, stream, skip, batch_size, top_k)`` yields ``(items, rows)`` in input
+    order from the ``skip``-th item on (default :func:`local_answers`; Ray's in
+    :mod:`graft.ray_prediction`)."""
     start = time.perf_counter()
     out = Path(out).expanduser()
     if not is_table_output(out):
@@ -106,17 +111,37 @@ def predict_to_file(
     state = state or _fresh(out, partial, settings)
     writer = WRITERS[out.suffix.lower()](out, partial, state, digest)
     batch_size = batch_size or model.config.with_defaults().batch_size * 2
-    batches = _loader(model, task, stream, resumed, batch_size)
+    batches = (answers or local_answers)(model, task, stream, resumed, batch_size, top_k)
     with _Progress(progress, out, total, resumed) as advance:
-        for items, inputs_batch in batches:
-            records = task.prediction_records(_outputs(model, task, inputs_batch), top_k)
-            rows = [{"input": _text(i), **r} for i, r in zip(items, records, strict=True)]
+        for items, rows in batches:
             writer.write(rows, items)
             advance(len(rows))
     writer.finish()
     shutil.rmtree(partial)
     added = state["rows"] - resumed
     return BatchPrediction(out, state["rows"], resumed, added, time.perf_counter() - start)
+
+
+def local_answers(model: Any, task: Any, stream: InputStream, skip: int, batch_size: int,
+                  top_k: int) -> Iterator[tuple[list, list[dict]]]:  # fmt: skip
+    """Batches of ``(items, rows)`` predicted in this process, from the ``skip``-th item."""
+    for items, inputs in _loader(model, task, stream, skip, batch_size):
+        yield items, answer_rows(model, task, items, inputs, top_k)
+
+
+def answer_rows(model: Any, task: Any, items: list, inputs: Any, top_k: int) -> list[dict]:
+    """The rows of one batch: each item's input and answer."""
+    records = task.prediction_records(_outputs(model, task, inputs), top_k)
+    return [{"input": _text(i), **r} for i, r in zip(items, records, strict=True)]
+
+
+def answer_items(model: Any, task: Any, items: list, top_k: int) -> list[dict]:
+    """The rows of ``items`` (read, preprocessed and collated here) as one batch."""
+    preprocessing = model.backbone_.preprocessing
+    dataset = task.dataset(items, preprocessing)
+    samples = [(item, dataset[i]) for i, item in enumerate(items)]
+    _, inputs = _Collate(task.collate(preprocessing))(samples)
+    return answer_rows(model, task, items, inputs, top_k)
 
 
 def _require_pyarrow() -> None:

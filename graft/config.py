@@ -223,6 +223,13 @@ class FitConfig:
         panel=TRAINING,
     )
     num_workers: int | None = option(None, "Data-loading processes.", panel=TRAINING)
+    time_limit: float | str | None = option(
+        None,
+        "Finish the fit within this time (90s, 10m, 2h, or seconds): epochs and phases are "
+        "planned from measured step costs, the best model so far is kept.",
+        cli_type=str,
+        panel=TRAINING,
+    )
     cache_dir: str | None = option(
         None,
         "Root of the feature cache (default: $GRAFT_CACHE_DIR or ~/.cache/graft).",
@@ -261,6 +268,10 @@ class FitConfig:
         _check_regularisation(self)
         _check_sampling(self)
         _check_engine(self)
+        if self.time_limit is not None:
+            from graft.training.budget import parse_duration
+
+            parse_duration(self.time_limit)
         _check_task_options(self.task_options, None if self.task == "auto" else self.task)
         return self
 

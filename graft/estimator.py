@@ -37,7 +37,8 @@ from graft.runs.directory import check_run_dir, finish_run, run_lock, start_run
 from graft.selection.advisor import advise_strategy
 from graft.strategies import STRATEGIES
 from graft.tasks.base import Task
-from graft.tasks.capabilities import build_backbone
+from graft.tasks.capabilities import build_backbone, start_head
+from graft.training.budget import TimeBudget
 from graft.training.distributed import is_global_zero
 from graft.training.lr_finder import LRFinding
 from graft.training.sampling import loader_workers
@@ -150,6 +151,7 @@ class GraftEstimator(Predictor):
         started, timings = time.perf_counter(), {}
         for name in [n for n in self.__dict__ if n.endswith("_")]:  # a refit starts afresh
             delattr(self, name)
+        self.time_budget_ = TimeBudget.of(self.config.time_limit)  # the clock starts here
         splits, task, config = self._prepare(inputs)
         check_run_options(config, out, len(splits.train))
         backbone = build_backbone(type(task), config, splits.train)
@@ -224,11 +226,13 @@ class GraftEstimator(Predictor):
         return config.resolved(strategy=self.advice_.strategy)
 
     def _graft(self, config: FitConfig, task: Task, backbone: Backbone) -> None:
-        """The new head on ``backbone`` (seeded), and the strategy's change of the backbone
-        (``lora``'s adapters, seeded alike)."""
+        """The new head on ``backbone`` (seeded; started from what the backbone knows when
+        the task can and ``config`` asks: ``head_started_``), and the strategy's change of
+        the backbone (``lora``'s adapters, seeded alike)."""
         torch.manual_seed(config.seed)
         self.fitted_task_, self.backbone_ = task, backbone
         self.head_ = task.new_head(backbone)
+        self.head_started_ = start_head(task, self.head_, backbone, config)
         STRATEGIES[config.strategy]().prepare(config, backbone)
 
     def _choose_lr(self, config, splits, cache, timings) -> FitConfig:

@@ -185,6 +185,16 @@ class Predictor:
         self._check_fitted()
         return searcher_of(self).search(queries, index, top_k)
 
+    def recommend(self, user=None, liked=None, top_k: int = 10, similar_to=None) -> list:
+        """The ``top_k`` items to recommend (``{"item", "score", "text"}``, best first): to a
+        known ``user``, to a new user who ``liked`` some items, or like the item
+        ``similar_to``; for a model whose kind recommends
+        (:class:`~graft.tasks.capabilities.Recommends`)."""
+        from graft.tasks.capabilities import recommender_of
+
+        self._check_fitted()
+        return recommender_of(self).recommend(user, liked, top_k, similar_to)
+
     def predict_proba(self, inputs):
         """Probabilities ``[n, len(classes_)]`` for image paths, folders, tables or texts:
         of each class (softmax), or for multilabel of each label on its own (sigmoid); for

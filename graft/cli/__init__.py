@@ -1,8 +1,9 @@
-"""The ``graft`` command line: models, fit, pretrain, rank, lr-find, adapt, evaluate, predict,
-report, export, serve.
+"""The ``graft`` command line: models, fit, pretrain, rank, lr-find, tune, adapt, evaluate,
+predict, report, export, serve.
 
 Each command is a thin layer over the Python API: :mod:`.train` (fit, pretrain, rank, lr-find;
-their options built from the configurations by :mod:`.options`), :mod:`.use` (the commands on a
+their options built from the configurations by :mod:`.options`), :mod:`.tune` (the
+search of a fit's options), :mod:`.use` (the commands on a
 run directory), :mod:`.serve` (the HTTP service) and :mod:`.output` (what they print).
 Importing this package imports typer and rich, not torch: ``graft --help`` answers at once.
 """
@@ -15,11 +16,11 @@ import os
 from rich.logging import RichHandler
 from rich.markup import escape
 
-from graft.cli import adapt, search, serve, train, use
+from graft.cli import adapt, recommend, search, serve, train, tune, use
 from graft.cli.app import app, errors
 from graft.errors import GraftError
 
-__all__ = ["adapt", "app", "main", "search", "serve", "train", "use"]
+__all__ = ["adapt", "app", "main", "recommend", "search", "serve", "train", "tune", "use"]
 
 
 def main() -> None:

@@ -11,49 +11,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from graft.cli.app import app, console
-from graft.errors import ConfigError
-
-#: The kind whose models search (graft's own; a run names its kind in config.json).
-SEARCH_KIND = "similarity"
-
-
-def searching_kind(kind: str = SEARCH_KIND) -> Any:
-    """The task class of ``kind``, which must search (ConfigError otherwise)."""
-    from graft.tasks import task_class
-    from graft.tasks.capabilities import Searches
-
-    found = task_class(kind)
-    if not issubclass(found, Searches):
-        raise ConfigError(f"a {kind} model does not search; --task similarity does")
-    return found
-
-
-def run_kind(path: Path) -> str | None:
-    """The kind of task a run directory's config.json names, or None (not a run)."""
-    record = path / "config.json"
-    if not record.is_file():
-        return None
-    task = json.loads(record.read_text()).get("task")
-    return task.get("kind") if isinstance(task, dict) else task
-
-
-def open_searcher(source: str) -> Any:
-    """The model that searches: a run directory's (loaded by :func:`graft.load`), or the
-    pretrained model a model string names (its kind's)."""
-    kind = run_kind(Path(source))
-    if kind is None:
-        return searching_kind(SEARCH_KIND).open_model(source)
-    from graft.api import load
-
-    searching_kind(kind)
-    model = load(source, engine="torch")
-    return model.fitted_task_.searcher(model)
+from graft.searching import open_searcher, run_kind
 
 
 def evaluate_retrieval(run: str, data: Path, task: str | None, as_json: bool) -> bool:

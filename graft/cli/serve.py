@@ -64,7 +64,13 @@ NoAuth = Annotated[
 
 @app.command("serve")
 def serve_command(
-    run: Annotated[Path, typer.Argument(help="A run directory written by `graft fit`.")],
+    run: Annotated[
+        Path,
+        typer.Argument(
+            help="A run directory written by `graft fit`, or an index folder "
+            "written by `graft index` (answers /search)."
+        ),  # fmt: skip
+    ],
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     engine: EngineOption = "auto",
@@ -90,7 +96,8 @@ def serve_command(
     token_file: TokenFile = None,
     no_auth: NoAuth = False,
 ) -> None:
-    """Serve RUN over HTTP: POST /predict, GET /health, GET /metrics, and a web page at /."""
+    """Serve RUN over HTTP: POST /predict, GET /health, GET /metrics, and a web page at /
+    (an index folder: POST or GET /search instead of /predict)."""
     try:
         from graft.serve import serve
         from graft.serve.app import engine_name
@@ -110,9 +117,15 @@ def serve_command(
     _check({**counts, "--workers": workers, **sizes, **limits}, port, engine)
     token, where = service_token(host, token_file, no_auth)
     model = load_served(run, engine)  # refused here, once, rather than in every worker
+    served = (
+        f"search over [bold]{run}[/] ({model.record.get('count')} documents, "
+        f"{model.record.get('encoder')}) at /search"
+        if getattr(model, "opened", None) is not None  # an index folder's search service
+        else f"[bold]{run}[/] ({model.model_}, {model.task_}) with the "
+        f"[bold]{engine_name(model)}[/] engine"
+    )
     console.print(
-        f"serving [bold]{run}[/] ({model.model_}, {model.task_}) with the "
-        f"[bold]{engine_name(model)}[/] engine on http://{host}:{port} "
+        f"serving {served} on http://{host}:{port} "
         f"({workers} worker(s), batches of {max_batch}, queue limit {queue_limit}, "
         f"timeout {timeout:g} s); {where}",
         highlight=False,

@@ -42,6 +42,40 @@ def models() -> None:
     console.print(table)
 
 
+Labels = Annotated[
+    str | None,
+    typer.Option(
+        help="Zero-shot classification: RUN is a text model's name (minilm, hf:...) and these "
+        "are the classes, comma-separated or a file with one 'class: description' a line."
+    ),
+]
+LabelTemplate = Annotated[
+    str | None,
+    typer.Option(
+        help="With --labels: the sentence each class is put in (default 'This text is about "
+        "{label}.')."
+    ),
+]
+
+
+def _open_model(run: Path, engine: str, export: Path | None, labels, label_template):
+    """The run's model (:func:`graft.load`), or with ``labels`` the zero-shot classifier of
+    those classes on the text model ``run`` names (:func:`graft.zero_shot`)."""
+    from graft.api import load, zero_shot
+
+    if labels is None:
+        if label_template is not None:
+            raise ConfigError("--label-template goes with --labels (zero-shot classification)")
+        return load(run, engine=engine, export=export)
+    if (run / "config.json").is_file():
+        raise ConfigError(
+            f"{run} is a run: with --labels, name a pretrained text model (minilm, hf:...)"
+        )
+    if engine not in ("auto", "torch") or export is not None:
+        raise ConfigError("a zero-shot classifier predicts with torch: leave out --engine/--export")
+    return zero_shot(labels, str(run), label_template=label_template)
+
+
 @app.command()
 def evaluate(
     run: Run,
@@ -55,16 +89,23 @@ def evaluate(
         str, typer.Option(help="auto (the run's current export if any), torch, onnx, torchscript.")
     ] = "auto",
     task: Annotated[
-        str | None, typer.Option(help="similarity: evaluate a pretrained model (RUN is its name).")
+        str | None,
+        typer.Option(
+            help="similarity, transcription: evaluate a pretrained model (RUN is its name)."
+        ),
     ] = None,
+    labels: Labels = None,
+    label_template: LabelTemplate = None,
 ) -> None:
-    """Evaluate a trained model on labelled DATA (a similarity run or model: on BEIR qrels)."""
-    from graft.api import load
+    """Evaluate a trained model on labelled DATA (a similarity run or model: on BEIR qrels;
+    with --labels, a text model as a zero-shot classifier of those classes)."""
     from graft.cli.search import evaluate_retrieval
 
     if evaluate_retrieval(str(run), data, task, as_json):
         return
-    model = load(run, engine=engine)
+    if _evaluate_pretrained(str(run), data, task, as_json):
+        return
+    model = _open_model(run, engine, None, labels, label_template)
     columns = dict(text_column=text_column, image_column=image_column, audio_column=audio_column)
     metrics = model.evaluate(data, label_column=label_column, **columns)
     if as_json:
@@ -72,6 +113,26 @@ def evaluate(
     else:
         _print_engine(model)
         print_task_metrics(model.fitted_task_, metrics, str(data))
+
+
+def _evaluate_pretrained(run: str, data: Path, task: str | None, as_json: bool) -> bool:
+    """``graft evaluate MODEL DATA --task KIND`` of a kind that scores a pretrained model as
+    it is (:class:`~graft.tasks.capabilities.EvaluatesPretrained`): printed, True; False for
+    a run directory or another kind."""
+    if task is None or (Path(run).expanduser() / "config.json").is_file():
+        return False
+    from graft.tasks import task_class
+    from graft.tasks.capabilities import EvaluatesPretrained
+
+    kind = task_class(task)
+    if not issubclass(kind, EvaluatesPretrained):
+        return False
+    fitted, metrics = kind.evaluate_pretrained(run, data)
+    if as_json:
+        print(json.dumps(metrics, indent=2))
+    else:
+        print_task_metrics(fitted, metrics, f"{run} (pretrained) on {data}")
+    return True
 
 
 Inputs = Annotated[
@@ -84,6 +145,38 @@ Question = Annotated[
 Context = Annotated[
     str | None, typer.Option(help="Question answering: the passage --question is about.")
 ]
+
+
+TopK = Annotated[int, typer.Option(help="How many classes to show per input (multiclass models).")]
+Overlay = Annotated[
+    bool, typer.Option(help="Segmentation, with --out: also each image with its mask blended.")
+]
+BatchSize = Annotated[
+    int | None, typer.Option(help="With --out FILE: inputs per batch (default: twice the fit's).")
+]
+OverwriteFile = Annotated[
+    bool, typer.Option(help="With --out FILE: replace a file that is not this prediction's.")
+]
+RayFlag = Annotated[
+    bool, typer.Option(help="With --out FILE: predict on Ray Data actors (RAY_ADDRESS, else here).")
+]
+RayAddress = Annotated[
+    str | None, typer.Option(help="With --out FILE: the Ray cluster to predict on (implies --ray).")
+]
+RayWorkers = Annotated[
+    int | None, typer.Option(help="With --ray: model actors (default: one per GPU, else per CPU).")
+]
+
+
+def _on_ray(ray: bool, address: str | None, workers: int | None, out: Path | None) -> tuple | None:
+    """``predict --ray``'s (address, workers), or None without --ray."""
+    from graft.batch_prediction import is_table_output
+
+    if not (ray or address):
+        return None
+    if out is None or not is_table_output(out):
+        raise ConfigError("--ray writes a predictions table: give --out FILE.csv|.jsonl|.parquet")
+    return address or "auto", workers
 
 
 def _with_question(inputs: list | None, question: str | None, context: str | None) -> list:
@@ -102,9 +195,7 @@ def predict(
     inputs: Inputs = None,
     question: Question = None,
     context: Context = None,
-    top_k: Annotated[
-        int, typer.Option(help="How many classes to show per input (multiclass models).")
-    ] = 1,
+    top_k: TopK = 1,
     column: Annotated[str | None, typer.Option(help="Table column holding the inputs.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
     engine: Annotated[
@@ -132,22 +223,20 @@ def predict(
             "segmentation: a folder for each image's mask (a palette PNG)."
         ),
     ] = None,
-    overlay: Annotated[
-        bool, typer.Option(help="Segmentation, with --out: also each image with its mask blended.")
-    ] = False,
-    batch_size: Annotated[
-        int | None,
-        typer.Option(help="With --out FILE: inputs per batch (default: twice the fit's)."),
-    ] = None,
-    overwrite: Annotated[
-        bool, typer.Option(help="With --out FILE: replace a file that is not this prediction's.")
-    ] = False,
+    overlay: Overlay = False,
+    batch_size: BatchSize = None,
+    overwrite: OverwriteFile = False,
+    ray: RayFlag = False,
+    ray_address: RayAddress = None,
+    ray_workers: RayWorkers = None,
+    labels: Labels = None,
+    label_template: LabelTemplate = None,
 ) -> None:
     """Predict the labels of INPUTS with a trained model: the top classes, every label above
     its threshold (multilabel), the value (regression), the boxes (detection), or the class of
     every pixel (segmentation: --out writes the masks). --out predictions.csv|.jsonl|.parquet
-    streams any number of inputs to a file and resumes an interrupted run where it stopped."""
-    from graft.api import load
+    streams any number of inputs to a file and resumes an interrupted run where it stopped.
+    With --labels, RUN is a text model's name and the classes come from their names alone."""
     from graft.batch_prediction import is_table_output
 
     if top_k < 1:
@@ -155,10 +244,11 @@ def predict(
     if overlay and out is None:
         raise ConfigError("--overlay writes beside the masks: give --out FOLDER too")
     inputs = _with_question(inputs, question, context)
-    model = load(run, engine=engine, export=export)
+    model = _open_model(run, engine, export, labels, label_template)
     options = {"score_threshold": score_threshold, "draw": draw}  # kinds that take them
+    on_ray = _on_ray(ray, ray_address, ray_workers, out)
     if out is not None and is_table_output(out):
-        _predict_to_file(model, inputs, out, column, top_k, batch_size, overwrite, options)
+        _predict_to_file(model, inputs, out, column, top_k, batch_size, overwrite, options, on_ray)
         return
     items = model.fitted_task_.read_inputs(inputs, model.backbone_.modality, column=column)
     if out is not None:  # the task writes its answers as files (segmentation masks)
@@ -184,13 +274,22 @@ def _print_engine(model) -> None:
     console.print(f"engine: {describe_engine(model)}", highlight=False)
 
 
-def _predict_to_file(model, inputs, out, column, top_k, batch_size, overwrite, options) -> None:
-    """``graft predict --out FILE``: every answer streamed into a table, resumable."""
+def _predict_to_file(
+    model, inputs, out, column, top_k, batch_size, overwrite, options, ray=None
+) -> None:
+    """``graft predict --out FILE``: every answer streamed into a table, resumable; with
+    ``ray`` (address, workers), predicted by Ray Data actors."""
+    import functools
+
     from graft.batch_prediction import predict_to_file
 
     _print_engine(model)
     if options["draw"] is not None:
         raise ConfigError("--draw draws on the terminal's answers: leave out --out FILE")
+    if ray is not None:
+        from graft.ray_prediction import predict_on_ray
+
+        predict_to_file = functools.partial(predict_on_ray, address=ray[0], workers=ray[1])
     result = predict_to_file(
         model,
         inputs,
@@ -263,11 +362,10 @@ def export_command(
         highlight=False,
     )
     if "quantization" in record:
-        q = record["quantization"]
+        from graft.export.quantize import describe
+
         console.print(
-            f"int8 ({q['calibration']}) kept: {q['metric']} {q['int8_score']:.2f} against "
-            f"{q['float_score']:.2f} float on {q['validation_inputs']} validation inputs "
-            f"(tolerance {q['tolerance']:g} points); it answers from [bold]{folder}[/]",
+            f"{describe(record['quantization'])}; it answers from [bold]{folder}[/]",
             highlight=False,
         )
 

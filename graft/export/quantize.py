@@ -1,24 +1,27 @@
 """int8 quantization of an ONNX export, kept only when it keeps the model's accuracy.
 
 ``graft export RUN --quantize int8`` writes the float export as usual, then quantizes it with
-ONNX Runtime's tools (:mod:`onnxruntime.quantization`):
+ONNX Runtime's tools (:mod:`onnxruntime.quantization`) by a *ladder* of recipes
+(:mod:`graft.export.recipes`), fastest first, and keeps the first one that loses at most
+``tolerance`` points (:data:`TOLERANCE`) of the run's validation metric:
 
-- ``dynamic``: int8 weights with a scale per output channel, activations quantized on the fly
-  per batch (``quantize_dynamic``, ``per_channel=True``); no calibration data, suited to
-  transformers' matrix products (see :func:`_dynamic` for why per channel);
-- ``static``: int8 weights and activations with fixed scales (``quantize_static``, QDQ
-  format, per-channel weights), calibrated by min-max on up to :data:`CALIBRATION_INPUTS` of the
-  run's own training inputs (a :class:`CalibrationDataReader`);
+- ``static`` (images and audio): QDQ, per-channel int8 weights, uint8 activations calibrated
+  on the run's own training inputs (a :class:`CalibrationDataReader`); then the same with the
+  input stem and the classifier in float, on more calibration inputs, by percentile;
+- ``dynamic`` (text): int8 matrix products with a weight scale per output column, activations
+  quantized per batch; then the same with the classifier in float;
 - ``auto`` (the default): ``dynamic`` for text models, ``static`` for image and audio ones,
-  whose convolutions ONNX Runtime runs dynamically quantized (``ConvInteger``) several times
-  *slower* than in float (bench/RESULTS.md), and statically quantized about twice as fast.
+  whose convolutions ONNX Runtime quantizes dynamically (``ConvInteger``) with one weight scale
+  per tensor, which loses tens of points on depthwise convolutions and runs several times
+  *slower* than float (bench/RESULTS.md).
 
-Both models are then scored on the run's validation data (the data ``graft fit`` held out, or
-split off again with the run's seed): the task's headline metric (accuracy; micro-F1 for
-multi-label), in points. When int8 loses more than ``tolerance`` points
-(:data:`TOLERANCE`), :class:`ExportError` says so with both figures and nothing is written; an
-accepted int8 model (``model.int8.onnx``) becomes the file the export answers with, the float
-model stays beside it, and both figures are in ``export.json`` under ``quantization``.
+Each recipe's model is scored on the run's validation data (the data ``graft fit`` held out,
+or split off again with the run's seed; the training data when every example trained): the
+task's headline metric (accuracy; micro-F1 for multi-label), in points. When every recipe
+loses more than ``tolerance``, :class:`ExportError` gives each one's figure and nothing is
+written; a kept int8 model (``model.int8.onnx``) becomes the file the export answers with, the
+float model stays beside it, and ``export.json`` says under ``quantization`` which recipe was
+kept, the recipes tried, both scores and the int8 speed-up against float.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import numpy as np
 
 from graft.errors import ConfigError
 from graft.export.engine import ExportedEngine, ExportError, batch_tensors
+from graft.export.recipes import ladder, quantize_with
 from graft.tasks.capabilities import infer_exported, join, model_inputs
 
 QUANTIZATIONS = ("int8",)
@@ -42,12 +46,13 @@ CALIBRATIONS = ("auto", "dynamic", "static")
 #: point: int8 usually costs a few tenths, and one point is within the sampling error of a
 #: few hundred validation examples, so a larger loss is the quantization's, not chance's.
 TOLERANCE = 1.0
-#: How many training inputs calibrate static quantization's activation ranges.
-CALIBRATION_INPUTS = 128
 #: Kinds whose headline metric is a share (accuracy, F1) that can be compared in points.
 QUANTIZABLE_KINDS = ("multiclass", "multilabel")
 INT8_FILE = "model.int8.onnx"
 BATCH = 32
+#: The int8 speed-up is timed on one batch of this many validation inputs, best of SPEED_RUNS.
+SPEED_INPUTS = 32
+SPEED_RUNS = 3
 
 
 def check_quantization(
@@ -84,61 +89,133 @@ def quantize_export(
     calibration: str = "dynamic",
     tolerance: float = TOLERANCE,
 ) -> dict:
-    """Quantize the float ``model.onnx`` in the export folder ``building`` to int8, score both
-    on the validation part of ``data`` (training and validation :class:`LabelledData`) and
-    keep int8 (``record`` updated to answer with it) unless it loses more than ``tolerance``
-    points: then :class:`ExportError`. Returns the ``quantization`` record."""
+    """Quantize the float ``model.onnx`` in the export folder ``building`` to int8 by the
+    recipes of ``calibration``'s ladder (:func:`graft.export.recipes.ladder`), fastest first,
+    each scored on the validation part of ``data`` (training and validation
+    :class:`LabelledData`); keep the first that loses at most ``tolerance`` points (``record``
+    updated to answer with it, its speed against float measured), else :class:`ExportError`
+    with every recipe's figure. Returns the ``quantization`` record."""
     train, val = data
     names, source = record["inputs"], building / record["file"]
     target = building / INT8_FILE
+    float_engine = ExportedEngine(source, "onnx", names)
+    float_score = engine_score(model, float_engine, val)
     start = time.perf_counter()
-    quantize_model(model, source, target, names, calibration, train.items)
+    recipes = ladder(calibration, len(train))
+    tried = _climb(model, (source, target), names, recipes, data, (float_score, tolerance))
     seconds = time.perf_counter() - start
-    task = model.fitted_task_
-    scores = {
-        "float": engine_score(model, ExportedEngine(source, "onnx", names), val),
-        "int8": engine_score(model, ExportedEngine(target, "onnx", names), val),
-    }
-    loss = scores["float"] - scores["int8"]
-    metric = task.headline.replace("_", "-")
-    if loss > tolerance:
-        scored = "training" if train is val else "validation"
-        other = "dynamic" if calibration == "static" else "static"
+    chosen = tried[-1]
+    scored = "training" if train is val else "validation"
+    if chosen["points_lost"] > tolerance:
+        figures = "; ".join(f"{t['recipe']} {t['int8_score']:.2f}" for t in tried)
         raise ExportError(
-            f"int8 ({calibration}) loses {loss:.2f} points of {metric} on {len(val)} {scored} "
-            f"inputs ({scores['float']:.2f} float, {scores['int8']:.2f} int8; --tolerance "
-            f"{tolerance:g}): nothing was written; try --calibration {other} or a larger "
-            "--tolerance"
+            f"int8 ({calibration}) loses more than {tolerance:g} points of "
+            f"{model.fitted_task_.headline.replace('_', '-')} on {len(val)} {scored} inputs "
+            f"with every recipe tried ({float_score:.2f} float; int8: {figures}; --tolerance "
+            f"{tolerance:g}): nothing was written; try --calibration "
+            f"{'dynamic' if calibration == 'static' else 'static'} or a larger --tolerance"
         )
     quantization = {
         "dtype": "int8",
-        "calibration": calibration,
-        "calibration_inputs": min(len(train), CALIBRATION_INPUTS) if calibration == "static" else 0,
+        **chosen["recipe_record"],
         "float_file": record["file"],
-        "metric": task.headline,
-        "float_score": round(scores["float"], 4),
-        "int8_score": round(scores["int8"], 4),
-        "points_lost": round(loss, 4),
+        "metric": model.fitted_task_.headline,
+        "float_score": round(float_score, 4),
+        "int8_score": chosen["int8_score"],
+        "points_lost": chosen["points_lost"],
         "tolerance": tolerance,
         "validation_inputs": len(val),
-        "scored_on": "training data" if train is val else "validation data",
+        "scored_on": f"{scored} data",
+        "tried": [{k: v for k, v in t.items() if k != "recipe_record"} for t in tried],
         "seconds": round(seconds, 3),
+        "speed": measure_speed(model, float_engine, ExportedEngine(target, "onnx", names), val),
     }
     record.update(file=INT8_FILE, quantization=quantization)
     return quantization
 
 
+def _climb(model, files, names, recipes, data, bar) -> list[dict]:
+    """Quantize ``files`` (float source, int8 target) by each of ``recipes`` in turn until one
+    loses at most ``bar`` (float score, tolerance) allows: the figures of each recipe tried
+    (the last is the one kept, or the last that failed too)."""
+    (source, target), (float_score, tolerance) = files, bar
+    train, val = data
+    tried = []
+    prepared = _prepared(source)
+    try:
+        for recipe in recipes:
+            start = time.perf_counter()
+            quantize_model(model, prepared, target, names, recipe, train.items)
+            score = engine_score(model, ExportedEngine(target, "onnx", names), val)
+            tried.append(
+                {
+                    "recipe": recipe.name,
+                    "int8_score": round(score, 4),
+                    "points_lost": round(float_score - score, 4),
+                    "seconds": round(time.perf_counter() - start, 3),
+                    "recipe_record": recipe.record(len(train)),
+                }
+            )
+            if float_score - score <= tolerance:
+                break
+    finally:
+        if prepared != source:
+            prepared.unlink(missing_ok=True)
+    return tried
+
+
 def quantize_model(
-    model: Any, source: Path, target: Path, names: list[str], calibration: str, train: list
+    model: Any, source: Path, target: Path, names: list[str], recipe: Any, train: list
 ) -> None:
-    """Write the int8 version of the float ONNX model ``source`` to ``target``; ``static``
-    calibrates on up to :data:`CALIBRATION_INPUTS` of the items ``train``."""
+    """Write the int8 version of the float ONNX model ``source`` to ``target`` by ``recipe``
+    (a :class:`graft.export.recipes.Recipe`), a static one calibrated on up to its
+    ``calibration_inputs`` of the items ``train``, spread over them."""
     with _quiet():
-        if calibration == "static":
-            reader = InputsReader(model, names, _spread(train, CALIBRATION_INPUTS))
-            _static(source, target, reader)
-        else:
-            _dynamic(source, target)
+        reader = None
+        if recipe.calibration == "static":
+            reader = InputsReader(model, names, _spread(train, recipe.calibration_inputs))
+        quantize_with(recipe, source, target, reader)
+
+
+def measure_speed(model: Any, float_engine: Any, int8_engine: Any, data: Any) -> dict:
+    """Milliseconds per input of the float and the int8 engine on one batch of up to
+    :data:`SPEED_INPUTS` validation inputs (after a warm-up; the best of :data:`SPEED_RUNS`,
+    the two engines in turn), and the int8 speed-up (above 1: faster than float)."""
+    task = model.fitted_task_
+    batch = next(iter(model.input_batches(list(data.items)[:SPEED_INPUTS], SPEED_INPUTS)))
+    count = len(batch_tensors(model_inputs(task, batch))[0])
+    best = {"float": float("inf"), "int8": float("inf")}
+    engines = {"float": float_engine, "int8": int8_engine}
+    for run in range(SPEED_RUNS + 1):
+        for name, engine in engines.items():
+            start = time.perf_counter()
+            infer_exported(task, engine, batch)
+            if run:  # the first run of each is the warm-up
+                best[name] = min(best[name], time.perf_counter() - start)
+    return {
+        "inputs": count,
+        "float_ms_per_input": round(1000 * best["float"] / count, 3),
+        "int8_ms_per_input": round(1000 * best["int8"] / count, 3),
+        "speedup": round(best["float"] / best["int8"], 2),
+    }
+
+
+def describe(quantization: dict) -> str:
+    """The line ``graft export`` prints of a kept int8 model: its recipe, both scores and its
+    speed against float (said plainly when slower)."""
+    q, speed = quantization, quantization["speed"]
+    inputs = f"{q['validation_inputs']} {q['scored_on'].split()[0]} inputs"
+    beyond = len(q.get("tried", ())) - 1
+    after = f", after {beyond} beyond the tolerance" if beyond > 0 else ""
+    pace = f"{speed['speedup']:.2f}x float's speed"
+    if speed["speedup"] < 1:
+        pace += ": slower than the float model"
+    return (
+        f"int8 ({q['recipe']}{after}) kept: {q['metric']} {q['int8_score']:.2f} against "
+        f"{q['float_score']:.2f} float on {inputs} "
+        f"(tolerance {q['tolerance']:g} points); {pace} ({speed['int8_ms_per_input']:.1f} "
+        f"against {speed['float_ms_per_input']:.1f} ms an input)"
+    )
 
 
 def engine_score(model: Any, engine: Any, data: Any) -> float:
@@ -189,49 +266,6 @@ def _prepared(source: Path) -> Path:
         prepared.unlink(missing_ok=True)
         return source
     return prepared
-
-
-def _dynamic(source: Path, target: Path) -> None:
-    """Dynamic int8 with per-channel weights: one scale per output column of each weight
-    matrix rather than one per matrix, whose range a few large columns would otherwise set for
-    all (in minilm's feed-forward output matrices the largest column spans 5 to 42 times the
-    median column's range). Measured on minilm (bench/RESULTS.md, SST-2): one scale per matrix
-    changed 148 of 2,000 of the float model's answers and lost 1.4 points on the 500
-    validation sentences; per channel changes 81 and loses 0.2, at the same speed (2.2x ONNX
-    float, one thread)."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    prepared = _prepared(source)
-    try:
-        quantize_dynamic(prepared, target, weight_type=QuantType.QInt8, per_channel=True)
-    except Exception as error:  # noqa: BLE001  (the quantizer raises many kinds)
-        raise ExportError(f"ONNX Runtime could not quantize {source.name}: {error}") from None
-    finally:
-        if prepared != source:
-            prepared.unlink(missing_ok=True)
-
-
-def _static(source: Path, target: Path, reader: InputsReader) -> None:
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
-
-    prepared = _prepared(source)
-    try:
-        quantize_static(
-            prepared,
-            target,
-            reader,
-            quant_format=QuantFormat.QDQ,
-            per_channel=True,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-        )
-    except ExportError:
-        raise
-    except Exception as error:  # noqa: BLE001  (the quantizer raises many kinds)
-        raise ExportError(f"ONNX Runtime could not quantize {source.name}: {error}") from None
-    finally:
-        if prepared != source:
-            prepared.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

@@ -71,7 +71,8 @@ def cross_validated(model: Any, splits: DataSplits, inputs: FitData, semi, timin
 def fit_fold(model: Any, train: Any, inputs: FitData) -> Any:
     """The fit of one cross-validation fold: ``model``'s settings as resolved, on ``train``
     (with the same unlabelled data), without an estimate of its own."""
-    fold = type(model)(**{**model.config_.to_dict(), "cv_folds": 0, "progress": False})
+    settings = {**model.config_.to_dict(), "cv_folds": 0, "progress": False, "time_limit": None}
+    fold = type(model)(**settings)
     data = FitData(train, columns=inputs.columns, unlabeled=inputs.unlabeled)
     fold._fit(data, None, False, False)
     return fold
@@ -113,6 +114,8 @@ def fit_summary(model: Any, splits: DataSplits, cache: FeatureCache, timings: di
     for key in ("transfer", "adaptation", "guard"):
         if key in model.metrics_:
             summary[key] = model.metrics_[key]
+    if getattr(model, "time_budget_", None) is not None:
+        summary["time_limit"] = model.time_budget_.record()
     return summary
 
 

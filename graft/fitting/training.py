@@ -18,8 +18,9 @@ from graft.data.transforms import mixup_for
 from graft.errors import ConfigError
 from graft.features import FeatureCache
 from graft.strategies import STRATEGIES
-from graft.tasks.capabilities import GuardsPretrained, SingleLabel, plan
+from graft.tasks.capabilities import CachesFeatures, GuardsPretrained, SingleLabel, plan, tunes
 from graft.tasks.capabilities import networks as task_networks
+from graft.training.budget import STEP_PER_FORWARD, TimeBudget, forward_seconds, uncached_share
 from graft.training.distributed import EngineOptions
 from graft.training.loaders import FitLoaders
 from graft.training.lr_finder import FALLBACK_LR, LRFinding, find_learning_rate
@@ -106,9 +107,11 @@ def range_test(
 
 def pretrained_score(model: Any, splits: DataSplits) -> float | None:
     """The untrained model's validation score (the task's headline metric) when its kind
-    :class:`~graft.tasks.capabilities.GuardsPretrained`, else None."""
+    :class:`~graft.tasks.capabilities.GuardsPretrained` or its head started from what the
+    backbone knows (``head_started_``), else None."""
     task = model.fitted_task_
-    if not isinstance(task, GuardsPretrained) or splits.val is None:
+    guarded = isinstance(task, GuardsPretrained) or getattr(model, "head_started_", False)
+    if not guarded or splits.val is None:
         return None
     score = float(task.score(task.metrics(model._outputs(splits.val), splits.val)))
     log.info("the pretrained model scores %.4f on validation (%s)", score, task.headline)
@@ -133,6 +136,10 @@ def train_phases(model: Any, config: FitConfig, splits, cache, timings, run, sem
     phases = plan(model.fitted_task_, phases)  # as the task trains them
     if getattr(model, "few_labels_", None) is not None:  # every example trains: no choice
         phases = model.few_labels_.plan(phases)
+    budget = getattr(model, "time_budget_", None)
+    epoch_estimate = None
+    if budget is not None:
+        epoch_estimate = plan_budget(budget, model, config, splits, cache, timings, phases)
     with tempfile.TemporaryDirectory(prefix="graft-") as scratch:
         runner = PhaseRunner(
             networks,
@@ -144,12 +151,17 @@ def train_phases(model: Any, config: FitConfig, splits, cache, timings, run, sem
             resume,
             timings,
             trainers=STRATEGIES[config.strategy]().trainers(config),
+            budget=budget,
         )
+        if epoch_estimate is not None:
+            runner.epoch_estimate = epoch_estimate
         guarded = pretrained_score(model, splits)
         if guarded is not None:  # the pretrained model, kept when no phase beats it
             runner.best.guard(guarded)
         model.history_ = runner.run(phases, adaptation)
         model.kept_phase_ = runner.best.restore()
+        if budget is not None:
+            log.info(budget.summary_line())
         if guarded is not None:
             kept = model.kept_phase_["phase"] == PRETRAINED
             model.guard_ = {"pretrained_val_score": guarded, "kept_pretrained": kept}
@@ -159,3 +171,38 @@ def train_phases(model: Any, config: FitConfig, splits, cache, timings, run, sem
             model.history_ += semi.train(runner, cache)
             model.semi_supervised_ = semi
     model.epoch_choice_ = runner.epoch_choice
+
+
+def plan_budget(budget: TimeBudget, model: Any, config: FitConfig, splits, cache, timings, phases):
+    """Measure a forward pass on a few training inputs, reserve the time of the final
+    evaluation, and refuse (before training) a limit too short for the first phase
+    (:mod:`graft.training.budget`); the guess of a phase's epoch seconds the runner skips a
+    later phase by."""
+    task = model.fitted_task_
+    cached = isinstance(task, CachesFeatures)
+    budget.forward = (
+        forward_seconds(model.backbone_, splits.train, config.batch_size) if cached else None
+    )
+    forward = budget.forward or 0.0
+    train, val = len(splits.train), len(splits.val) if splits.val is not None else 0
+    test = len(splits.test) if splits.test is not None else 0
+    frozen = STRATEGIES[config.strategy].frozen_backbone and cached
+    budget.reserve_end(0 if frozen else val * (2 if tunes(task) else 1) + test)
+
+    def epoch_estimate(phase: Phase) -> float:
+        """An optimistic epoch: a forward and a backward pass no dearer than it (the forward
+        pass as the features just computed measured it)."""
+        budget.calibrate(timings.get("features", 0.0), cache.stats.misses)
+        return (budget.forward or 0.0) * (2 * train + val) if phase.train_backbone else 0.0
+
+    first = phases[0]
+    if first.train_backbone:
+        needed = forward * (STEP_PER_FORWARD * train + val)
+    elif cached:  # the features the cache lacks
+        parts = [splits.train] + ([splits.val] if splits.val is not None else [])
+        share = uncached_share(cache, model.backbone_, parts) if forward else 0.0
+        needed = share * forward * (train * max(1, config.views) + val)
+    else:
+        needed = 0.0  # measured while the phase trains
+    budget.refuse_if_short(needed)
+    return epoch_estimate

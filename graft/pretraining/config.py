@@ -57,6 +57,7 @@ class PretrainConfig:
         num_workers: data-loading processes; None: none on CPU, up to 8 on a GPU.
         logger: where the curves go besides the CSV logs: ``csv``, ``tensorboard``, ``mlflow``.
         progress: show Lightning's progress bar.
+        time_limit: finish within this duration (:mod:`graft.training.budget`).
     """
 
     model: str | None = option(
@@ -102,9 +103,19 @@ class PretrainConfig:
     num_workers: int | None = option(None, "Data-loading processes.")
     logger: str = option("csv", "csv (always kept), or also tensorboard or mlflow.")
     progress: bool = option(True, "Show the progress bar.")
+    time_limit: float | str | None = option(
+        None,
+        "Finish within this time (90s, 10m, 2h, or seconds): epochs cut from measured step "
+        "costs, the lowest validation loss so far kept.",
+        cli_type=str,
+    )
 
     def validate(self) -> PretrainConfig:
         """Check every option; raise :class:`ConfigError` naming the first bad one."""
+        if self.time_limit is not None:
+            from graft.training.budget import parse_duration
+
+            parse_duration(self.time_limit)
         if self.objective not in ("auto", *OBJECTIVES):
             raise ConfigError(
                 f"--objective must be auto or one of {', '.join(OBJECTIVES)}, "

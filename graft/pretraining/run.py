@@ -46,7 +46,8 @@ from graft.runs.directory import (
     run_lock,
     write_json,
 )
-from graft.training.engine import EngineOptions, require_logger, run_phase
+from graft.training.budget import TimeBudget
+from graft.training.engine import EngineOptions, require_logger, run_phase, training_callbacks
 from graft.training.phase import Phase
 
 log = logging.getLogger("graft")
@@ -145,6 +146,7 @@ def _pretrain(
     source, out: Path, requested: PretrainConfig, resume: bool, columns: dict
 ) -> PretrainResult:
     started = time.perf_counter()
+    budget = TimeBudget.of(requested.time_limit)
     data, reason = load_pretrain_data(source, objective=requested.objective, **columns)
     record = _resumable_record(out, data) if resume else None
     objective = resolve_objective(requested.objective, data, reason)
@@ -174,6 +176,7 @@ def _pretrain(
     )
     torch.manual_seed(config.seed)  # the objective's head
     module, train_loader, val_loader = PREPARE[objective](backbone, train, val, config, phase)
+    keeping_time = _budget_callback(budget, phase, train_loader, val_loader)
     if record is None:
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
         record = _new_record(config, data, train, val, backbone, source, columns)
@@ -181,15 +184,21 @@ def _pretrain(
         if hasattr(module, "head_source"):
             record["mlm_head"] = module.head_source
         write_json(out / PRETRAIN_RECORD, record)
-    rows = run_phase(
-        module,
-        train_loader,
-        val_loader,
-        out,
-        config.seed,
-        EngineOptions(precision=config.precision, progress=config.progress, logger=config.logger),
-        resume,
-    )
+    with training_callbacks(*keeping_time):
+        rows = run_phase(
+            module,
+            train_loader,
+            val_loader,
+            out,
+            config.seed,
+            EngineOptions(
+                precision=config.precision, progress=config.progress, logger=config.logger
+            ),
+            resume,
+        )
+    if budget is not None:
+        budget.finish_phase(len(rows))
+        record["time_limit"] = budget.record()
     text_model = module.mlm if objective == "mlm" else None
     save_backbone(backbone, out / PRETRAINED_BACKBONE, text_model=text_model)
     if backbone.modality == "text":  # the tokenizer now travels with the backbone
@@ -198,6 +207,17 @@ def _pretrain(
     write_json(out / PRETRAIN_RECORD, record)
     finish_run(out)
     return PretrainResult(out, backbone.eval(), record)
+
+
+def _budget_callback(budget: TimeBudget | None, phase: Phase, train_loader, val_loader) -> list:
+    """The callback that keeps the one phase of a pre-training run inside ``--time-limit``
+    (none without one); a limit already spent before training is refused."""
+    if budget is None:
+        return []
+    budget.reserve_end(0)
+    budget.refuse_if_short(0.0)
+    budget.admits(phase.name, phase.epochs, (0, 1), [0.0])
+    return [budget.callback(train_loader, val_loader)]
 
 
 def _backbone(config: PretrainConfig, data: LabelledData) -> Backbone:

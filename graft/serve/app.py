@@ -98,12 +98,6 @@ def create_app(
         observe=metrics.batch,
     )
     uploads = tempfile.TemporaryDirectory(prefix="graft-serve-")
-    app = FastAPI(title="graft", lifespan=_lifespan(batcher, uploads, timeout))
-    app.state.batcher, app.state.metrics = batcher, metrics
-    if token is not None:  # inside the metrics: a refused request is counted too
-        app.add_middleware(BearerAuth, token=token)
-    app.add_middleware(ClientLimit, limit=max_client_requests)  # 429 (not for loopback)
-    app.add_middleware(MetricsMiddleware, metrics=metrics, batcher=batcher)
     describe = {
         "model": model.model_,
         "modality": modality,
@@ -111,21 +105,8 @@ def create_app(
         "engine": engine_name(model),
         "classes": list(model.classes_),
     }
-    _refusals(app)
-
-    @app.get("/health")
-    async def health():
-        counts = {"batches": batcher.batches, "inputs": batcher.inputs, "queue": batcher.depth}
-        return {"status": "ok", **describe, **counts}
-
-    @app.get("/metrics")
-    async def prometheus():
-        metrics.queue_depth.set(batcher.depth)
-        return Response(metrics.exposition(), media_type=metrics.content_type)
-
-    @app.get("/", response_class=HTMLResponse)
-    async def page():
-        return HTMLResponse(render_page(describe))
+    app = service_app(batcher, metrics, describe, render_page(describe), timeout, uploads)
+    guard(app, batcher, metrics, token, max_client_requests)
 
     @app.post("/predict")
     async def predict(request: Request):
@@ -139,7 +120,7 @@ def create_app(
         try:
             inputs = await _prepared(model, items) if modality in UPLOADED else items
             left = timeout - (time.monotonic() - arrived)
-            found = await _answer(batcher, inputs, left, timeout)
+            found = await answer(batcher, inputs, left, timeout)
         finally:
             if modality in UPLOADED:  # a text model's items are texts, never files
                 remove_uploads(items)
@@ -148,7 +129,56 @@ def create_app(
     return app
 
 
-def _lifespan(batcher: MicroBatcher, uploads: tempfile.TemporaryDirectory, timeout: float):
+def service_app(
+    batcher: MicroBatcher,
+    metrics: ServeMetrics,
+    describe: dict,
+    page: str,
+    timeout: float,
+    uploads: tempfile.TemporaryDirectory | None = None,
+) -> FastAPI:
+    """The application every service shares: ``batcher`` running with it, refusals answered
+    as JSON, ``GET /health`` (``describe`` and the batcher's counts), ``GET /metrics`` and
+    the web ``page`` at ``GET /``; the caller adds its routes, then :func:`guard`."""
+    app = FastAPI(title="graft", lifespan=_lifespan(batcher, uploads, timeout))
+    app.state.batcher, app.state.metrics = batcher, metrics
+    _refusals(app)
+
+    @app.get("/health")
+    async def health():
+        counts = {"batches": batcher.batches, "inputs": batcher.inputs, "queue": batcher.depth}
+        return {"status": "ok", **describe, **counts}
+
+    @app.get("/metrics")
+    async def prometheus():
+        metrics.queue_depth.set(batcher.depth)
+        return Response(metrics.exposition(), media_type=metrics.content_type)
+
+    @app.get("/", response_class=HTMLResponse)
+    async def home():
+        return HTMLResponse(page)
+
+    return app
+
+
+def guard(
+    app: FastAPI,
+    batcher: MicroBatcher,
+    metrics: ServeMetrics,
+    token: str | None,
+    max_client_requests: int,
+) -> None:
+    """The middlewares around every route: the token (``token`` None: none), the per-client
+    limit (429, loopback exempt) and, outermost, the metrics, so a refusal is counted too."""
+    if token is not None:
+        app.add_middleware(BearerAuth, token=token)
+    app.add_middleware(ClientLimit, limit=max_client_requests)
+    app.add_middleware(MetricsMiddleware, metrics=metrics, batcher=batcher)
+
+
+def _lifespan(
+    batcher: MicroBatcher, uploads: tempfile.TemporaryDirectory | None, timeout: float
+):
     """The batcher runs while the application does; at shutdown (uvicorn has stopped
     accepting connections) it answers what it accepted, then the uploads folder goes."""
 
@@ -161,7 +191,8 @@ def _lifespan(batcher: MicroBatcher, uploads: tempfile.TemporaryDirectory, timeo
         finally:
             await batcher.drain(timeout)
             worker.cancel()
-            uploads.cleanup()
+            if uploads is not None:
+                uploads.cleanup()
 
     return lifespan
 
@@ -195,7 +226,7 @@ async def _prepared(model: Any, items: list) -> list:
         raise RequestError(500, f"the model failed on this request: {error}") from None
 
 
-async def _answer(batcher: MicroBatcher, items: list, left: float, timeout: float) -> list:
+async def answer(batcher: MicroBatcher, items: list, left: float, timeout: float) -> list:
     """The batcher's answers of ``items`` within ``left`` seconds, or the request's refusal."""
     try:
         return await asyncio.wait_for(batcher.submit(items), timeout=max(left, 0.001))

@@ -32,10 +32,24 @@ BY_HOST = "by-host"
 
 def load_served(run: str | os.PathLike, engine: str = "auto") -> Any:
     """The run's model with the asked engine (``auto``: the run's export when it has a
-    current one, else PyTorch), as ``graft.load`` restores it."""
+    current one, else PyTorch), as ``graft.load`` restores it; for an index folder that
+    ``graft index`` wrote, its search service (:class:`graft.serve.search.SearchService`)."""
     from graft.api import load
+    from graft.serve.search import SearchService, is_index
 
+    if is_index(run):
+        return SearchService(run)
     return load(run, engine=engine)
+
+
+def served_app(served: Any, **options: Any):
+    """The application of what :func:`load_served` opened: a search service's, or a model's
+    (:func:`graft.serve.create_app`)."""
+    from graft.serve.search import SearchService, create_search_app
+
+    if isinstance(served, SearchService):
+        return create_search_app(served, **options)
+    return create_app(served, **options)
 
 
 def serve(
@@ -68,7 +82,7 @@ def serve(
     common = {"host": host, "port": port, "log_level": "info", "timeout_graceful_shutdown": grace}
     common.update(connection_options(max_connections))
     if workers == 1:
-        app = create_app(model if model is not None else load_served(run, engine), **options)
+        app = served_app(model if model is not None else load_served(run, engine), **options)
         uvicorn.run(app, **common)
         return
     os.environ[RUN_VARIABLE] = str(Path(run).expanduser().resolve())
@@ -87,7 +101,7 @@ def app_from_environment():
     options = json.loads(os.environ[OPTIONS_VARIABLE])
     engine, workers = options.pop("engine"), options.pop("workers")
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
-    return create_app(load_served(os.environ[RUN_VARIABLE], engine), **options)
+    return served_app(load_served(os.environ[RUN_VARIABLE], engine), **options)
 
 
 class BackgroundServer:

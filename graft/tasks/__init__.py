@@ -50,6 +50,8 @@ BUILT_IN: dict[str, str] = {
     "instance-segmentation": "graft.tasks.detection.task:InstanceSegmentationTask",
     "segmentation": "graft.tasks.segmentation.task:SegmentationTask",
     "similarity": "graft.tasks.similarity.task:SimilarityTask",
+    "recommendation": "graft.tasks.similarity.recommend_task:RecommendationTask",
+    "transcription": "graft.tasks.transcription.task:TranscriptionTask",
 }
 #: The kinds of one label column (or class folders), whose kind the labels tell.
 _LABEL_COLUMN = ("multiclass", "multilabel", "regression")

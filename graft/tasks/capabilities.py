@@ -37,6 +37,8 @@ the functions below, which do the engine's default where a kind has no such capa
 - :class:`GuardsPretrained`: the untrained model is a model already, kept when no phase beats
   it on validation (similarity: the pretrained encoder);
 - :class:`Searches`: a model that embeds, indexes and searches (similarity);
+- :class:`EvaluatesPretrained`: a pretrained model scored as it is by ``graft evaluate``
+  (transcription);
 - :class:`Summarised`: what a fit logs of the task and writes into ``summary.json``.
 
 This module imports neither torch nor any kind.
@@ -179,6 +181,34 @@ class GuardsPretrained:
     scores an epoch) and keeps its weights, saying so, when no phase scores higher."""
 
 
+class StartsHead(ABC):
+    """A kind whose new head can start from what the backbone knows rather than at random
+    (multiclass text, ``--head-init labels``: the zero-shot classifier of the class names).
+    When it does, the untrained model is a model already and the fit guards it as it guards
+    a :class:`GuardsPretrained` kind's."""
+
+    @abstractmethod
+    def start_head(self, head: Any, backbone: Any, config: Any) -> bool:
+        """Set the new ``head``'s weights when ``config`` asks for it; whether it did."""
+
+
+def start_head(task: Any, head: Any, backbone: Any, config: Any) -> bool:
+    """Whether ``task`` started ``head`` from what ``backbone`` knows (:class:`StartsHead`)."""
+    return isinstance(task, StartsHead) and task.start_head(head, backbone, config)
+
+
+class EvaluatesPretrained(ABC):
+    """A kind whose pretrained models are models already (transcription: a speech-to-text
+    model): ``graft evaluate MODEL DATA --task KIND`` scores one as it is, by the name a
+    fit's ``--model`` takes."""
+
+    @classmethod
+    @abstractmethod
+    def evaluate_pretrained(cls, model: str, data: Any) -> tuple[Any, dict]:
+        """The task (as a fit records it) and its metrics of the pretrained ``model`` on
+        labelled ``data``."""
+
+
 class Searches(ABC):
     """A kind whose models embed and search (similarity): ``graft index``, ``graft search``
     and ``graft evaluate`` on retrieval data open a pretrained model through
@@ -209,6 +239,25 @@ def searcher_of(predictor: Any) -> Any:
     if not isinstance(task, Searches):
         raise ConfigError(f"a {task.kind} model does not search; --task similarity does")
     return task.searcher(predictor)
+
+
+class Recommends(ABC):
+    """A kind whose models recommend items to users (recommendation): ``graft recommend`` and
+    ``graft.load(RUN).recommend`` reach it through :meth:`recommender`."""
+
+    @abstractmethod
+    def recommender(self, predictor: Any) -> Any:
+        """The model of a fitted (or loaded) estimator of this kind: it has ``recommend(user,
+        liked, top_k)`` and ``similar(item, top_k)``."""
+
+
+def recommender_of(predictor: Any) -> Any:
+    """The recommender of a fitted estimator whose kind :class:`Recommends`; refused
+    (ConfigError) for any other kind."""
+    task = predictor.fitted_task_
+    if not isinstance(task, Recommends):
+        raise ConfigError(f"a {task.kind} model does not recommend; --task recommendation does")
+    return task.recommender(predictor)
 
 
 class HeadLoss(ABC):

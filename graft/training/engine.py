@@ -15,6 +15,7 @@ train the head alone on cached features (milliseconds an epoch) always run in on
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import os
@@ -22,6 +23,8 @@ import pickle
 import time
 import warnings
 import zipfile
+from collections.abc import Iterator
+from contextvars import ContextVar
 from pathlib import Path
 
 import lightning as L
@@ -49,6 +52,21 @@ warnings.filterwarnings("ignore", ".*no `val_dataloader`.*")  # few labels: no v
 #: with its AdamW state writes about 270 MB; after every epoch of one step (a few labelled
 #: examples) that cost more than the step itself.
 CHECKPOINT_INTERVAL = 60.0
+
+#: Lightning callbacks added to every phase trained inside :func:`training_callbacks`.
+_EXTRA_CALLBACKS: ContextVar[tuple] = ContextVar("graft_training_callbacks", default=())
+
+
+@contextlib.contextmanager
+def training_callbacks(*callbacks: L.Callback) -> Iterator[None]:
+    """Add ``callbacks`` to the Trainer of every phase trained inside the block (in this thread):
+    how ``graft tune`` hears each epoch's validation score and stops a pruned trial, without a
+    hyperparameter of the fit. Callbacks that keep state should not define ``state_dict``."""
+    token = _EXTRA_CALLBACKS.set((*_EXTRA_CALLBACKS.get(), *callbacks))
+    try:
+        yield
+    finally:
+        _EXTRA_CALLBACKS.reset(token)
 
 
 class PacedCheckpoint(ModelCheckpoint):
@@ -119,6 +137,11 @@ class EpochSeed(L.Callback):
             generator = getattr(loader, "generator", None)
             if generator is not None:
                 generator.manual_seed(epoch_seed)
+
+
+def _every_phase(seed: int) -> list[L.Callback]:
+    """The callbacks of every phase: the epoch's seed, and those of :func:`training_callbacks`."""
+    return [EpochSeed(seed), *_EXTRA_CALLBACKS.get()]
 
 
 def require_logger(kind: str) -> None:
@@ -197,7 +220,7 @@ def run_phase(
     trainer = L.Trainer(
         max_epochs=phase.epochs,
         logger=training_loggers(options.logger, work_dir / "logs", phase.name),
-        callbacks=[last, history, EpochSeed(seed), *([] if phase.keep_last else choosing)],
+        callbacks=[last, history, *_every_phase(seed), *([] if phase.keep_last else choosing)],
         enable_progress_bar=options.progress,
         enable_model_summary=False,
         num_sanity_val_steps=0,

@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 from torch import nn
 
 from graft.tasks.capabilities import CachesFeatures
+from graft.training.budget import OutOfTime, TimeBudget
 from graft.training.distributed import EngineOptions, is_global_zero
-from graft.training.engine import run_phase
+from graft.training.engine import run_phase, training_callbacks
 from graft.training.phase import Phase
 
 if TYPE_CHECKING:
@@ -112,6 +113,11 @@ class PhaseRunner:
         resume: finished phases are loaded and an interrupted one continues.
         timings: per-phase seconds are added here.
         trainers: the trainers of phase kinds other than ``transfer``, by kind.
+        budget: the fit's time limit (:mod:`graft.training.budget`): it may skip a later phase,
+            cut its epochs or stop it early; a phase abandoned for time leaves the weights the
+            fit had before it.
+        epoch_estimate: an optimistic guess of a phase's epoch seconds (0: unknown), by which
+            the budget skips a phase before it starts.
     """
 
     networks: dict[str, nn.Module]
@@ -124,6 +130,8 @@ class PhaseRunner:
     timings: dict[str, float] = field(default_factory=dict)
     epoch_choice: str | None = None
     trainers: dict[str, PhaseTrainer] = field(default_factory=dict)
+    budget: TimeBudget | None = None
+    epoch_estimate: Callable[[Phase], float] = lambda phase: 0.0
 
     def __post_init__(self) -> None:
         self.best = BestPhase(self.networks)
@@ -131,8 +139,13 @@ class PhaseRunner:
     def run(self, phases: list[Phase], adaptation: PhaseAdapter | None = None) -> list[dict]:
         """Train ``phases`` in order; the per-epoch history of all of them."""
         history = []
-        for phase in phases:
+        for index, phase in enumerate(phases):
             start = time.perf_counter()
+            if self.budget is not None:
+                estimates = [self.epoch_estimate(p) for p in phases[index:]]
+                position = (index, len(phases))
+                if not self.budget.admits(phase.name, phase.epochs, position, estimates):
+                    continue
             if phase.kind in self.trainers:
                 rows, keep = self.trainers[phase.kind].train_phase(self, phase)
             elif adaptation is not None and adaptation.applies(phase):
@@ -140,7 +153,12 @@ class PhaseRunner:
             else:
                 rows, keep = self.train(phase), False
             history += rows
-            self.best.update(phase.name, rows, keep=keep)
+            if self.budget is not None:
+                self.budget.finish_phase(len({row.get("epoch") for row in rows}))
+            if rows or self.budget is None:
+                self.best.update(phase.name, rows, keep=keep)
+            else:  # abandoned for time: back to the weights before it
+                self.best.rollback()
             self.timings[f"phase_{phase.name}"] = time.perf_counter() - start
         return history
 
@@ -173,14 +191,21 @@ class PhaseRunner:
         module = module or self.modules(phase)
         trained = module.trained_parameters()
         log.info("phase %s: training %s parameters", phase.name, f"{trained:,}")
-        rows = run_phase(
-            module,
-            *loaders,
-            _phase_work_dir(self.work_dir, phase),
-            self.seed,
-            self.engine,
-            self.resume,
-        )
+        keeping_time = self.budget.callback(*loaders) if self.budget is not None else None
+        try:
+            with training_callbacks(*([keeping_time] if keeping_time is not None else [])):
+                rows = run_phase(
+                    module,
+                    *loaders,
+                    _phase_work_dir(self.work_dir, phase),
+                    self.seed,
+                    self.engine,
+                    self.resume,
+                )
+        except OutOfTime as reason:
+            self.budget.skip(str(reason))
+            module.cpu().eval()
+            return []
         for row in rows:
             row["trained_parameters"] = trained
         return rows
@@ -215,6 +240,13 @@ class BestPhase:
                 key: {k: v.detach().clone() for k, v in net.state_dict().items()}
                 for key, net in self.networks.items()
             }
+
+    def rollback(self) -> None:
+        """Load the best phase's weights (those the fit had before a phase it abandoned)."""
+        if self.state is not None:
+            for key, net in self.networks.items():
+                net.load_state_dict(self.state[key])
+        self.last_was_best = True
 
     def guard(self, score: float) -> None:
         """Start from the untrained model, ``score`` on validation (a kind that

@@ -89,15 +89,18 @@ def test_int8_beyond_the_tolerance_is_refused_and_writes_nothing(image_run):
     result = CliRunner().invoke(app, [*command, "--tolerance", "0"])
     assert isinstance(result.exception, ExportError)  # `graft` prints it as one line, exit 2
     message = str(result.exception)
-    assert "int8 (dynamic) loses" in message and "points of accuracy on 20 validation" in message
-    assert "float," in message and "int8; --tolerance 0): nothing was written" in message
+    assert "int8 (dynamic) loses more than 0 points of accuracy on 20 validation" in message
+    assert "with every recipe tried (" in message and " float; int8: dynamic " in message
+    assert "; dynamic-float-head " in message  # each rung of the dynamic ladder, with its figure
+    assert "; --tolerance 0): nothing was written" in message
     assert not (image_run / "export").exists()
     # the default for an image model: static, calibrated on the run's own photos, accepted
     result = CliRunner().invoke(app, ["export", str(image_run), "--quantize", "int8"])
     assert result.exit_code == 0, result.output
     quantization = json.loads((image_run / "export" / "export.json").read_text())["quantization"]
     assert quantization["calibration"] == "static" and quantization["calibration_inputs"] == 40
-    assert quantization["points_lost"] <= 1.0
+    assert quantization["points_lost"] <= 1.0 and quantization["recipe"].startswith("static")
+    assert quantization["speed"]["inputs"] == 20 and quantization["speed"]["speedup"] > 0
 
 
 def test_quantization_options_are_checked_first(image_run):

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from graft.data.sources import read_one
-from graft.errors import DataError
+from graft.errors import ConfigError, DataError
 from graft.tasks.base import Task, check_companions
 from graft.tasks.capabilities import HeadLoss, Served
 from graft.tasks.classification.inputs import ItemInputs
@@ -42,6 +42,11 @@ class LabelColumnTask(HeadLoss, Served, ItemInputs, Task):
     @classmethod
     def from_training_data(cls, train: LabelledData, config: FitConfig) -> LabelColumnTask:
         return cls(list(train.classes), train.label_delimiter)
+
+    @classmethod
+    def check_options(cls, config: FitConfig) -> None:
+        super().check_options(config)
+        refuse_head_init(cls.kind, config)
 
     @classmethod
     def read_splits(cls, data, val, test, columns: dict, config: FitConfig) -> DataSplits:
@@ -105,6 +110,12 @@ def read_label_splits(
     if test is not None:
         splits.test = read_one(test, columns, train.task, train.label_delimiter, "test")
     return splits
+
+
+def refuse_head_init(kind: str, config: FitConfig) -> None:
+    """``--head-init labels`` starts one multiclass head (ConfigError for ``kind``'s)."""
+    if (config.task_options or {}).get("head_init", "random") != "random":
+        raise ConfigError(f"--head-init labels starts a multiclass head; this data is {kind}")
 
 
 def check_parts(splits: DataSplits) -> None:

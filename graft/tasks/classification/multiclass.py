@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from graft.tasks.base import MetricsTable
-from graft.tasks.capabilities import ClassWeighted, Reported, SingleLabel
+from graft.tasks.capabilities import ClassWeighted, Reported, SingleLabel, StartsHead
 from graft.tasks.classification.label_column import LabelColumnTask
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from graft.data import LabelledData
 
 
-class MulticlassTask(SingleLabel, ClassWeighted, Reported, LabelColumnTask):
+class MulticlassTask(SingleLabel, ClassWeighted, Reported, StartsHead, LabelColumnTask):
     """One class per input (see the module docstring)."""
 
     kind = "multiclass"
@@ -39,6 +39,13 @@ class MulticlassTask(SingleLabel, ClassWeighted, Reported, LabelColumnTask):
         from graft.data import stratified_split
 
         return stratified_split(data, val_fraction, seed)
+
+    def start_head(self, head: Any, backbone: Any, config: FitConfig) -> bool:
+        """With ``--head-init labels``, the zero-shot classifier of the class names (or of
+        ``--label-descriptions``) on the text backbone (:mod:`graft.label_prompts`)."""
+        from graft.tasks.classification.zero_shot_head import start_from_class_names
+
+        return start_from_class_names(head, backbone, self.classes, config)
 
     def class_weights(self, train: LabelledData) -> torch.Tensor:
         """Inverse class frequency (:func:`graft.training.imbalance.balanced_class_weights`)."""

@@ -89,6 +89,9 @@ class MultiTask(
             "--class-weights auto weighs the classes of one task; not with --tasks": (
                 config.class_weights == "auto"
             ),
+            "--head-init labels starts the head of one task; not with --tasks": (
+                (config.task_options or {}).get("head_init", "random") != "random"
+            ),
             "--sampler balanced draws the classes of one task evenly; not with --tasks": (
                 config.sampler == "balanced"
             ),

@@ -11,4 +11,11 @@ pretrained encoder when no phase beats it; embeds a corpus into an on-disk FAISS
 reach it through the registry (:func:`graft.tasks.task_class`) and the capabilities
 :class:`~graft.tasks.capabilities.GuardsPretrained` and
 :class:`~graft.tasks.capabilities.Searches`.
+
+The package registers a second kind, ``recommendation``
+(:mod:`.recommend_task`): interactions and items tables (:mod:`.interactions`), items embedded
+by the same pretrained encoder with learned id residuals and users from their history
+(:mod:`.recommender`), trained on the engine with in-batch negatives, evaluated beside
+popularity, item-kNN and ALS (:mod:`.recommend_metrics`, :mod:`.baselines`), and used through
+:class:`~graft.tasks.capabilities.Recommends` (:mod:`.recommend_model`).
 """

@@ -3,7 +3,9 @@
 - :func:`multiple_negatives_ranking`: each query's positive against every other positive and
   negative of the batch (in-batch negatives), cross-entropy over cosine similarities times
   ``scale`` (20);
-- :func:`cosine`: the squared error between a pair's cosine similarity and its score.
+- :func:`cosine`: the squared error between a pair's cosine similarity and its score;
+- :func:`in_batch_with_repeats`: in-batch negatives on given logits where one positive may be
+  several pairs' (recommendation: a popular item is the next item of several users).
 """
 
 from __future__ import annotations
@@ -28,3 +30,13 @@ def multiple_negatives_ranking(
 def cosine(anchors: torch.Tensor, others: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
     """The mean squared error of each pair's cosine similarity against its score."""
     return F.mse_loss((anchors * others).sum(-1), scores.to(anchors.dtype))
+
+
+def in_batch_with_repeats(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Multiple-negatives ranking of each user's next item among the batch's next items; an
+    item that is the next item of several pairs is no negative of them."""
+    same = (targets[:, None] == targets[None, :]) & ~torch.eye(
+        len(targets), dtype=torch.bool, device=targets.device
+    )
+    logits = logits.masked_fill(same, float("-inf"))
+    return F.cross_entropy(logits, torch.arange(len(targets), device=logits.device))

@@ -91,3 +91,28 @@ def embedding_metrics(
     dropped from that query's ranking."""
     indices, _ = rank(queries, documents, 101)
     return retrieval_metrics(ranked_ids(query_ids, doc_ids, indices), qrels)
+
+
+#: The metrics of a recommender, in order (the first is the headline).
+RECOMMENDATION = ("ndcg@10", "recall@10", "hit@10")
+
+
+def hit_at(ranked: list, judged: dict, k: int) -> float:
+    """1 when any relevant item is in the top ``k``, else 0 (hit rate, averaged over users)."""
+    return float(any(judged.get(item, 0) > 0 for item in ranked[:k]))
+
+
+def recommendation_metrics(ranked: list[list], held_out: list[list]) -> dict:
+    """nDCG@10, recall@10 and hit rate @10 of each user's ranking (the items they had not
+    seen, best first) against their held-out items, averaged over the users with any (binary
+    relevance), and the number of those users."""
+    parts = {"ndcg@10": ndcg_at, "recall@10": recall_at, "hit@10": hit_at}
+    totals, users = dict.fromkeys(parts, 0.0), 0
+    for row, wanted in zip(ranked, held_out, strict=True):
+        judged = dict.fromkeys(wanted, 1)
+        if not judged:
+            continue
+        users += 1
+        for name, metric in parts.items():
+            totals[name] += metric(list(row), judged, 10)
+    return {**{n: v / max(users, 1) for n, v in totals.items()}, "users": users}

@@ -63,6 +63,10 @@ class SimilarityModel:
         """Embed the corpus at ``corpus`` into the index folder ``out`` (resumable)."""
         return build_index(self.embed, read_corpus(Path(corpus)), Path(out), self.name, progress)
 
+    def open_index(self, folder: str | Path) -> VectorIndex:
+        """The index folder ``folder`` opened for search (once, for many queries)."""
+        return VectorIndex(Path(folder).expanduser())
+
     def search(self, queries: str | list[str], index: Any, top_k: int = 10) -> list:
         """The ``top_k`` documents of each query (one list, for a single query string) in
         ``index``: an index folder, a :class:`VectorIndex`, or a list of document texts."""

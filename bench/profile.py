@@ -1,0 +1,174 @@
+"""Where a default fit's time goes, by kind: data loading, forward, backward, optimiser step,
+validation, the end of each epoch (checkpoints and logs), and around training (reading the
+data and building the model, caching features, the final evaluation, writing the run).
+
+    .venv/bin/python bench/profile.py [--only image|text] [--out bench/out/profile.json]
+
+A Lightning callback (added to every phase through
+:func:`graft.training.engine.training_callbacks`) times each training step's parts between
+Lightning's hooks: data is the wait between two steps (the loader's next batch and its move to
+the device), forward runs from the step's start to the loss's backward, backward to its end,
+the optimiser step from there to the step's end; validation is the validation loop; epoch end
+is from the end of the training epoch's hooks to the next epoch (Lightning's checkpoint
+callbacks and the CSV logger's flush run there). The rest of the fit is read from
+``summary.json``'s seconds and the call's wall time.
+
+Image: flowers5_128px, 40 training and 10 validation photos a class, efficientnet_lite0 at
+128 px. Text: sst2, 200 training and 50 validation rows a class, minilm. graft's default
+(fine-tune: a head phase on cached features, then the whole network), seed 0, cold cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import lightning as L
+from subsets import DATASETS, per_class, split_per_class
+
+import graft
+from graft.data import load_data
+from graft.training.engine import training_callbacks
+
+
+class StepTimes(L.Callback):
+    """Seconds of each part of training, per phase (see the module docstring)."""
+
+    def __init__(self):
+        self.seconds: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        self.steps: dict[str, int] = defaultdict(int)
+        self.mark = time.perf_counter()
+        self.epoch_end: float | None = None
+        self.first_start: float | None = None
+
+    def _add(self, module, part: str) -> None:
+        now = time.perf_counter()
+        self.seconds[module.phase.name][part] += now - self.mark
+        self.mark = now
+
+    def on_train_start(self, trainer, module) -> None:
+        self.first_start = self.first_start or time.perf_counter()
+        self.mark = time.perf_counter()
+
+    def on_train_epoch_start(self, trainer, module) -> None:
+        if self.epoch_end is not None:
+            self.seconds[module.phase.name]["epoch end"] += time.perf_counter() - self.epoch_end
+            self.epoch_end = None
+        self.mark = time.perf_counter()
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        self._add(module, "data")
+
+    def on_before_backward(self, trainer, module, loss) -> None:
+        self._add(module, "forward")
+
+    def on_after_backward(self, trainer, module) -> None:
+        self._add(module, "backward")
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        self._add(module, "optimiser")
+        self.steps[module.phase.name] += 1
+
+    def on_validation_start(self, trainer, module) -> None:
+        self._validation = time.perf_counter()
+
+    def on_validation_end(self, trainer, module) -> None:
+        self.seconds[module.phase.name]["validation"] += time.perf_counter() - self._validation
+        self.mark = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, module) -> None:
+        self.epoch_end = time.perf_counter()
+
+    def on_train_end(self, trainer, module) -> None:
+        if self.epoch_end is not None:
+            self.seconds[module.phase.name]["epoch end"] += time.perf_counter() - self.epoch_end
+            self.epoch_end = None
+
+
+def image_parts(datasets: Path) -> tuple:
+    root = datasets / "flowers5_128px"
+    val = split_per_class(load_data(root / "val"), [10])[0]
+    return per_class(load_data(root / "train"), 40), val, {"image_size": 128}
+
+
+def text_parts(datasets: Path) -> tuple:
+    root = datasets / "sst2"
+    train = per_class(load_data(root / "train.csv"), 200)
+    return train, per_class(load_data(root / "validation.csv"), 50), {}
+
+
+KINDS = {"image": image_parts, "text": text_parts}
+
+
+def profile(parts: tuple) -> dict:
+    """One default fit under the timing callback: seconds by part, per phase and overall."""
+    train, val, options = parts
+    times = StepTimes()
+    with tempfile.TemporaryDirectory(prefix="graft-profile-") as folder:
+        start = time.perf_counter()
+        with training_callbacks(times):
+            model = graft.fit(
+                train,
+                val,
+                cache_dir=folder,
+                out=Path(folder) / "run",
+                progress=False,
+                seed=0,
+                **options,
+            )
+        wall = time.perf_counter() - start
+    seconds = model.summary_["seconds"]
+    phases = {
+        name: {
+            "steps": times.steps[name],
+            "seconds": round(seconds.get(f"phase_{name}", 0.0), 2),
+            **{part: round(value, 2) for part, value in parts_.items()},
+        }
+        for name, parts_ in times.seconds.items()
+    }
+    trained = sum(seconds.get(f"phase_{name}", 0.0) for name in phases)
+    before = (times.first_start or start) - start - seconds.get("features", 0.0)
+    return {
+        "wall_seconds": round(wall, 2),
+        "phases": phases,
+        "reading and building": round(before, 2),
+        "features": round(seconds.get("features", 0.0), 2),
+        "evaluation": round(seconds["total"] - trained - before, 2),
+        "writing the run": round(wall - seconds["total"], 2),
+        "val_accuracy": round(float(model.metrics_["val"]["accuracy"]), 4),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", type=Path, default=DATASETS)
+    parser.add_argument("--only", choices=sorted(KINDS))
+    parser.add_argument("--out", type=Path, default=Path("bench/out/profile.json"))
+    args = parser.parse_args()
+    results = {}
+    for kind in [args.only] if args.only else list(KINDS):
+        results[kind] = profile(KINDS[kind](args.datasets))
+        print(kind, json.dumps(results[kind]), flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=1))
+    parts = ("data", "forward", "backward", "optimiser", "validation", "epoch end")
+    print(f"\n| kind | phase | steps | seconds | {' | '.join(parts)} |")
+    print("|---|---|---|---|" + "---|" * len(parts))
+    for kind, record in results.items():
+        for name, phase in record["phases"].items():
+            cells = " | ".join(f"{phase.get(part, 0.0):.1f}" for part in parts)
+            print(f"| {kind} | {name} | {phase['steps']} | {phase['seconds']:.1f} | {cells} |")
+        around = ("reading and building", "features", "evaluation", "writing the run")
+        print(
+            f"| {kind} | around | | {record['wall_seconds']:.1f} wall | "
+            + ", ".join(f"{part} {record[part]:.1f}" for part in around)
+            + " | | | | | |"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,197 @@
+"""``graft serve INDEX``: the search service of an index folder that ``graft index`` wrote.
+
+- ``POST /search``: JSON ``{"query": "..."}`` or ``{"queries": [...]}``, optional ``top_k``;
+  ``GET /search?q=...&top_k=...`` for one query. The answer is ``{"results": [[{"id",
+  "score", "text"}, ...], ...]}``, one list per query, best first.
+- ``GET /health``, ``GET /metrics`` and the page at ``GET /`` (a search box), as for a model.
+
+The queries of concurrent requests are embedded in batches (:mod:`.batching`) by the
+index's encoder (the run or pretrained model ``index.json`` names); each request then
+searches the index with its own vectors. The token, the per-client limit and the text limits
+are the model service's (:mod:`.auth`, :mod:`.limits`).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+
+from graft.errors import RunError
+from graft.searching import open_searcher
+from graft.serve.app import TIMEOUT_SECONDS, answer, busy, guard, service_app
+from graft.serve.batching import MAX_BATCH, QUEUE_LIMIT, MicroBatcher, QueueFull
+from graft.serve.inputs import MAX_UPLOAD_BYTES, RequestError, read_body, read_texts
+from graft.serve.limits import MAX_CLIENT_REQUESTS, MAX_TEXT_CHARS, RequestLimits
+from graft.serve.metrics import ServeMetrics
+
+#: The file that makes a folder an index (``graft index`` writes it).
+INDEX_RECORD = "index.json"
+
+
+def is_index(path: str | Path) -> bool:
+    """Whether ``path`` is an index folder (it holds ``index.json``)."""
+    return (Path(path).expanduser() / INDEX_RECORD).is_file()
+
+
+class SearchService:
+    """An index folder opened for serving: its record, the model that embeds queries (the
+    searching kind's, found by :func:`graft.searching.open_searcher`), and the
+    opened vector index.
+
+    Attributes:
+        folder: the index folder.
+        record: its ``index.json`` (``encoder``, ``count``, ``dim``).
+        searcher: the model that embeds queries and opens the index.
+        opened: the vector index, opened once.
+    """
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder).expanduser()
+        if not is_index(self.folder):
+            raise RunError(f"{self.folder}: not an index (no {INDEX_RECORD})")
+        self.record = json.loads((self.folder / INDEX_RECORD).read_text())
+        self.searcher = open_searcher(self.record["encoder"])
+        self.opened = self.searcher.open_index(self.folder)
+
+    def embed(self, queries: list[str]) -> list[np.ndarray]:
+        """One vector per query."""
+        return list(self.searcher.embed(queries))
+
+    def search(self, vectors: list[np.ndarray], top_k: int) -> list[list[dict]]:
+        """The ``top_k`` documents of each vector, best first."""
+        return self.opened.search(np.stack(vectors), top_k)
+
+
+def create_search_app(
+    service: SearchService,
+    max_upload_bytes: int = MAX_UPLOAD_BYTES,
+    max_batch: int = MAX_BATCH,
+    top_k: int = 10,
+    queue_limit: int = QUEUE_LIMIT,
+    timeout: float = TIMEOUT_SECONDS,
+    token: str | None = None,
+    max_client_requests: int = MAX_CLIENT_REQUESTS,
+    max_text_chars: int = MAX_TEXT_CHARS,
+    **unused: Any,
+) -> FastAPI:
+    """The FastAPI application answering ``/search`` from ``service`` (see the module
+    docstring); ``unused``: the model service's limits that a text search has no use for
+    (pixels, audio seconds)."""
+    limits = RequestLimits(text_chars=max_text_chars)
+    metrics = ServeMetrics(max_batch)
+    batcher = MicroBatcher(
+        service.embed, max_batch=max_batch, queue_limit=queue_limit, observe=metrics.batch
+    )
+    describe = {
+        "index": str(service.folder),
+        "model": service.record.get("encoder"),
+        "documents": service.record.get("count"),
+        "task": "search",
+    }
+    app = service_app(batcher, metrics, describe, _page(describe), timeout)
+    guard(app, batcher, metrics, token, max_client_requests)
+
+    async def respond(queries: list[str], k: int, arrived: float) -> dict:
+        left = timeout - (time.monotonic() - arrived)
+        vectors = await answer(batcher, queries, left, timeout)
+        return {"results": service.search(vectors, k)}
+
+    @app.post("/search")
+    async def search(request: Request):
+        arrived = time.monotonic()
+        _admit(batcher)
+        body = await read_body(request, max_upload_bytes)
+        kind = request.headers.get("content-type", "")
+        queries, k = read_texts(_as_texts(body, kind), kind, top_k, limits)
+        return await respond(queries, k, arrived)
+
+    @app.get("/search")
+    async def search_one(request: Request, q: str = "", top_k: int = top_k):
+        arrived = time.monotonic()
+        _admit(batcher)
+        payload = json.dumps({"text": q, "top_k": top_k}).encode()
+        queries, k = read_texts(payload, "application/json", top_k, limits)
+        return await respond(queries, k, arrived)
+
+    return app
+
+
+def _admit(batcher: MicroBatcher) -> None:
+    try:
+        batcher.admit()  # refused before the body is read: cheap under overload
+    except QueueFull as full:
+        raise busy(full) from None
+
+
+def _as_texts(body: bytes, kind: str) -> bytes:
+    """A search body with ``query``/``queries`` read as the model service's ``text``/``texts``
+    (either spelling is taken)."""
+    if not kind.startswith("application/json"):
+        return body  # refused by read_texts with the 415 that names JSON
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError):
+        return body  # refused by read_texts with its 400
+    if isinstance(payload, dict):
+        if "query" in payload and "text" not in payload:
+            payload["text"] = payload.pop("query")
+        if "queries" in payload and "texts" not in payload:
+            payload["texts"] = payload.pop("queries")
+        if "text" not in payload and "texts" not in payload:
+            raise RequestError(400, 'send {"query": "a string"} or {"queries": ["strings"]}')
+    return json.dumps(payload).encode()
+
+
+def _page(describe: dict) -> str:
+    """A search box that asks ``/search`` and lists the documents found."""
+    title = html.escape(f"graft: search {describe['index']} ({describe['documents']} documents)")
+    return _PAGE.replace("{{TITLE}}", title)
+
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{{TITLE}}</title>
+<style>
+body { font-family: system-ui, sans-serif; max-width: 44rem; margin: 2rem auto; color: #222; }
+input { width: 75%; font: inherit; padding: 0.3rem; }
+li { margin: 0.6rem 0; } .score { color: #3a7bd5; font-variant-numeric: tabular-nums; }
+#error { color: #b00; }
+</style></head><body>
+<h1>{{TITLE}}</h1>
+<form id="form"><input id="query" placeholder="Search" autofocus>
+<button>Search</button></form>
+<div id="error" role="alert"></div><ol id="results" aria-live="polite"></ol>
+<script>
+let token = sessionStorage.getItem("graft-token");
+document.getElementById("form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const query = document.getElementById("query").value;
+  const headers = {"Content-Type": "application/json"};
+  if (token) headers["Authorization"] = "Bearer " + token;
+  let reply = await fetch("search", {method: "POST", headers, body: JSON.stringify({query})});
+  if (reply.status === 401) {
+    token = prompt("This service needs its token:");
+    sessionStorage.setItem("graft-token", token);
+    headers["Authorization"] = "Bearer " + token;
+    reply = await fetch("search", {method: "POST", headers, body: JSON.stringify({query})});
+  }
+  const answer = await reply.json();
+  document.getElementById("error").textContent = reply.ok ? "" : answer.error;
+  const list = document.getElementById("results");
+  list.replaceChildren();
+  for (const hit of (reply.ok ? answer.results[0] : [])) {
+    const item = document.createElement("li");
+    const score = document.createElement("span");
+    score.className = "score";
+    score.textContent = hit.score.toFixed(3) + " ";
+    item.append(score, document.createTextNode(hit.id + ": " + hit.text.slice(0, 300)));
+    list.append(item);
+  }
+});
+</script></body></html>
+"""

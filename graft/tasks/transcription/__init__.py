@@ -1,0 +1,2 @@
+"""Speech recognition: a transcript for each audio clip (see
+:mod:`graft.tasks.transcription.task`)."""

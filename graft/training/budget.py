@@ -1,0 +1,373 @@
+"""A time budget a fit keeps (``--time-limit 90s``, ``time_limit="10m"``).
+
+The clock starts when the fit starts, so reading the data, building the backbone and caching
+its features count against the limit, and so does a reserve for what follows training (the
+final evaluation, writing the run). Before training, the cost of one forward pass is measured
+on a few training inputs (:func:`forward_seconds`); from it the budget refuses a limit too short
+for even the first phase (:meth:`TimeBudget.refuse_if_short`: a ``ConfigError`` that says the
+least it would need) and reserves time for the evaluation at the end.
+
+While a phase trains, :class:`BudgetCallback` measures the cost of a step on its first batches
+and plans the phase's epochs to fit the time left: it cuts the epochs (and stretches the
+learning-rate schedule onto the shorter run, so it still decays to its end), stops at the end of
+an epoch when the next one would overrun, and abandons a later phase whose first epoch cannot
+end in time (:class:`OutOfTime`: the phase runner then keeps the weights it had). The first
+phase always trains at least one epoch, so a fit with a limit always ends with a model. A phase
+followed by others may use its share of the time left (the time left over the phases still to
+run), so a cheap head phase cannot starve the fine-tuning that follows.
+
+What was cut (phases skipped, epochs cut, the time used) is logged and recorded
+(:meth:`TimeBudget.record`, ``summary.json``'s ``time_limit``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import lightning as L
+
+from graft.errors import ConfigError
+
+log = logging.getLogger("graft")
+
+#: Seconds a duration's unit stands for (no unit: seconds).
+UNITS = {"": 1.0, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(h|min|m|sec|s)?", re.IGNORECASE)
+#: Seconds always kept for the end of a fit (writing the model, its metrics and report).
+END_SECONDS = 3.0
+#: Training steps of a phase timed (after a first, warm-up step) before its epochs are planned.
+PROBE_STEPS = 3
+#: Predictions of an epoch's cost are multiplied by this before they are trusted.
+MARGIN = 1.1
+#: A training step costs about this many forward passes (forward, then backward at about two).
+STEP_PER_FORWARD = 3.0
+
+
+def parse_duration(value: Any, option: str = "time-limit") -> float:
+    """Seconds of a duration: a number of seconds, or text like ``90s``, ``10m``, ``2h``,
+    ``1h30m``, ``1.5h`` or ``45`` (seconds).
+
+    Raises:
+        ConfigError: naming ``--option``, for anything else or a duration that is not positive.
+    """
+    problem = f"--{option} must be a duration like 90s, 10m or 2h (or seconds), got {value!r}"
+    if isinstance(value, bool):
+        raise ConfigError(problem)
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip().replace(" ", "")
+        parts = list(_PART.finditer(text))
+        if not text or "".join(p.group(0) for p in parts) != text:
+            raise ConfigError(problem)
+        if len(parts) > 1 and any(p.group(2) is None for p in parts):
+            raise ConfigError(problem)  # 1h30 is ambiguous: say 1h30m
+        seconds = sum(float(p.group(1)) * UNITS[(p.group(2) or "").lower()] for p in parts)
+    else:
+        raise ConfigError(problem)
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ConfigError(f"--{option} must be positive, got {value!r}")
+    return seconds
+
+
+def describe(seconds: float) -> str:
+    """``95.3`` -> ``1m36s``, ``42.0`` -> ``42s``, ``3600`` -> ``1h``: a duration as
+    ``--time-limit`` takes it, rounded up to the second."""
+    hours, rest = divmod(math.ceil(seconds), 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [(hours, "h"), (minutes, "m"), (secs, "s")]
+    return "".join(f"{n}{unit}" for n, unit in parts if n) or "0s"
+
+
+class OutOfTime(Exception):  # noqa: N818  (a signal between the callback and the runner)
+    """The first epoch of a later phase cannot end inside the limit: the phase is abandoned."""
+
+
+@dataclass
+class PhaseBudget:
+    """What the budget allows one phase: whether it is the fit's first (it always trains an
+    epoch), how many phases follow it and the guessed cost of an epoch of each (it leaves
+    them that, or a share of the time left when not guessed), the epochs planned and run, and
+    what was cut."""
+
+    name: str
+    first: bool
+    later: int
+    planned: int
+    later_seconds: float = 0.0
+    ran: int = 0
+    cut: str | None = None
+
+
+@dataclass
+class TimeBudget:
+    """The clock and the plan of a fit with a time limit (see the module docstring).
+
+    Attributes:
+        limit: seconds the whole fit may take.
+        given: the limit as the user gave it (``--time-limit 10m``).
+        started: when the fit started (``time.monotonic``).
+        forward: measured seconds of one input's forward pass (None: not measured).
+        end_seconds: what the end of the fit is expected to cost (evaluation, writing).
+        phases: what the budget allowed each phase (``current``: the one training).
+        evaluated: inputs the final evaluation passes through the backbone.
+    """
+
+    limit: float
+    given: Any = None
+    started: float = field(default_factory=time.monotonic)
+    forward: float | None = None
+    end_seconds: float = END_SECONDS
+    phases: dict[str, PhaseBudget] = field(default_factory=dict)
+    current: PhaseBudget | None = None
+    evaluated: int = 0
+
+    @classmethod
+    def of(cls, time_limit: Any, started: float | None = None) -> TimeBudget | None:
+        """The budget of ``time_limit`` (None: no limit, no budget)."""
+        if time_limit is None:
+            return None
+        budget = cls(parse_duration(time_limit), given=time_limit)
+        if started is not None:
+            budget.started = started
+        return budget
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def left(self) -> float:
+        """Seconds left for training: the limit less the time used and the end's reserve."""
+        return self.limit - self.elapsed() - self.end_seconds
+
+    def room(self) -> float:
+        """Seconds the current phase may still use: what is left less an epoch of each later
+        phase when their cost is guessed (all of it when even that leaves nothing), else its
+        share of what is left."""
+        phase, left = self.current, self.left()
+        if phase is None or not phase.later:
+            return left
+        if phase.later_seconds > 0:
+            spare = left - MARGIN * phase.later_seconds
+            return spare if spare > 0 else left
+        return left / (1 + phase.later)
+
+    # Before training ----------------------------------------------------------------------------
+
+    def reserve_end(self, evaluated_inputs: int) -> None:
+        """Reserve, for the end of the fit, ``evaluated_inputs`` forward passes (the final
+        evaluation through the backbone) besides the fixed :data:`END_SECONDS`."""
+        self.evaluated = evaluated_inputs
+        passes = (self.forward or 0.0) * evaluated_inputs
+        self.end_seconds = END_SECONDS + 0.02 * self.limit + MARGIN * passes
+
+    def calibrate(self, seconds: float, inputs: int) -> None:
+        """A forward pass measured at scale (``inputs`` features computed in ``seconds``):
+        it replaces the first guess when dearer, and the end's reserve follows."""
+        if inputs >= 16 and seconds / inputs > (self.forward or 0.0):
+            self.forward = seconds / inputs
+            self.reserve_end(self.evaluated)
+
+    def refuse_if_short(self, first_phase_seconds: float) -> None:
+        """Refuse (before training) a limit that cannot hold the first phase's shortest run,
+        ``first_phase_seconds``, with the evaluation and writing that follow."""
+        spent = self.elapsed()
+        needed = spent + MARGIN * first_phase_seconds + self.end_seconds
+        if needed <= self.limit:
+            return
+        raise ConfigError(
+            f"--time-limit {self.given} is too short for this fit: it needs at least "
+            f"{describe(needed)} (reading the data and building the model took {spent:.1f}s, "
+            f"the first phase needs about {first_phase_seconds:.1f}s and evaluating and "
+            f"writing the run about {self.end_seconds:.1f}s); nothing was trained"
+        )
+
+    # Phases -------------------------------------------------------------------------------------
+
+    def admits(
+        self, name: str, epochs: int, position: tuple[int, int], estimates: list[float]
+    ) -> bool:
+        """Whether phase ``position = (index, count)`` starts; ``estimates``: optimistic
+        guesses of one epoch's seconds of it and each later phase (0: unknown). The first
+        always starts; a later one is skipped (and recorded) when even its guess does not fit
+        the time it may use."""
+        index, count = position
+        estimate, later = estimates[0], sum(estimates[1:])
+        self.current = PhaseBudget(name, index == 0, count - index - 1, epochs, later)
+        self.phases[name] = self.current
+        if self.current.first or estimate < self.room():
+            return True
+        self.skip(f"one epoch would need about {estimate:.0f}s, {max(0.0, self.room()):.0f}s left")
+        return False
+
+    def skip(self, reason: str) -> None:
+        """Record that the current phase was skipped (or abandoned) for ``reason``."""
+        phase = self.current
+        if phase is None:
+            return
+        phase.ran, phase.cut = 0, f"skipped: {reason}"
+        log.warning("--time-limit %s: the %s phase is skipped (%s)", self.given, phase.name, reason)
+
+    def finish_phase(self, ran: int) -> None:
+        """Record the epochs the current phase ran; the next phase is planned afresh."""
+        if self.current is not None:
+            self.current.ran = ran
+        self.current = None
+
+    def callback(self, train_loader: Any, val_loader: Any) -> BudgetCallback | None:
+        """The Lightning callback that keeps the current phase inside the budget (None outside
+        a planned phase)."""
+        if self.current is None:
+            return None
+        return BudgetCallback(self, self.current, validation_share(train_loader, val_loader))
+
+    # What it did --------------------------------------------------------------------------------
+
+    def record(self) -> dict:
+        """``summary.json``'s ``time_limit``: the limit, the time used, each phase's epochs
+        (planned and run) and what was cut."""
+        cuts = [f"{p.name}: {p.cut}" for p in self.phases.values() if p.cut]
+        return {
+            "limit": self.given,
+            "limit_seconds": round(self.limit, 3),
+            "used_seconds": round(self.elapsed(), 3),
+            "reserved_for_end_seconds": round(self.end_seconds, 3),
+            "phases": {
+                p.name: {"planned_epochs": p.planned, "epochs": p.ran, "cut": p.cut}
+                for p in self.phases.values()
+            },
+            "skipped_phases": [p.name for p in self.phases.values() if p.ran == 0],
+            "cut": cuts,
+        }
+
+    def summary_line(self) -> str:
+        """One line for the console: what the limit cut, and the time used so far."""
+        cuts = [f"{p.name} {p.cut}" for p in self.phases.values() if p.cut]
+        what = "; ".join(cuts) if cuts else "nothing was cut"
+        return f"--time-limit {self.given}: {what} ({self.elapsed():.1f}s used so far)"
+
+
+def validation_share(train_loader: Any, val_loader: Any) -> float:
+    """The guessed cost of a validation pass as a share of a training epoch: a forward pass of
+    each validation input against a forward and backward pass of each training one."""
+    try:
+        train = len(train_loader.dataset)
+        val = len(val_loader.dataset) if val_loader is not None else 0
+    except (TypeError, AttributeError):
+        return 0.3
+    return val / max(1, train) / STEP_PER_FORWARD
+
+
+class BudgetCallback(L.Callback):
+    """Keeps one phase inside the budget: plans its epochs from its first steps, stops at the
+    end of an epoch when the next would overrun (see the module docstring). Built by
+    :meth:`TimeBudget.callback`."""
+
+    def __init__(self, budget: TimeBudget, phase: PhaseBudget, val_share: float):
+        self.budget, self.phase, self.val_share = budget, phase, val_share
+        self.planned = False
+        self._epoch_start = self._probe_start = time.monotonic()
+        self.epoch_seconds: float | None = None
+
+    def on_train_epoch_start(self, trainer, module) -> None:
+        self._epoch_start = time.monotonic()
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if self.planned:
+            return
+        if batch_idx == 0:  # the first step warms up (allocations, workers): not timed
+            self._probe_start = time.monotonic()
+            return
+        if batch_idx >= PROBE_STEPS:
+            step = (time.monotonic() - self._probe_start) / batch_idx
+            steps = trainer.num_training_batches
+            if not math.isfinite(steps):
+                return
+            epoch = steps * step * (1 + self.val_share)
+            rest_of_first = (steps - batch_idx - 1) * step + steps * step * self.val_share
+            self._plan(trainer, module, epoch, rest_of_first)
+
+    def on_train_epoch_end(self, trainer, module) -> None:
+        self.epoch_seconds = time.monotonic() - self._epoch_start  # validation included
+        done = trainer.current_epoch + 1
+        if not self.planned:  # an epoch of fewer steps than the probe: plan from it
+            self._plan(trainer, module, self.epoch_seconds, 0.0)
+        if done < trainer.max_epochs and self.budget.room() < MARGIN * self.epoch_seconds:
+            trainer.should_stop = True
+            self._note(f"stopped after {done} of {self.phase.planned} epochs (out of time)")
+
+    def _plan(self, trainer, module, epoch: float, rest_of_first: float) -> None:
+        """Cut the phase to the epochs that fit its room, from ``epoch``'s predicted seconds
+        and the ``rest_of_first`` epoch's; abandon a later phase whose first epoch cannot end."""
+        self.planned = True
+        room = self.budget.room()
+        if MARGIN * rest_of_first > room and trainer.current_epoch == 0:
+            if not self.phase.first:
+                raise OutOfTime(
+                    f"its first epoch would end in about {rest_of_first:.0f}s, {room:.0f}s left"
+                )
+            fits = 1
+        else:
+            after_this = max(0.0, room - MARGIN * rest_of_first)
+            fits = trainer.current_epoch + 1 + int(after_this // (MARGIN * epoch))
+        if fits < trainer.max_epochs:
+            stretch_schedule(trainer, trainer.max_epochs, fits)
+            self._note(f"cut from {trainer.max_epochs} to {fits} epochs (about {epoch:.1f}s each)")
+            trainer.fit_loop.max_epochs = fits
+
+    def _note(self, text: str) -> None:
+        self.phase.cut = text
+        log.warning("--time-limit %s: the %s phase %s", self.budget.given, self.phase.name, text)
+
+
+def stretch_schedule(trainer: Any, planned_epochs: int, epochs: int) -> None:
+    """Fit each per-step ``LambdaLR`` schedule of ``trainer`` (graft's warm-up and cosine
+    decay) onto ``epochs`` instead of ``planned_epochs``: step ``s`` takes the factor of step
+    ``s * planned / epochs``, so the shortened phase still ends at the schedule's end."""
+    import torch
+
+    ratio = planned_epochs / max(1, epochs)
+    for config in trainer.lr_scheduler_configs:
+        scheduler = config.scheduler
+        if config.interval == "step" and isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR):
+            scheduler.lr_lambdas = [
+                (lambda step, f=f: f(step * ratio)) for f in scheduler.lr_lambdas
+            ]
+
+
+def forward_seconds(backbone: Any, data: Any, batch_size: int) -> float | None:
+    """Measured seconds of one input's forward pass through the frozen ``backbone`` (reading
+    and preprocessing included), on up to ``batch_size`` training inputs after a warm-up on
+    two; None when ``data`` is too small to tell."""
+    from graft.features import extract_features
+
+    size = min(len(data), max(4, batch_size))
+    if size < 4:
+        return None
+    extract_features(backbone, data.subset(list(range(2))), 2)
+    start = time.perf_counter()
+    extract_features(backbone, data.subset(list(range(size))), size)
+    return (time.perf_counter() - start) / size
+
+
+def uncached_share(cache: Any, backbone: Any, parts: list[Any]) -> float:
+    """The share of the inputs of ``parts`` (datasets) whose features ``cache`` (a
+    :class:`graft.features.FeatureCache`) does not hold yet, read from its shards' keys alone."""
+    from safetensors import SafetensorError, safe_open
+
+    folder = cache.root / backbone.fingerprint()[:24]
+    stored: set[bytes] = set()
+    for shard in sorted(folder.glob("shard-*.safetensors")) if folder.is_dir() else []:
+        try:
+            with safe_open(shard, "pt") as handle:
+                stored.update(key.tobytes() for key in handle.get_tensor("keys").numpy())
+        except (SafetensorError, OSError, KeyError):
+            continue  # the fit's own read of the cache says what is wrong with it
+    keys = [key for part in parts for key in part.content_keys()]
+    if not stored or not keys:
+        return 1.0
+    return sum(key not in stored for key in keys) / len(keys)

@@ -1,0 +1,223 @@
+"""``--time-limit``: durations read, a fit kept inside its limit with a usable run, a limit too
+short for the head refused before training, and what the budget cut recorded."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+import graft
+from graft.backbones import create_backbone
+from graft.config import FitConfig
+from graft.errors import ConfigError
+from graft.training.budget import (
+    BudgetCallback,
+    OutOfTime,
+    TimeBudget,
+    describe,
+    parse_duration,
+)
+from tests.conftest import SHARED
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("90s", 90.0),
+        ("10m", 600.0),
+        ("2h", 7200.0),
+        ("45", 45.0),
+        (30, 30.0),
+        (1.5, 1.5),
+        ("1h30m", 5400.0),
+        ("1.5h", 5400.0),
+        (" 2 m ", 120.0),
+        ("10min", 600.0),
+    ],
+)
+def test_durations_are_read(value, seconds):
+    assert parse_duration(value) == seconds
+
+
+@pytest.mark.parametrize("value", ["", "ten minutes", "10x", "1h30", "-5", "0s", "0", True, [1]])
+def test_bad_durations_are_refused_naming_the_option(value):
+    with pytest.raises(ConfigError, match="--time-limit") as caught:
+        parse_duration(value)
+    assert "\n" not in str(caught.value)
+
+
+def test_the_option_is_checked_with_the_others():
+    assert FitConfig(time_limit="10m").validate().time_limit == "10m"
+    with pytest.raises(ConfigError, match="--time-limit must be a duration"):
+        graft.GraftEstimator(time_limit="soon")
+
+
+def test_durations_are_written_as_the_option_takes_them():
+    assert [describe(s) for s in (42.0, 95.3, 3600, 3661)] == ["42s", "1m36s", "1h", "1h1m1s"]
+    assert parse_duration(describe(95.3)) == 96
+
+
+def test_a_limit_too_short_for_the_head_is_refused_before_training(tiny_flowers, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(ConfigError, match=r"--time-limit 1s is too short.*at least \d+") as caught:
+        graft.fit(tiny_flowers, strategy="fine-tune", time_limit="1s", out=out, progress=False)
+    assert "nothing was trained" in str(caught.value)
+    assert not (out / "checkpoints").exists()  # no phase started
+
+
+def test_summary_records_what_the_limit_cut(tiny_flowers, tmp_path, monkeypatch):
+    """A phase whose epoch cannot fit the time left is skipped, the head phase's weights are
+    kept, the run is complete, and summary.json says what was cut."""
+
+    def dear(budget, seconds, inputs):  # as if a forward pass had measured 100 s an input
+        budget.forward = 100.0
+
+    monkeypatch.setattr(TimeBudget, "calibrate", dear)
+    model = graft.GraftEstimator(strategy="fine-tune", head_epochs=2, time_limit="1h")
+    model.fit(tiny_flowers, out=tmp_path / "run")
+    record = json.loads((tmp_path / "run" / "summary.json").read_text())["time_limit"]
+    assert record["limit"] == "1h" and record["limit_seconds"] == 3600
+    assert record["phases"]["head"] == {"planned_epochs": 2, "epochs": 2, "cut": None}
+    assert record["phases"]["finetune"]["epochs"] == 0
+    assert record["skipped_phases"] == ["finetune"]
+    assert record["cut"][0].startswith("finetune: skipped: one epoch would need about")
+    assert {row["phase"] for row in model.history_} == {"head"}
+    loaded = graft.load(tmp_path / "run")
+    assert len(loaded.predict(sorted((tiny_flowers / "val" / "roses").iterdir()))) == 4
+
+
+class FakeTrainer:
+    """What the budget's callback reads of Lightning's Trainer, with a real LambdaLR."""
+
+    def __init__(self, max_epochs: int, batches: int):
+        import torch
+
+        self.current_epoch, self.max_epochs, self.num_training_batches = 0, max_epochs, batches
+        self.should_stop = False
+        self.fit_loop = self
+        parameter = torch.nn.Parameter(torch.zeros(1))
+        optimiser = torch.optim.SGD([parameter], lr=1.0)
+        total = max_epochs * batches
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: 1 - s / total)
+        self.lr_scheduler_configs = [SimpleNamespace(interval="step", scheduler=self.scheduler)]
+
+
+def phase_callback(limit: float, first: bool) -> tuple[TimeBudget, BudgetCallback]:
+    budget = TimeBudget.of(limit)
+    budget.admits("finetune", 10, (0 if first else 1, 2), [0.0, 0.0] if first else [0.0])
+    return budget, BudgetCallback(budget, budget.current, 0.0)
+
+
+def test_epochs_are_cut_to_the_time_left_and_the_schedule_ends_with_them():
+    budget, callback = phase_callback(100.0, first=False)  # the last phase: all the room
+    trainer = FakeTrainer(max_epochs=10, batches=10)
+    callback._plan(trainer, None, epoch=20.0, rest_of_first=10.0)
+    room = 100.0 - budget.end_seconds
+    expected = 1 + int((room - 1.1 * 10.0) // (1.1 * 20.0))
+    assert trainer.max_epochs == expected < 10
+    assert budget.current.cut.startswith(f"cut from 10 to {expected} epochs")
+    factor = trainer.scheduler.lr_lambdas[0]
+    assert factor(expected * 10) == pytest.approx(0.0)  # the decay ends with the last epoch
+    assert factor(expected * 5) == pytest.approx(0.5)
+
+
+def test_a_later_phase_whose_first_epoch_cannot_end_is_abandoned_the_first_is_not():
+    _, later = phase_callback(30.0, first=False)
+    with pytest.raises(OutOfTime, match="first epoch would end"):
+        later._plan(FakeTrainer(3, 10), None, epoch=60.0, rest_of_first=55.0)
+    budget, first = phase_callback(30.0, first=True)
+    trainer = FakeTrainer(3, 10)
+    first._plan(trainer, None, epoch=60.0, rest_of_first=55.0)
+    assert trainer.max_epochs == 1  # the first phase always trains an epoch
+
+
+def test_training_stops_at_the_epoch_boundary_when_the_next_epoch_would_overrun():
+    budget, callback = phase_callback(100.0, first=False)
+    trainer = FakeTrainer(max_epochs=5, batches=10)
+    callback.planned = True
+    callback._epoch_start -= 40.0  # an epoch of 40 s has just ended
+    callback.on_train_epoch_end(trainer, None)
+    assert not trainer.should_stop  # about 95 s left: room for another
+    budget.started -= 60.0  # about 35 s left
+    callback._epoch_start = time.monotonic() - 40.0
+    callback.on_train_epoch_end(trainer, None)
+    assert trainer.should_stop
+    assert budget.current.cut == "stopped after 1 of 10 epochs (out of time)"
+
+
+@pytest.mark.slow
+def test_a_fit_told_60_seconds_ends_within_15_percent_with_a_usable_run(tmp_path):
+    """Fine-tuning 80 flower photos would take minutes on a busy machine; told 60 s, the whole
+    ``graft.fit`` call ends within 69 s, and the run loads and predicts above chance."""
+    source = SHARED / "flowers5_128px"
+    if not source.is_dir():
+        pytest.skip(f"shared dataset {source} is not available")
+    data = tmp_path / "flowers"
+    for split, count in (("train", 16), ("val", 8)):
+        for folder in sorted((source / split).iterdir()):
+            (data / split / folder.name).mkdir(parents=True)
+            for photo in sorted(folder.iterdir())[:count]:
+                shutil.copy(photo, data / split / folder.name / photo.name)
+    fit = graft.fit  # graft's modules imported before the clock starts
+    start = time.perf_counter()
+    model = fit(data, strategy="fine-tune", image_size=128, time_limit="60s", out=tmp_path / "run")
+    seconds = time.perf_counter() - start
+    assert seconds <= 69, f"the fit took {seconds:.1f}s"
+    record = json.loads((tmp_path / "run" / "summary.json").read_text())["time_limit"]
+    assert record["limit_seconds"] == 60 and record["used_seconds"] <= 69
+    assert record["phases"]["head"]["epochs"] >= 1
+    loaded = graft.load(tmp_path / "run")
+    assert loaded.score(data / "val") >= 0.5  # 5 classes: chance is 0.2
+    assert model.metrics_["val"]["accuracy"] == pytest.approx(loaded.score(data / "val"), abs=1e-6)
+
+
+# graft pretrain ---------------------------------------------------------------------------------
+
+
+def _digits(target: Path, per_class: int) -> Path:
+    source = SHARED / "mnist_usps_16x16" / "mnist"
+    if not source.is_dir():
+        pytest.skip(f"shared dataset {source} is not available")
+    for digit in range(10):
+        (target / str(digit)).mkdir(parents=True)
+        for image in sorted((source / str(digit)).iterdir())[:per_class]:
+            shutil.copy(image, target / str(digit) / image.name)
+    return target
+
+
+def test_pretraining_refuses_a_limit_spent_before_training(tmp_path):
+    from graft.pretraining import pretrain
+
+    digits = _digits(tmp_path / "digits", 3)
+    with pytest.raises(ConfigError, match="--time-limit 0.01 is too short"):
+        pretrain(digits, out=tmp_path / "run", init="scratch", image_size=32, time_limit=0.01)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+@pytest.mark.slow
+def test_pretraining_cuts_its_epochs_to_the_limit(tmp_path):
+    from graft.pretraining import pretrain
+
+    digits = _digits(tmp_path / "digits", 6)
+    start = time.perf_counter()
+    result = pretrain(
+        digits,
+        out=tmp_path / "run",
+        init="scratch",
+        image_size=32,
+        epochs=500,
+        patience=500,
+        time_limit="60s",
+        progress=False,
+    )
+    assert time.perf_counter() - start <= 60 * 1.15
+    record = result.record["time_limit"]
+    ran = record["phases"]["pretrain"]["epochs"]
+    assert 1 <= ran < 500 and record["cut"][0].startswith("pretrain: cut from 500 to")
+    assert result.record["epochs"]["ran"] == ran
+    assert create_backbone(str(tmp_path / "run")).feature_dim == 1280
