@@ -31,6 +31,28 @@ def pair_table(pairs: list[tuple[str, Any]]) -> str:
     return f"<table>{cells}</table>"
 
 
+def table_section(spec: Any, heading: str) -> str:
+    """A section of the report: ``heading``, ``spec``'s title, and its table
+    (a :class:`graft.tasks.base.MetricsTable`: its ``left`` columns left-aligned, the others
+    right-aligned numbers)."""
+    header = "".join(f"<th>{escape(c)}</th>" for c in spec.columns)
+    rows = "".join(
+        "<tr>"
+        + "".join(
+            f"<td>{escape(cell)}</td>"
+            if column in spec.left
+            else f"<td class='n'>{escape(cell)}</td>"
+            for column, cell in zip(spec.columns, row, strict=True)
+        )
+        + "</tr>"
+        for row in spec.rows
+    )
+    return (
+        f"<h2>{escape(heading)}</h2><p>{escape(spec.title)}</p>"
+        f"<table><tr>{header}</tr>{rows}</table>"
+    )
+
+
 def number(value: Any) -> str:
     return "n/a" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
 

@@ -9,13 +9,20 @@ from typing import Any
 
 from graft.errors import ConfigError
 from graft.tasks.base import MetricsTable
-from graft.tasks.capabilities import ExportedGraph, PredictionText, Refused, Served, Summarised
+from graft.tasks.capabilities import (
+    ExportedGraph,
+    PredictionText,
+    Refused,
+    Reported,
+    Served,
+    Summarised,
+)
 
 #: The worst-answered questions kept in the metrics.
 WORST = 20
 
 
-class AnswersCapabilities(Served, PredictionText, Refused, ExportedGraph, Summarised):
+class AnswersCapabilities(Served, PredictionText, Refused, ExportedGraph, Reported, Summarised):
     """Mixed into :class:`graft.tasks.question_answering.task.QuestionAnsweringTask` (which
     gives ``negatives``)."""
 
@@ -49,25 +56,34 @@ class AnswersCapabilities(Served, PredictionText, Refused, ExportedGraph, Summar
     def metrics(self, outputs: dict, data: Any) -> dict:
         """The official SQuAD exact match and F1 (:func:`~graft.tasks.question_answering.
         squad.squad_scores`) and the :data:`WORST` questions of lowest F1."""
-        from graft.tasks.question_answering.squad import best_over, f1_score, squad_scores
+        from graft.tasks.question_answering.report import (
+            breakdown,
+            length_bucket,
+            question_type,
+            worst_record,
+        )
+        from graft.tasks.question_answering.squad import (
+            best_over,
+            exact_match_score,
+            f1_score,
+            squad_scores,
+        )
 
-        found = [row["answer"] for row in self.answers(outputs)]
+        answers = self.answers(outputs)
+        found = [row["answer"] for row in answers]
         references = [[text for text, _ in answers] for answers in data.answers]
         metrics = squad_scores(found, references)
-        scored = [
-            (best_over(f1_score, answer, truths), i)
-            for i, (answer, truths) in enumerate(zip(found, references, strict=True))
-        ]
-        metrics["worst"] = [
-            {
-                "id": data.ids[i],
-                "question": data.questions[i],
-                "answer": found[i],
-                "references": references[i],
-                "f1": f1,
-            }
-            for f1, i in sorted(scored)[:WORST]
-        ]
+        pairs = list(zip(found, references, strict=True))
+        f1 = [best_over(f1_score, answer, truths) for answer, truths in pairs]
+        exact = [best_over(exact_match_score, answer, truths) for answer, truths in pairs]
+        metrics["by_question_type"] = breakdown(
+            [question_type(q) for q in data.questions], exact, f1
+        )
+        metrics["by_context_length"] = breakdown(
+            [length_bucket(c) for c in data.contexts], exact, f1
+        )
+        worst = sorted(range(len(f1)), key=lambda i: (f1[i], i))[:WORST]
+        metrics["worst"] = [worst_record(data, i, answers[i], f1[i]) for i in worst]
         return metrics
 
     def describe(self) -> str:
@@ -106,6 +122,12 @@ class AnswersCapabilities(Served, PredictionText, Refused, ExportedGraph, Summar
             left=("questions",),
         )
         return [table]
+
+    @classmethod
+    def report_sections(cls, metrics: dict, classes: Any, split: str, modality: str | None):
+        from graft.tasks.question_answering.report import question_answering_sections
+
+        return question_answering_sections(metrics, split)
 
     def summary(self, splits: Any) -> dict:
         parts = {n: getattr(splits, n) for n in ("train", "val", "test") if getattr(splits, n)}

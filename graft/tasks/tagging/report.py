@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from graft.report.html import escape as _e
 from graft.report.html import number as _number
+from graft.report.html import table_section
 from graft.tasks.base import MetricsTable
 
 #: Row and column of the type-confusion table for "no entity there".
@@ -63,25 +64,12 @@ def tagging_sections(values: dict, split: str) -> list[str]:
     """The sections of one split's tagging metrics."""
     if "per_type" not in values:
         return []
-    sections = [_html_table(per_type_table(values, split), "Entity types")]
+    sections = [table_section(per_type_table(values, split), "Entity types")]
     if values.get("type_confusion", {}).get("correct"):
-        sections.append(_html_table(confusion_table(values["type_confusion"], split), "Confusion"))
+        confusion = confusion_table(values["type_confusion"], split)
+        sections.append(table_section(confusion, "Confusion"))
     sections.append(_errors(values.get("confident_errors", []), split))
     return sections
-
-
-def _html_table(spec: MetricsTable, heading: str) -> str:
-    header = "".join(f"<th>{_e(c)}</th>" for c in spec.columns)
-    rows = "".join(
-        "<tr>"
-        + "".join(
-            f"<td>{_e(cell)}</td>" if column in spec.left else f"<td class='n'>{_e(cell)}</td>"
-            for column, cell in zip(spec.columns, row, strict=True)
-        )
-        + "</tr>"
-        for row in spec.rows
-    )
-    return f"<h2>{_e(heading)}</h2><p>{_e(spec.title)}</p><table><tr>{header}</tr>{rows}</table>"
 
 
 def highlighted(text: str, entities: list[dict], colour_of) -> str:

@@ -122,3 +122,14 @@ def test_a_short_fit_beats_the_floor():
 
 #: Dev F1 the short fit must beat (see test_a_short_fit_beats_the_floor).
 FLOOR = 0.09
+
+
+def test_the_report_breaks_the_scores_down_and_shows_the_worst_answers(run):
+    model, out = run
+    assert set(model.metrics_["val"]["by_question_type"]) <= {
+        "how many", "when", "who", "where", "why", "which", "how", "what", "other",
+    }  # fmt: skip
+    assert sum(p["questions"] for p in model.metrics_["val"]["by_context_length"].values()) == 6
+    report = (out / "report.html").read_text()
+    assert "By kind of question" in report and "Worst answers (val)" in report
+    assert "<mark style=" in report
