@@ -22,6 +22,7 @@ from graft.serve.inputs import (
     UPLOADED,
     RequestError,
     read_body,
+    read_records,
     read_texts,
     read_top_k,
     read_uploads,
@@ -89,6 +90,7 @@ def create_app(
     ``max_*`` limits as :mod:`graft.serve.limits` describes them."""
     check_servable(model.fitted_task_)
     modality = model.backbone_.modality
+    fields = model.fitted_task_.request_fields
     limits = RequestLimits(max_pixels, max_audio_seconds, max_text_chars)
     metrics = ServeMetrics(max_batch)
     batcher = MicroBatcher(
@@ -104,6 +106,7 @@ def create_app(
         "task": model.task_,
         "engine": engine_name(model),
         "classes": list(model.classes_),
+        **({"fields": list(fields)} if fields else {}),
     }
     app = service_app(batcher, metrics, describe, render_page(describe), timeout, uploads)
     guard(app, batcher, metrics, token, max_client_requests)
@@ -116,7 +119,9 @@ def create_app(
         except QueueFull as full:
             raise busy(full) from None
         folder = Path(uploads.name)
-        items, k = await _read(request, modality, folder, max_upload_bytes, top_k, limits)
+        items, k = await _read(
+            request, modality, folder, max_upload_bytes, top_k, limits, fields
+        )
         try:
             inputs = await _prepared(model, items) if modality in UPLOADED else items
             left = timeout - (time.monotonic() - arrived)
@@ -204,14 +209,17 @@ async def _read(
     max_upload_bytes: int,
     top_k: int,
     limits: RequestLimits,
+    fields: tuple[str, ...] = (),
 ) -> tuple[list, int]:
-    """A ``/predict`` request's inputs (uploaded files saved in ``folder``, or texts) within
-    ``limits``, and its ``top_k``."""
+    """A ``/predict`` request's inputs (uploaded files saved in ``folder``, texts, or with
+    ``fields`` objects of several texts) within ``limits``, and its ``top_k``."""
     body = await read_body(request, max_upload_bytes)
     kind = request.headers.get("content-type", "")
     k = read_top_k(request, top_k)
     if modality in UPLOADED:
         return await read_uploads(request, kind, folder, modality, limits), k
+    if fields:
+        return read_records(body, kind, k, fields, limits)
     return read_texts(body, kind, k, limits)
 
 

@@ -165,28 +165,68 @@ def read_texts(
 ) -> tuple[list[str], int]:
     """The texts of a JSON body (``text`` or ``texts``), each within ``limits``, and its
     ``top_k`` (else ``default_k``)."""
+    hint = '{"text": "..."} or {"texts": [...]}'
+    payload = _json_object(body, kind, f"this model reads text: send JSON {hint}")
+    texts = payload.get("texts", [payload["text"]] if "text" in payload else None)
+    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+        raise RequestError(400, 'send {"text": "a string"} or {"texts": ["one or more strings"]}')
+    return _within(texts, limits), _top_k(payload, default_k)
+
+
+def read_records(
+    body: bytes,
+    kind: str,
+    default_k: int,
+    fields: tuple[str, ...],
+    limits: RequestLimits = RequestLimits(),
+) -> tuple[list[tuple[str, ...]], int]:
+    """The inputs of a JSON body for a model whose input is several texts (question
+    answering: ``fields`` = question and context): one object with the fields, or
+    ``{"inputs": [objects]}``; each input the tuple of its fields, each text within
+    ``limits``; and the body's ``top_k``."""
+    one = "{" + ", ".join(f'"{f}": "..."' for f in fields) + "}"
+    hint = f"this model reads {' and '.join(fields)}: send JSON {one} or {{\"inputs\": [...]}}"
+    payload = _json_object(body, kind, hint)
+    records = payload.get("inputs", [payload] if "inputs" not in payload else None)
+    if not isinstance(records, list) or not records:
+        raise RequestError(400, f"send {one} or {{\"inputs\": [one or more of them]}}")
+    items = []
+    for number, record in enumerate(records):
+        if not isinstance(record, dict) or not all(
+            isinstance(record.get(f), str) for f in fields
+        ):
+            raise RequestError(400, f"input {number}: send {one} (strings)")
+        items.append(tuple(record[f] for f in fields))
+    _within([text for item in items for text in item], limits)
+    return items, _top_k(payload, default_k)
+
+
+def _json_object(body: bytes, kind: str, hint: str) -> dict:
+    """The JSON object of a body, or the 415/400 that says what to send (``hint``)."""
     if not kind.startswith("application/json"):
-        raise RequestError(
-            415,
-            'this model reads text: send JSON {"text": "..."} or {"texts": [...]}, '
-            f"not {kind or 'no content type'}",
-        )
+        raise RequestError(415, f"{hint}, not {kind or 'no content type'}")
     try:
         payload = json.loads(body)
     except (ValueError, RecursionError) as error:  # bad JSON or UTF-8, absurd numbers
         raise RequestError(400, f"the body is not valid JSON ({error})") from None
     if not isinstance(payload, dict):
-        raise RequestError(400, 'send a JSON object: {"text": "..."} or {"texts": [...]}')
-    texts = payload.get("texts", [payload["text"]] if "text" in payload else None)
-    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
-        raise RequestError(400, 'send {"text": "a string"} or {"texts": ["one or more strings"]}')
+        raise RequestError(400, f"send a JSON object: {hint.partition('send JSON ')[2] or hint}")
+    return payload
+
+
+def _within(texts: list[str], limits: RequestLimits) -> list[str]:
+    """``texts``, refused (413) when too many or one too long."""
     if len(texts) > MAX_TEXTS:
         raise RequestError(413, f"{len(texts)} texts in one request; the limit is {MAX_TEXTS}")
     try:
         check_texts(texts, limits.text_chars)
     except LimitExceeded as over:
         raise RequestError(over.status, over.message) from None
+    return texts
+
+
+def _top_k(payload: dict, default_k: int) -> int:
     k = payload.get("top_k", default_k)
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise RequestError(400, f"top_k must be a positive integer, got {k!r}")
-    return texts, k
+    return k

@@ -14,12 +14,18 @@ def render_page(describe: dict) -> str:
     noun, accept = {"image": ("an image", "image/*"), "audio": ("an audio clip", "audio/*")}.get(
         describe["modality"], (None, None)
     )
+    fields = describe.get("fields") or ["text"]
+    boxes = "".join(
+        f'<textarea id="{html.escape(name)}" rows="{5 if len(fields) == 1 else 2 + 3 * i}" '
+        f'placeholder="{html.escape("Type a text" if name == "text" else "The " + name)}">'
+        "</textarea>"
+        for i, name in enumerate(fields)
+    )
     control = (
         f'<label id="drop" class="drop">Drop {noun} here, or '
         f'<input id="file" type="file" accept="{accept}"></label>'
         if noun
-        else '<textarea id="text" rows="5" placeholder="Type a text"></textarea>'
-        '<button id="send">Predict</button>'
+        else f'{boxes}<button id="send">Predict</button>'
     )
     model = json.dumps(describe).replace("<", "\\u003c")  # no "</script>" from a label
     title = html.escape(f"graft: {describe['model']} ({describe['task']})")
@@ -125,8 +131,17 @@ function showMask(answer) {
   }
   result.append(canvas, legend);
 }
+function showSpan(answer) {
+  // an answer found in the posted passage, with its score
+  const line = document.createElement("p"), mark = document.createElement("mark");
+  mark.textContent = answer.answer || "(no answer)";
+  const where = " [" + answer.start + ":" + answer.end + "]";
+  line.append(mark, " score " + answer.score.toFixed(2) + where);
+  result.append(line);
+}
 function show(answer) {
   result.replaceChildren();
+  if (!Array.isArray(answer) && "answer" in answer) { showSpan(answer); return; }
   if (!Array.isArray(answer) && "entities" in answer) { showEntities(answer); return; }
   if (!Array.isArray(answer) && "detections" in answer) { showBoxes(answer); return; }
   if (!Array.isArray(answer) && "mask" in answer) { showMask(answer); return; }
@@ -183,10 +198,12 @@ if (MODEL.modality === "image" || MODEL.modality === "audio") {
     if (e.dataTransfer.files[0]) send(e.dataTransfer.files[0]);
   });
 } else {
-  document.getElementById("send").addEventListener("click", () => ask({
-    method: "POST", headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ text: document.getElementById("text").value, top_k: 5 }),
-  }));
+  const fields = MODEL.fields || ["text"], payload = { top_k: 5 };
+  document.getElementById("send").addEventListener("click", () => {
+    for (const name of fields) payload[name] = document.getElementById(name).value;
+    ask({ method: "POST", headers: { "Content-Type": "application/json" },
+          body: JSON.stringify(payload) });
+  });
 }
 </script></body></html>
 """

@@ -467,6 +467,10 @@ def prediction_text(task: Any, record: dict) -> str | None:
 class Served(ABC):
     """A kind that ``graft serve`` answers for."""
 
+    #: The JSON fields one input of a request is made of, when an input is several texts
+    #: (question answering: question and context); empty: one text, or one uploaded file.
+    request_fields: tuple[str, ...] = ()
+
     @abstractmethod
     def served_answers(self, outputs: Any, top_k: int) -> list:
         """Each input's answer as ``graft serve`` returns it."""

@@ -27,6 +27,8 @@ class AnswersCapabilities(Served, PredictionText, Refused, ExportedGraph, Report
     gives ``negatives``)."""
 
     negatives: bool
+    #: What ``graft serve`` reads of a request: a question about a posted passage.
+    request_fields = ("question", "context")
 
     def answers(self, outputs: dict) -> list[dict]:
         """Each question's answer: ``{"answer", "score", "start", "end"}``."""

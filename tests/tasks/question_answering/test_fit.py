@@ -133,3 +133,29 @@ def test_the_report_breaks_the_scores_down_and_shows_the_worst_answers(run):
     report = (out / "report.html").read_text()
     assert "By kind of question" in report and "Worst answers (val)" in report
     assert "<mark style=" in report
+
+
+def test_the_service_answers_a_question_about_a_posted_passage(run):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from graft.serve import create_app
+
+    model, _ = run
+    (question, context), (other, _) = QUESTIONS
+    with TestClient(create_app(model)) as client:
+        one = client.post("/predict", json={"question": question, "context": context})
+        assert one.status_code == 200, one.text
+        found = one.json()["predictions"][0]
+        assert context[found["start"] : found["end"]] == found["answer"]
+        inputs = [{"question": q, "context": c} for q, c in QUESTIONS]
+        several = client.post("/predict", json={"inputs": inputs}).json()["predictions"]
+        expected = [
+            {k: v for k, v in r.items() if k != "input"}
+            for r in model.prediction_records(QUESTIONS)
+        ]
+        assert several == expected
+        refused = client.post("/predict", json={"text": question})
+        assert refused.status_code == 400 and "question" in refused.json()["error"]
+        page = client.get("/").text
+        assert '<textarea id="question"' in page and '<textarea id="context"' in page
