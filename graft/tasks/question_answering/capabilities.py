@@ -51,8 +51,6 @@ class AnswersCapabilities(Served, PredictionText, Refused, ExportedGraph, Report
         return f"{record['answer']} [{record['start']}:{record['end']}] {record['score']:.3f}"
 
     def refusal(self, command: str) -> str | None:
-        if command == "export":
-            return "a question-answering model cannot be exported yet; predict with torch"
         return None
 
     def metrics(self, outputs: dict, data: Any) -> dict:

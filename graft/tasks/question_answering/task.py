@@ -252,7 +252,7 @@ class QuestionAnsweringTask(
         return read_unlabelled(inputs)
 
     def model_inputs(self, batch: dict) -> dict:
-        from graft.tasks.question_answering.encoder import MODEL_INPUTS
+        from graft.backbones.hf_tokens import MODEL_INPUTS
 
         return {name: batch[name] for name in MODEL_INPUTS if name in batch}
 
@@ -261,6 +261,15 @@ class QuestionAnsweringTask(
         from graft.tasks.question_answering.answers import infer_windows
 
         return infer_windows(lambda part: head(backbone(part)), inputs, self.max_answer_length)
+
+    def infer_exported(self, engine, inputs) -> dict:
+        """Each window's best answer from an exported encoder and span head (its start and
+        end logits), as :meth:`infer` finds it."""
+        from graft.tasks.question_answering.answers import infer_windows
+
+        return infer_windows(
+            lambda part: engine(self.model_inputs(part)), inputs, self.max_answer_length
+        )
 
     def join(self, chunks: list) -> dict:
         from graft.tasks.question_answering.answers import join_windows

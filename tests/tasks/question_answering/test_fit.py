@@ -159,3 +159,19 @@ def test_the_service_answers_a_question_about_a_posted_passage(run):
         assert refused.status_code == 400 and "question" in refused.json()["error"]
         page = client.get("/").text
         assert '<textarea id="question"' in page and '<textarea id="context"' in page
+
+
+def test_the_onnx_export_keeps_the_logits_and_the_answers(run, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from graft.export.exporter import export_model
+
+    model, out = run
+    items = read_questions(SQUAD / "dev.json").subset(range(6, 14)).items
+    record = export_model(model, items, out / "export")
+    assert record["parity"]["max_abs_logit_difference"] <= record["parity"]["tolerance"]
+    assert record["task"]["kind"] == "question-answering"
+    exported = graft.load(out, engine="onnx")
+    assert exported.engine_name_ == "onnx"
+    questions = [*QUESTIONS, *items[:4]]
+    torch_answers = [r["answer"] for r in model.prediction_records(questions)]
+    assert [r["answer"] for r in exported.prediction_records(questions)] == torch_answers
