@@ -117,15 +117,8 @@ def serve_command(
     _check({**counts, "--workers": workers, **sizes, **limits}, port, engine)
     token, where = service_token(host, token_file, no_auth)
     model = load_served(run, engine)  # refused here, once, rather than in every worker
-    served = (
-        f"search over [bold]{run}[/] ({model.record.get('count')} documents, "
-        f"{model.record.get('encoder')}) at /search"
-        if getattr(model, "opened", None) is not None  # an index folder's search service
-        else f"[bold]{run}[/] ({model.model_}, {model.task_}) with the "
-        f"[bold]{engine_name(model)}[/] engine"
-    )
     console.print(
-        f"serving {served} on http://{host}:{port} "
+        f"serving {_served(run, model, engine_name)} on http://{host}:{port} "
         f"({workers} worker(s), batches of {max_batch}, queue limit {queue_limit}, "
         f"timeout {timeout:g} s); {where}",
         highlight=False,
@@ -147,6 +140,18 @@ def serve_command(
         token=token,
         **{name[2:].replace("-", "_"): value for name, value in limits.items()},
     )
+
+
+def _served(run: Path, model, engine_name) -> str:
+    """What is served, as the start-up line says it: an index folder's search, or a run's
+    model with the engine that answers."""
+    if getattr(model, "opened", None) is not None:  # an index folder's search service
+        record = model.record
+        return f"search over [bold]{run}[/] ({record.get('count')} documents, " + (
+            f"{record.get('encoder')}) at /search"
+        )
+    engine = engine_name(model)
+    return f"[bold]{run}[/] ({model.model_}, {model.task_}) with the [bold]{engine}[/] engine"
 
 
 def _check(positive: dict[str, float], port: int, engine: str) -> None:
