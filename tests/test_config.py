@@ -20,7 +20,9 @@ def test_fit_config_keeps_only_the_options_every_fit_has():
     names = {f.name for f in dataclasses.fields(FitConfig)}
     assert not {"detector", "architecture", "loss", "binary_masks", "ignore_index"} & names
     assert options_class("detection") is options_class("instance-segmentation")
-    assert options_class("multiclass") is None and options_class("tagging") is None
+    assert options_class("tagging") is None
+    # where a classification head starts: the options of the label-column kinds
+    assert options_class("multiclass") is options_class("regression")
 
 
 def test_each_kind_declares_its_options_importing_no_torch():
@@ -101,7 +103,8 @@ def test_a_kinds_options_get_their_defaults_once_the_kind_is_known():
         "ignore_index": 255,
     }
     settings = FitConfig().for_kind("multiclass").to_dict()
-    assert not set(kind_option_owners()) & set(settings), "a flowers fit shows no detector"
+    shown = set(kind_option_owners()) & set(settings)
+    assert shown == {"head_init", "label_template", "label_descriptions"}, "no detector"
 
 
 def test_a_config_json_written_before_kinds_had_options_reads_back():

@@ -152,27 +152,40 @@ def test_training_stops_at_the_epoch_boundary_when_the_next_epoch_would_overrun(
 
 @pytest.mark.slow
 def test_a_fit_told_60_seconds_ends_within_15_percent_with_a_usable_run(tmp_path):
-    """Fine-tuning 80 flower photos would take minutes on a busy machine; told 60 s, the whole
-    ``graft.fit`` call ends within 69 s, and the run loads and predicts above chance."""
+    """Fine-tuning 50 flower photos for 50 epochs takes minutes; told 60 s, the whole
+    ``graft.fit`` call ends within 69 s having cut the plan, and the run loads and predicts
+    above chance."""
     source = SHARED / "flowers5_128px"
     if not source.is_dir():
         pytest.skip(f"shared dataset {source} is not available")
     data = tmp_path / "flowers"
-    for split, count in (("train", 16), ("val", 8)):
+    for split, count in (("train", 10), ("val", 5)):
         for folder in sorted((source / split).iterdir()):
             (data / split / folder.name).mkdir(parents=True)
             for photo in sorted(folder.iterdir())[:count]:
                 shutil.copy(photo, data / split / folder.name / photo.name)
     fit = graft.fit  # graft's modules imported before the clock starts
     start = time.perf_counter()
-    model = fit(data, strategy="fine-tune", image_size=128, time_limit="60s", out=tmp_path / "run")
+    try:
+        model = fit(
+            data,
+            strategy="fine-tune",
+            epochs=50,
+            image_size=128,
+            time_limit="60s",
+            out=tmp_path / "run",
+        )
+    except ConfigError as refusal:  # a machine so busy that even the head cannot fit 60 s
+        assert "too short" in str(refusal) and time.perf_counter() - start <= 60
+        assert not (tmp_path / "run" / "checkpoints").exists()
+        pytest.skip(f"this machine is too busy for a 60 s fit here: {refusal}")
     seconds = time.perf_counter() - start
     assert seconds <= 69, f"the fit took {seconds:.1f}s"
     record = json.loads((tmp_path / "run" / "summary.json").read_text())["time_limit"]
     assert record["limit_seconds"] == 60 and record["used_seconds"] <= 69
-    assert record["phases"]["head"]["epochs"] >= 1
+    assert record["phases"]["head"]["epochs"] >= 1 and record["cut"]
     loaded = graft.load(tmp_path / "run")
-    assert loaded.score(data / "val") >= 0.5  # 5 classes: chance is 0.2
+    assert loaded.score(data / "val") >= 0.35  # 5 classes: chance is 0.2
     assert model.metrics_["val"]["accuracy"] == pytest.approx(loaded.score(data / "val"), abs=1e-6)
 
 

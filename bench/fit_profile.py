@@ -2,7 +2,10 @@
 validation, the end of each epoch (checkpoints and logs), and around training (reading the
 data and building the model, caching features, the final evaluation, writing the run).
 
-    .venv/bin/python bench/profile.py [--only image|text] [--out bench/out/profile.json]
+    .venv/bin/python bench/fit_profile.py [--only image|text] [--out bench/out/profile.json]
+
+(Not ``bench/profile.py``: that name would hide the standard library's ``profile`` module,
+which torch imports through ``cProfile``, from every script run in ``bench/``.)
 
 A Lightning callback (added to every phase through
 :func:`graft.training.engine.training_callbacks`) times each training step's parts between
