@@ -318,6 +318,13 @@ class RecommendationTask(RecommendationCapabilities, Task):
 
         return HistoryCollate(preprocessing)
 
+    def read_inputs(self, inputs: list, modality: str, column: str | None = None) -> list:
+        """Refused: a recommender answers users and items (``graft recommend``)."""
+        raise ConfigError(
+            "a recommendation model answers graft recommend (a user, --liked items or "
+            "--similar-to an item), not graft predict"
+        )
+
     def infer(self, backbone: Any, head: Any, inputs: Any) -> Any:
         """Every item's score for each user (``[users, items]``)."""
         return head.scores(inputs)

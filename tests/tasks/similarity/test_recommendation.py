@@ -257,6 +257,8 @@ def test_cli_recommend_and_evaluate(fitted):
     result = runner.invoke(app, ["evaluate", str(root / "run"), str(root / "test.csv"), "--json"])
     assert result.exit_code == 0, result.output
     assert "item-knn" in json.loads(result.output)["baselines"]
+    result = runner.invoke(app, ["predict", str(root / "run"), "a text"])
+    assert result.exit_code != 0 and "answers graft recommend" in str(result.exception)
 
 
 @pytest.mark.slow
