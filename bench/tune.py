@@ -105,13 +105,15 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=96)
     parser.add_argument("--predict-images", type=int, default=1500)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "tune")
+    parser.add_argument("--run", type=Path, help="predict with this run (default: OUT/fe/best)")
     parser.add_argument("--skip", choices=("feature-extract", "fine-tune", "predict"), nargs="*")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     skip = set(args.skip or ())
     args.out.mkdir(parents=True, exist_ok=True)
     data = subset(args.out / "data", args.per_class, args.val_per_class)
-    results = json.loads((args.out / "tune.json").read_text()) if skip else {}
+    previous = args.out / "tune.json"
+    results = json.loads(previous.read_text()) if skip and previous.is_file() else {}
     if "feature-extract" not in skip:
         results["feature_extract"] = study(
             data, args.out / "fe", "feature-extract", args.trials, args.image_size
@@ -124,7 +126,8 @@ def main() -> None:
     if "predict" not in skip:
         photos = sorted(str(p) for p in (FLOWERS / "train").rglob("*.jpg"))
         inputs = photos[: args.predict_images]
-        results["predict"] = predict_throughput(args.out / "fe" / "best", inputs, args.out / "pred")
+        run = args.run or args.out / "fe" / "best"
+        results["predict"] = predict_throughput(run, inputs, args.out / "pred")
     (args.out / "tune.json").write_text(json.dumps(results, indent=2, default=str))
     print(json.dumps({k: {n: v for n, v in r.items() if n != "rows"} for k, r in results.items()},
                      indent=2, default=str))  # fmt: skip

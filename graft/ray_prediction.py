@@ -16,6 +16,7 @@ one GPU when the cluster has GPUs, else one CPU.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pickle
 from collections.abc import Iterator
@@ -47,7 +48,10 @@ class RayAnswers:
         items = list(islice(iter(stream), skip, None))
         if not items:
             return
-        ray.data.DataContext.get_current().execution_options.preserve_order = True
+        context = ray.data.DataContext.get_current()
+        context.execution_options.preserve_order = True
+        context.enable_progress_bars = False
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
         rows = [{"index": i, "item": pickle.dumps(item)} for i, item in enumerate(items)]
         answered = ray.data.from_items(rows).map_batches(
             _Predictor,
@@ -78,7 +82,7 @@ class RayAnswers:
         gpus = int(resources.get("GPU", 0))
         workers = self.workers or gpus or max(1, int(resources.get("CPU", 1)))
         share = {"num_gpus": 1} if gpus else {"num_cpus": 1}
-        return {"concurrency": workers, **share}
+        return {"compute": ray.data.ActorPoolStrategy(size=workers), **share}
 
 
 class _Predictor:

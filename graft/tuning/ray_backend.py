@@ -190,7 +190,7 @@ def run_ray(
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
 
-    from graft.tuning.study import STUDY_NAME, sampler_seed, storage_url
+    from graft.tuning.storage import STUDY_NAME, sampler_seed, storage_url
 
     share = parse_resources(resources)
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # verbose=0 is then silent

@@ -30,13 +30,12 @@ from typing import Any
 
 from graft.errors import ConfigError, RunError
 from graft.tuning.space import SearchSpace, build_space
+from graft.tuning.storage import STUDY_NAME, sampler_seed, storage_url
 from graft.tuning.table import trial_rows, write_search_page, write_table
 from graft.tuning.trial import TrialData, run_trial
 
 log = logging.getLogger("graft")
 
-#: Optuna's name for graft's study in ``DIR/study.db``.
-STUDY_NAME = "graft"
 PRUNERS = ("median", "asha", "none")
 #: Arguments of :func:`tune` that name data columns, passed to every fit as they are.
 COLUMN_ARGUMENTS = ("text_column", "image_column", "label_column", "audio_column")
@@ -194,10 +193,6 @@ def optuna_pruner(name: str) -> Any:
     return optuna.pruners.NopPruner()
 
 
-def storage_url(out: Path) -> str:
-    return f"sqlite:///{out / 'study.db'}"
-
-
 def run_local(
     data: TrialData,
     space: SearchSpace,
@@ -239,12 +234,6 @@ def run_local(
         study.optimize(objective, n_trials=remaining, timeout=time_limit, catch=(Exception,))
     names = [f"trial-{t.number:03d}" for t in study.trials]
     return names, {f"trial-{t.number:03d}": t.state.name for t in study.trials}
-
-
-def sampler_seed(space: SearchSpace, trials_so_far: int) -> int:
-    """The sampler's seed: the fit's ``seed`` plus the trials already in the study, so that a
-    resumed study draws new options rather than those of its first trials again."""
-    return int(space.fixed.get("seed", 0)) + 7919 * trials_so_far
 
 
 def importance(out: Path) -> dict[str, float] | None:

@@ -49,7 +49,7 @@ def test_a_search_on_ray_finds_options_at_least_as_good_as_the_defaults(cluster,
 
 
 def test_a_bad_option_fails_its_trial_on_ray_and_the_study_goes_on(cluster, tiny_flowers, tmp_path):
-    space = {"strategy": "feature-extract", "epochs": [2], "augment": ["sideways"]}
+    space = {"strategy": "feature-extract", "epochs": 2, "augment": ["sideways"]}
     result = tune(tiny_flowers, out=tmp_path / "study", trials=3, space=space, image_size=64,
                   ray="auto", pruner="asha", trial_resources="cpu=1")  # fmt: skip
     assert [row["state"] for row in result.rows] == ["COMPLETE", "FAIL", "FAIL"]

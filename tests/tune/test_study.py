@@ -57,7 +57,7 @@ def test_a_frozen_backbone_search_runs_the_backbone_once_and_links_the_best(
 
 
 def test_a_failing_trial_is_a_row_of_the_table_and_the_study_goes_on(tiny_flowers, tmp_path):
-    space = {"strategy": "feature-extract", "epochs": [2], "augment": ["sideways"]}
+    space = {"strategy": "feature-extract", "epochs": 2, "augment": ["sideways"]}
     result = tune(tiny_flowers, out=tmp_path / "study", trials=3, space=space, image_size=64)
     states = [row["state"] for row in result.rows]
     assert states == ["COMPLETE", "FAIL", "FAIL"]  # the defaults, then two bad options
