@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -42,6 +41,28 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "speechocea
 MODEL = "whisper-tiny.en"
 
 
+def limited(args) -> Path:
+    """The data, or an audiofolder of every k-th utterance of train and test when
+    ``--train-limit`` / ``--test-limit`` are given (absolute paths; speakers kept spread)."""
+    if not (args.train_limit or args.test_limit):
+        return args.data
+    import csv
+
+    root = Path(tempfile.mkdtemp(prefix="speech-bench-"))
+    for split, limit in (("train", args.train_limit), ("test", args.test_limit)):
+        with open(args.data / split / "metadata.csv", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        if limit:
+            rows = rows[:: max(1, len(rows) // limit)][:limit]
+        (root / split).mkdir()
+        with open(root / split / "metadata.csv", "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["file_name", "text"])
+            for row in rows:
+                writer.writerow([str(args.data / split / row["file_name"]), row["text"]])
+    return root
+
+
 def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -50,7 +71,7 @@ def zero_shot(args) -> dict:
     from graft.tasks.transcription.evaluate import evaluate_model
 
     start = time.perf_counter()
-    _, metrics = evaluate_model(MODEL, args.data)
+    metrics = evaluate_model(MODEL, limited(args))
     return {"wer": metrics["wer"], "cer": metrics["cer"], "seconds": time.perf_counter() - start}
 
 
@@ -60,7 +81,7 @@ def graft_fit(args) -> dict:
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
         model = graft.fit(
-            str(args.data), task="transcription", epochs=args.epochs, seed=args.seed,
+            str(limited(args)), task="transcription", epochs=args.epochs, seed=args.seed,
             out=str(Path(out) / "run"), num_workers=0,
         )  # fmt: skip
     test = model.metrics_["test"]
@@ -95,7 +116,8 @@ def recipe(args) -> dict:
     folder = offline_model_path()
     processor = WhisperProcessor.from_pretrained(folder)
     model = WhisperForConditionalGeneration.from_pretrained(folder)
-    train, test = read_speech(args.data / "train"), read_speech(args.data / "test")
+    data = limited(args)
+    train, test = read_speech(data / "train"), read_speech(data / "test")
 
     class Prepared(torch.utils.data.Dataset):  # the guide's prepare_dataset, lazily
         def __init__(self, data):
@@ -121,10 +143,11 @@ def recipe(args) -> dict:
         batch["labels"] = ids
         return batch
 
+    steps = -(-len(train) // 8) * args.epochs  # warm-up: a tenth of the steps
     with tempfile.TemporaryDirectory() as out:
         training = Seq2SeqTrainingArguments(
             output_dir=out, per_device_train_batch_size=8, learning_rate=1e-5,
-            warmup_ratio=0.1, num_train_epochs=args.epochs, seed=args.seed,
+            warmup_steps=max(1, steps // 10), num_train_epochs=args.epochs, seed=args.seed,
             save_strategy="no", report_to=[], logging_steps=25,
             remove_unused_columns=False, dataloader_num_workers=0,
         )  # fmt: skip
@@ -136,7 +159,8 @@ def recipe(args) -> dict:
     hypotheses = []
     with torch.inference_mode():
         for at in range(0, len(test), 16):
-            waves = [ClipsDataset(test.paths, None)[i][0] for i in range(at, min(at + 16, len(test)))]
+            clips = ClipsDataset(test.paths[at : at + 16], None)
+            waves = [clips[i][0] for i in range(len(clips))]
             features = processor.feature_extractor(waves, sampling_rate=16000, return_tensors="pt")
             ids = model.generate(input_features=features.input_features, max_new_tokens=128)
             hypotheses += processor.batch_decode(ids, skip_special_tokens=True)
@@ -154,6 +178,11 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--arm", choices=sorted(ARMS))
+    parser.add_argument("--train-limit", type=int, default=0, help="train utterances (0: all)")
+    parser.add_argument("--test-limit", type=int, default=0, help="test utterances (0: all)")
+    parser.add_argument(
+        "--parallel", action="store_true", help="run the arms at once (a busy machine)"
+    )
     parser.add_argument("--out", type=Path, default=Path("bench/out/speech.json"))
     args = parser.parse_args()
     if args.arm:  # one arm, in this process
@@ -161,20 +190,34 @@ def main() -> None:
         result["peak_mb"] = peak_mb()
         print("RESULT " + json.dumps(result), flush=True)
         return
-    results = {}
+    results: dict = {}
+    running = {}
     for arm in ARMS:
         command = [sys.executable, __file__, "--arm", arm, "--data", str(args.data)]
         command += ["--epochs", str(args.epochs), "--seed", str(args.seed)]
-        done = subprocess.run(command, capture_output=True, text=True, env=os.environ.copy())
-        lines = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")]
-        if not lines:
-            print(done.stderr[-3000:], file=sys.stderr)
-            raise SystemExit(f"arm {arm} failed")
-        results[arm] = json.loads(lines[-1][len("RESULT ") :])
-        print(arm, results[arm], flush=True)
-    results["epochs"], results["seed"] = args.epochs, args.seed
+        command += ["--train-limit", str(args.train_limit), "--test-limit", str(args.test_limit)]
+        running[arm] = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        if not args.parallel:
+            results[arm] = _collect(arm, running.pop(arm))
+    for arm, process in running.items():
+        results[arm] = _collect(arm, process)
+    results.update(epochs=args.epochs, seed=args.seed, parallel=args.parallel)
+    results.update(train_limit=args.train_limit, test_limit=args.test_limit)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
+
+
+def _collect(arm: str, process: subprocess.Popen) -> dict:
+    stdout, stderr = process.communicate()
+    lines = [x for x in stdout.splitlines() if x.startswith("RESULT ")]
+    if not lines:
+        print(stderr[-3000:], file=sys.stderr)
+        raise SystemExit(f"arm {arm} failed")
+    result = json.loads(lines[-1][len("RESULT ") :])
+    print(arm, result, flush=True)
+    return result
 
 
 if __name__ == "__main__":

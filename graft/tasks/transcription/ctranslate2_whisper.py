@@ -124,7 +124,7 @@ def _attention(prefix: str, source: dict, fused: bool) -> dict:
         )
         names = ("q_proj", "k_proj", "v_proj")
         linear_out = "linear_2"
-    for name, w, b in zip(names, parts[0], parts[1]):
+    for name, w, b in zip(names, parts[0], parts[1], strict=True):
         out[f"{name}.weight"] = w
         if name != "k_proj":  # Whisper's key projection has no bias (CTranslate2 wrote zeros)
             out[f"{name}.bias"] = b
@@ -152,7 +152,11 @@ def _layer(source: dict, ct2: str, hf: str, cross: bool) -> dict:
     if cross:
         parts["encoder_attn"] = _attention(f"{ct2}/attention", source, fused=False)
         parts["encoder_attn_layer_norm"] = _norm(source, f"{ct2}/attention/layer_norm")
-    return {f"{hf}.{module}.{k}": v for module, tensors in parts.items() for k, v in tensors.items()}
+    return {
+        f"{hf}.{module}.{key}": value
+        for module, tensors in parts.items()
+        for key, value in tensors.items()
+    }
 
 
 def hf_state_dict(source: dict, encoder_layers: int, decoder_layers: int) -> dict:
@@ -170,7 +174,9 @@ def hf_state_dict(source: dict, encoder_layers: int, decoder_layers: int) -> dic
         "model.decoder.embed_positions.weight": source["decoder/position_encodings/encodings"],
         "model.decoder.layer_norm.weight": source["decoder/layer_norm/gamma"],
         "model.decoder.layer_norm.bias": source["decoder/layer_norm/beta"],
-        "proj_out.weight": source.get("decoder/projection/weight", source["decoder/embeddings/weight"]),
+        "proj_out.weight": source.get(
+            "decoder/projection/weight", source["decoder/embeddings/weight"]
+        ),
     }
     for i in range(encoder_layers):
         state.update(_layer(source, f"encoder/layer_{i}", f"model.encoder.layers.{i}", False))

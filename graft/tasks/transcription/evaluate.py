@@ -37,15 +37,15 @@ def transcribe_clips(
 
 def evaluate_model(
     spec: str, data: Any, normalize: bool = True, beams: int = 1, batch_size: int = 8
-) -> tuple[Any, dict]:
-    """The task (as a fit would record it) and the metrics of the pretrained model ``spec`` on
-    labelled ``data`` (a folder's test split, else its only one)."""
+) -> dict:
+    """The metrics of the pretrained model ``spec`` on labelled ``data`` (a folder's test
+    split, else its validation or only one)."""
     from graft.tasks.transcription.metrics import transcription_metrics
     from graft.tasks.transcription.model import build_encoder
-    from graft.tasks.transcription.task import TranscriptionTask
+    from graft.tasks.transcription.read import read_speech_splits
 
-    task = TranscriptionTask(normalize=normalize, beams=beams)
-    labelled = task.read_labelled(data, {})
+    train, val, test = read_speech_splits(data)
+    labelled = test or val or train
     backbone = build_encoder(spec, pretrained=True)
     start = time.perf_counter()
     found = transcribe_clips(backbone, labelled.paths, batch_size, beams)
@@ -54,4 +54,4 @@ def evaluate_model(
     )
     metrics["seconds"] = round(time.perf_counter() - start, 2)
     metrics["model"] = spec
-    return task, metrics
+    return metrics

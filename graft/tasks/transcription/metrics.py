@@ -74,7 +74,8 @@ def transcription_metrics(
     scored = []
     for ref, hyp in zip(references, hypotheses, strict=True):
         single = error_rates([ref], [hyp], normalize)
-        scored.append((single["wer"], normalize_text(ref, normalize), normalize_text(hyp, normalize)))
+        shown = normalize_text(ref, normalize), normalize_text(hyp, normalize)
+        scored.append((single["wer"], *shown))
     scored.sort(key=lambda row: -row[0])
     metrics["worst"] = [{"wer": w, "reference": r, "hypothesis": h} for w, r, h in scored[:5]]
     metrics["normalized"] = normalize

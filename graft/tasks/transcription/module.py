@@ -26,9 +26,7 @@ from graft.training.module import TransferModule
 MAX_NEW_TOKENS = 128
 
 
-def transcribe(
-    backbone: Any, inputs: dict, beams: int = 1, prompt: str | None = None
-) -> list[str]:
+def transcribe(backbone: Any, inputs: dict, beams: int = 1, prompt: str | None = None) -> list[str]:
     """Each clip's transcript: Whisper's generation (greedy, or ``beams`` beams; ``prompt``:
     text the decoder reads as the previous context), a CTC model's best path; silence is an
     empty transcript."""
@@ -112,8 +110,15 @@ class TranscriptionModule(TransferModule):
         inputs, targets = batch
         loss = self.model_loss(inputs, targets["labels"])
         size = len(targets["texts"])
-        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True,
-                 batch_size=size, sync_dist=True)
+        self.log(
+            "train_loss",
+            loss,
+            on_step=False,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=size,
+            sync_dist=True,
+        )
         return loss
 
     def validation_step(self, batch, batch_index: int) -> None:

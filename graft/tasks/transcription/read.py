@@ -149,8 +149,7 @@ def read_table(path: Path) -> SpeechData:
         missing = "an audio-file" if audio is None else "a transcript"
         wanted = AUDIO_COLUMNS if audio is None else TEXT_COLUMNS
         raise DataError(
-            f"{path}: no {missing} column ({', '.join(wanted)}); its columns are "
-            f"{', '.join(names)}"
+            f"{path}: no {missing} column ({', '.join(wanted)}); its columns are {', '.join(names)}"
         )
     speaker = find_column(names, SPEAKER_COLUMNS)
     first = 1 if path.suffix.lower() in (".jsonl", ".json", ".parquet") else 2
@@ -221,7 +220,7 @@ def check_clip(file: Path, line: str) -> str | None:
     import soundfile
 
     if not file.is_file():
-        return f"no such audio file {file.name}"
+        return f"missing audio file {file.name}"
     try:
         info = soundfile.info(str(file))
     except (soundfile.LibsndfileError, RuntimeError, OSError) as error:

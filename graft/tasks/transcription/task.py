@@ -201,9 +201,8 @@ class TranscriptionTask(
         parts = {n: getattr(splits, n) for n in ("train", "val", "test") if getattr(splits, n)}
         skipped: dict[str, dict[str, int]] = {}
         for name, part in parts.items():
-            for _, reason in part.skipped:
-                key = reason.split(" ", 2)[0] + " " + reason.split(" ", 2)[1]
-                key = "empty transcript" if reason == "empty transcript" else key
+            for _, reason in part.skipped:  # "empty transcript", "unreadable audio", ...
+                key = " ".join(reason.split(" ")[:2])
                 skipped.setdefault(name, {}).setdefault(key, 0)
                 skipped[name][key] += 1
         speakers = {n: len(set(p.speakers)) for n, p in parts.items() if p.speakers}
@@ -320,7 +319,7 @@ class TranscriptionTask(
         (:mod:`graft.tasks.transcription.evaluate`)."""
         from graft.tasks.transcription.evaluate import evaluate_model
 
-        return evaluate_model(model, data)
+        return cls(), evaluate_model(model, data)
 
     def describe(self) -> str:
         return "transcripts" + ("" if self.normalize else " (not normalised)")

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 import graft
 from graft.cli import app
+from graft.errors import DataError
 from tests.tasks.transcription.conftest import needs_dataset
 
 pytestmark = needs_dataset()
@@ -21,6 +22,7 @@ def _clips(data) -> list[str]:
     return sorted(str(p) for p in (data / "test").glob("*.flac"))
 
 
+@pytest.mark.slow
 def test_a_whisper_fit_saves_and_loads_identical_transcripts(small_speech, tiny_whisper, tmp_path):
     out = tmp_path / "run"
     model = graft.fit(
@@ -48,8 +50,9 @@ def test_a_whisper_fit_saves_and_loads_identical_transcripts(small_speech, tiny_
     broken = tmp_path / "broken.flac"
     broken.write_bytes(b"\x00" * 400)
     refused = CliRunner().invoke(app, ["predict", str(out), str(broken)])
-    assert refused.exit_code == 2
-    assert "broken.flac: unreadable audio broken.flac" in refused.output
+    assert isinstance(refused.exception, DataError)  # the command line prints it, exit 2
+    assert "broken.flac: unreadable audio broken.flac" in str(refused.exception)
+    assert "\n" not in str(refused.exception)
 
 
 def test_a_ctc_model_trains_its_output_layer_and_reloads(small_speech, tiny_ctc, tmp_path):
@@ -70,3 +73,26 @@ def test_options_that_do_not_apply_are_refused_in_one_line(small_speech, tiny_ct
         graft.fit(str(small_speech), task="transcription", model=str(tiny_ctc), strategy="gradual")
     with pytest.raises(ConfigError, match="--spec-augment must be in"):
         graft.fit(str(small_speech), task="transcription", spec_augment=1.5)
+
+
+@pytest.mark.slow
+def test_fine_tuning_tiny_en_lowers_wer_on_unheard_speakers(tmp_path):
+    """48 training utterances of 24 speakers, 2 epochs of graft's default fine-tune; 20 test
+    utterances of other speakers. Measured (seed 0, CPU, one thread): pretrained WER 0.306,
+    fine-tuned 0.177 on these 20 (validation: pretrained 0.185); the floor leaves room for
+    the noise of so small a test. About 4 minutes on an idle CPU, 25 on a crowded one."""
+    from tests.tasks.transcription.conftest import subset
+
+    data = tmp_path / "data"
+    subset(data / "train", "train", 48, step=12)
+    subset(data / "test", "test", 20, step=7)
+    model = graft.fit(str(data), task="transcription", epochs=2, num_workers=0, seed=0)
+    from graft.tasks.transcription.evaluate import evaluate_model
+
+    before = evaluate_model("whisper-tiny.en", str(data))
+    after = model.metrics_["test"]["wer"]
+    assert after < before["wer"] and after < FLOOR, (before["wer"], after)
+
+
+#: The fine-tuned WER of the test above stays under this (measured: see its docstring).
+FLOOR = 0.25

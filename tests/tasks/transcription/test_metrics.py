@@ -7,9 +7,10 @@ from graft.tasks.transcription.metrics import error_rates, normalize_text, trans
 
 def test_whisper_normalisation_is_applied_to_both_sides():
     assert normalize_text("Hello, World! It's five apples.") == "hello world it is 5 apples"
-    assert error_rates(["SO OF COURSE I WAS PICKED ON"], ["So, of course I was picked on."])[
-        "wer"
-    ] == 0.0
+    assert (
+        error_rates(["SO OF COURSE I WAS PICKED ON"], ["So, of course I was picked on."])["wer"]
+        == 0.0
+    )
     assert error_rates(["TWENTY FIVE APPLES"], ["25 apples"])["wer"] == 0.0
 
 

@@ -110,3 +110,21 @@ def test_one_folder_without_splits(tmp_path):
     train, val, test = read_speech_splits(folder)
     assert len(train) == 5 and val is None and test is None
     assert json.dumps(train.speakers)
+
+
+def test_summary_counts_what_was_skipped_by_reason(tmp_path):
+    from graft.data import DataSplits
+    from graft.tasks.transcription.task import TranscriptionTask
+
+    folder = subset(tmp_path, "test", 2)
+    (folder / "broken.flac").write_bytes(b"not audio at all" * 10)
+    with open(folder / "metadata.csv", "a") as handle:
+        handle.write("broken.flac,HELLO THERE,x\ngone.flac,HELLO,x\n")
+        handle.write(f"{rows('test')[5]['file_name']},,x\n")
+    summary = TranscriptionTask().summary(DataSplits(read_speech(folder), None, None))
+    assert summary["skipped_by_reason"]["train"] == {
+        "unreadable audio": 1,
+        "missing audio": 1,
+        "empty transcript": 1,
+    }
+    assert summary["speakers"]["train"] == 1  # both kept clips are one speaker's
