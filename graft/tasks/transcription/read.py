@@ -47,7 +47,7 @@ SPLIT_FOLDERS = {
 
 
 def find_column(names: list[str], wanted: tuple[str, ...]) -> str | None:
-    lowered = {n.lower(): n for n in names}
+    lowered = {str(n).lower(): n for n in names}  # a JSON list read as a table: int columns
     return next((lowered[w] for w in wanted if w in lowered), None)
 
 
