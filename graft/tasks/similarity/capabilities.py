@@ -62,15 +62,18 @@ class SimilarityCapabilities(
         return f"[{', '.join(f'{v:.3f}' for v in values[:4])}, ...] ({len(values)} values)"
 
     def refusal(self, command: str) -> str | None:
-        """Export and serving are refused: the model embeds with ``graft predict`` and
-        searches with ``graft index`` and ``graft search``."""
+        """Export is refused: the model embeds with ``graft predict`` and searches with
+        ``graft index`` and ``graft search``; ``graft serve`` serves an index, not a run."""
         if command == "export":
             return (
                 "a similarity model is not exported yet: it embeds with graft predict and "
                 "searches with graft index and graft search"
             )
         if command == "serve":
-            return "graft serve does not answer /search yet: use graft search"
+            return (
+                "graft serve answers /search for an index: write one with graft index RUN "
+                "CORPUS --out INDEX, then graft serve INDEX"
+            )
         return None
 
     # Summary ---------------------------------------------------------------------------------
