@@ -6,7 +6,7 @@ import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -158,3 +158,7 @@ class DataSplits:
     train: LabelledData
     val: LabelledData | None = None
     test: LabelledData | None = None
+
+    def parts(self) -> dict[str, Any]:
+        """The splits present (not None nor empty), by name: ``train``, ``val``, ``test``."""
+        return {n: part for n in ("train", "val", "test") if (part := getattr(self, n))}

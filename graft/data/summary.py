@@ -12,7 +12,7 @@ log = logging.getLogger("graft")
 def data_summary(splits: Any, backbone: Any, task: str) -> dict:
     """The data part of a fit's summary (:class:`graft.data.DataSplits`, the backbone that
     read them, the kind of task)."""
-    parts = {n: getattr(splits, n) for n in ("train", "val", "test") if getattr(splits, n)}
+    parts = splits.parts()
     skipped = {n: p.skipped for n, p in parts.items() if p.skipped}
     summary = {
         "modality": splits.train.modality,

@@ -299,7 +299,7 @@ class MultiTask(
         return self.classes
 
     def summary(self, splits: DataSplits) -> dict:
-        parts = {n: getattr(splits, n) for n in ("train", "val", "test") if getattr(splits, n)}
+        parts = splits.parts()
         return {
             "tasks": self.kinds,
             "labelled": {name: part.labelled_counts() for name, part in parts.items()},

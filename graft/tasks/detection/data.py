@@ -84,18 +84,13 @@ def check_options(config: FitConfig, kind: str, masks: bool) -> None:
             raise ConfigError(message)
 
 
-def named(splits: DataSplits) -> list[tuple[str, DetectionData]]:
-    """``(name, part)`` of each split present."""
-    return [(n, getattr(splits, n)) for n in ("train", "val", "test") if getattr(splits, n)]
-
-
 def check_splits(splits: DataSplits, masks: bool) -> DataSplits:
     """Validation and test data hold images and the training data's classes; the training
     images hold objects; with ``masks``, every object has a mask."""
     train = splits.train
     check_companions(splits)
     check_same_classes(splits)
-    for _, part in named(splits):
+    for part in splits.parts().values():
         check_masks(part, masks)
     if not sum(len(t) for t in train.targets):
         raise DataError(f"{train.source}: the training images hold no objects")
@@ -114,7 +109,7 @@ def check_masks(data: DetectionData, masks: bool) -> None:
 
 def data_summary(splits: DataSplits, kind: str) -> dict:
     """Images and objects per split and class, and the images skipped while reading."""
-    parts = dict(named(splits))
+    parts = splits.parts()
     skipped = {n: p.skipped for n, p in parts.items() if p.skipped}
     return {
         "modality": "image",

@@ -328,7 +328,7 @@ class DetectionTask(DetectionCapabilities, Task):
         return cls(list(labels), record["detector"], sizes, record["score_threshold"])
 
     def summary(self, splits: DataSplits) -> dict:
-        return {"annotations": {name: dict(part.report) for name, part in parts.named(splits)}}
+        return {"annotations": {name: dict(part.report) for name, part in splits.parts().items()}}
 
     def data_summary(self, splits: DataSplits, backbone: Any) -> dict:
         return parts.data_summary(splits, self.kind)

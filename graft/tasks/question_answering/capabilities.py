@@ -130,11 +130,11 @@ class AnswersCapabilities(Served, PredictionText, Refused, ExportedGraph, Report
         return question_answering_sections(metrics, split)
 
     def summary(self, splits: Any) -> dict:
-        parts = {n: getattr(splits, n) for n in ("train", "val", "test") if getattr(splits, n)}
+        parts = splits.parts()
         return {"unanswerable": {name: part.unanswerable for name, part in parts.items()}}
 
     def data_summary(self, splits: Any, backbone: Any) -> dict:
-        parts = {n: getattr(splits, n) for n in ("train", "val", "test") if getattr(splits, n)}
+        parts = splits.parts()
         return {
             "modality": "text",
             "task": "question-answering",

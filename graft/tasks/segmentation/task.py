@@ -431,7 +431,7 @@ def refusals(config: FitConfig, kind: str) -> dict[str, bool]:
 def data_summary(splits: DataSplits, kind: str, pixels: dict[str, int]) -> dict:
     """The data part of a segmentation fit's summary: images per split, the training pixels
     of each class, and the images skipped while reading."""
-    parts = {n: getattr(splits, n) for n in ("train", "val", "test") if getattr(splits, n)}
+    parts = splits.parts()
     skipped = {n: p.skipped for n, p in parts.items() if p.skipped}
     return {
         "modality": "image",

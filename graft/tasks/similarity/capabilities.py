@@ -80,7 +80,7 @@ class SimilarityCapabilities(
 
     def data_summary(self, splits: DataSplits, backbone: Any) -> dict:
         """Pairs, queries and documents of each split."""
-        parts = {n: getattr(splits, n) for n in ("train", "val", "test") if getattr(splits, n)}
+        parts = splits.parts()
         return {
             "modality": "text",
             "task": self.kind,

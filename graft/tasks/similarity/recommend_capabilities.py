@@ -74,7 +74,7 @@ class RecommendationCapabilities(
 
     def data_summary(self, splits: DataSplits, backbone: Any) -> dict:
         """Interactions, users and items of each split."""
-        parts = {n: getattr(splits, n) for n in ("train", "val", "test") if getattr(splits, n)}
+        parts = splits.parts()
         return {
             "modality": "text",
             "task": self.kind,

@@ -9,14 +9,9 @@ from typing import Any
 log = logging.getLogger("graft")
 
 
-def parts_of(splits: Any) -> dict[str, Any]:
-    """The splits a fit has, by name (``train``, ``val``, ``test``)."""
-    return {n: getattr(splits, n) for n in ("train", "val", "test") if getattr(splits, n)}
-
-
 def entity_summary(splits: Any) -> dict:
     """Each split's entity counts and tagging scheme."""
-    parts = parts_of(splits)
+    parts = splits.parts()
     return {
         "entities": {name: part.entity_counts() for name, part in parts.items()},
         "schemes": {name: part.scheme for name, part in parts.items()},
@@ -26,7 +21,7 @@ def entity_summary(splits: Any) -> dict:
 def data_summary(splits: Any, backbone: Any, kind: str) -> dict:
     """Sentences, words and entities of each split, and how many sentences are longer than
     the encoder's window (read in overlapping windows, never cut)."""
-    parts = parts_of(splits)
+    parts = splits.parts()
     return {
         "modality": "text",
         "task": kind,

@@ -198,7 +198,7 @@ class TranscriptionTask(
 
     def summary(self, splits: Any) -> dict:
         """Utterances skipped by reason, and speakers, of each split."""
-        parts = {n: getattr(splits, n) for n in ("train", "val", "test") if getattr(splits, n)}
+        parts = splits.parts()
         skipped: dict[str, dict[str, int]] = {}
         for name, part in parts.items():
             for _, reason in part.skipped:  # "empty transcript", "unreadable audio", ...
