@@ -166,7 +166,16 @@ def read_texts(
     """The texts of a JSON body (``text`` or ``texts``), each within ``limits``, and its
     ``top_k`` (else ``default_k``)."""
     hint = '{"text": "..."} or {"texts": [...]}'
-    payload = _json_object(body, kind, f"this model reads text: send JSON {hint}")
+    return texts_of(
+        json_object(body, kind, f"this model reads text: send JSON {hint}"), default_k, limits
+    )
+
+
+def texts_of(
+    payload: dict, default_k: int, limits: RequestLimits = RequestLimits()
+) -> tuple[list[str], int]:
+    """The texts of a request's JSON object (``text`` or ``texts``), each within ``limits``,
+    and its ``top_k`` (else ``default_k``)."""
     texts = payload.get("texts", [payload["text"]] if "text" in payload else None)
     if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
         raise RequestError(400, 'send {"text": "a string"} or {"texts": ["one or more strings"]}')
@@ -185,23 +194,21 @@ def read_records(
     ``{"inputs": [objects]}``; each input the tuple of its fields, each text within
     ``limits``; and the body's ``top_k``."""
     one = "{" + ", ".join(f'"{f}": "..."' for f in fields) + "}"
-    hint = f"this model reads {' and '.join(fields)}: send JSON {one} or {{\"inputs\": [...]}}"
-    payload = _json_object(body, kind, hint)
+    hint = f'this model reads {" and ".join(fields)}: send JSON {one} or {{"inputs": [...]}}'
+    payload = json_object(body, kind, hint)
     records = payload.get("inputs", [payload] if "inputs" not in payload else None)
     if not isinstance(records, list) or not records:
-        raise RequestError(400, f"send {one} or {{\"inputs\": [one or more of them]}}")
+        raise RequestError(400, f'send {one} or {{"inputs": [one or more of them]}}')
     items = []
     for number, record in enumerate(records):
-        if not isinstance(record, dict) or not all(
-            isinstance(record.get(f), str) for f in fields
-        ):
+        if not isinstance(record, dict) or not all(isinstance(record.get(f), str) for f in fields):
             raise RequestError(400, f"input {number}: send {one} (strings)")
         items.append(tuple(record[f] for f in fields))
     _within([text for item in items for text in item], limits)
     return items, _top_k(payload, default_k)
 
 
-def _json_object(body: bytes, kind: str, hint: str) -> dict:
+def json_object(body: bytes, kind: str, hint: str) -> dict:
     """The JSON object of a body, or the 415/400 that says what to send (``hint``)."""
     if not kind.startswith("application/json"):
         raise RequestError(415, f"{hint}, not {kind or 'no content type'}")

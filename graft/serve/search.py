@@ -26,7 +26,7 @@ from graft.errors import RunError
 from graft.searching import open_searcher
 from graft.serve.app import TIMEOUT_SECONDS, answer, busy, guard, service_app
 from graft.serve.batching import MAX_BATCH, QUEUE_LIMIT, MicroBatcher, QueueFull
-from graft.serve.inputs import MAX_UPLOAD_BYTES, RequestError, read_body, read_texts
+from graft.serve.inputs import MAX_UPLOAD_BYTES, RequestError, json_object, read_body, texts_of
 from graft.serve.limits import MAX_CLIENT_REQUESTS, MAX_TEXT_CHARS, RequestLimits
 from graft.serve.metrics import ServeMetrics
 
@@ -107,16 +107,15 @@ def create_search_app(
         arrived = time.monotonic()
         _admit(batcher)
         body = await read_body(request, max_upload_bytes)
-        kind = request.headers.get("content-type", "")
-        queries, k = read_texts(_as_texts(body, kind), kind, top_k, limits)
+        payload = json_object(body, request.headers.get("content-type", ""), _HINT)
+        queries, k = texts_of(_as_texts(payload), top_k, limits)
         return await respond(queries, k, arrived)
 
     @app.get("/search")
     async def search_one(request: Request, q: str = "", top_k: int = top_k):
         arrived = time.monotonic()
         _admit(batcher)
-        payload = json.dumps({"text": q, "top_k": top_k}).encode()
-        queries, k = read_texts(payload, "application/json", top_k, limits)
+        queries, k = texts_of({"text": q, "top_k": top_k}, top_k, limits)
         return await respond(queries, k, arrived)
 
     return app
@@ -129,23 +128,20 @@ def _admit(batcher: MicroBatcher) -> None:
         raise busy(full) from None
 
 
-def _as_texts(body: bytes, kind: str) -> bytes:
-    """A search body with ``query``/``queries`` read as the model service's ``text``/``texts``
-    (either spelling is taken)."""
-    if not kind.startswith("application/json"):
-        return body  # refused by read_texts with the 415 that names JSON
-    try:
-        payload = json.loads(body)
-    except (ValueError, RecursionError):
-        return body  # refused by read_texts with its 400
-    if isinstance(payload, dict):
-        if "query" in payload and "text" not in payload:
-            payload["text"] = payload.pop("query")
-        if "queries" in payload and "texts" not in payload:
-            payload["texts"] = payload.pop("queries")
-        if "text" not in payload and "texts" not in payload:
-            raise RequestError(400, 'send {"query": "a string"} or {"queries": ["strings"]}')
-    return json.dumps(payload).encode()
+#: What a search request holds, said when it holds something else.
+_HINT = 'this service searches: send JSON {"query": "..."} or {"queries": [...]}'
+
+
+def _as_texts(payload: dict) -> dict:
+    """A search request's object with ``query``/``queries`` read as the model service's
+    ``text``/``texts`` (either spelling is taken)."""
+    if "query" in payload and "text" not in payload:
+        payload["text"] = payload.pop("query")
+    if "queries" in payload and "texts" not in payload:
+        payload["texts"] = payload.pop("queries")
+    if "text" not in payload and "texts" not in payload:
+        raise RequestError(400, 'send {"query": "a string"} or {"queries": ["strings"]}')
+    return payload
 
 
 def _page(describe: dict) -> str:
