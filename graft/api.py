@@ -16,7 +16,13 @@ from graft.errors import RunError
 from graft.estimator import DataLike, GraftEstimator
 from graft.multitask import MultiTaskClassifier
 from graft.runs.directory import read_run_record
-from graft.runs.persistence import check_engine, hyperparameters, read_record, restore_model
+from graft.runs.persistence import (
+    check_engine,
+    fill_fitted,
+    hyperparameters,
+    read_record,
+    restore_model,
+)
 
 #: The arguments of ``fit`` that name data, not hyperparameters.
 DATA_ARGUMENTS = (
@@ -141,12 +147,7 @@ def zero_shot(
     torch.manual_seed(config.seed)
     head = task.new_head(backbone)
     start_from_names(head, backbone, names, template)
-    estimator.fitted_task_, estimator.backbone_ = task, backbone.eval()
-    estimator.head_ = head.eval()
-    estimator.config_, estimator.model_ = config, spec
-    estimator.strategy_, estimator.lr_ = "feature-extract", config.lr  # a frozen backbone
-    estimator.engine_name_, estimator.export_dir_ = "torch", None
-    return estimator
+    return fill_fitted(estimator, task, backbone, head, config, spec)  # a frozen backbone
 
 
 def adapt(

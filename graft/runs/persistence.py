@@ -195,14 +195,11 @@ def restore_model(model: Any, path: Path, record: dict, engine: str = "torch", e
     head.load_state_dict(_prefixed(weights, "head."))
     for name, network in networks(task).items():
         network.load_state_dict(_prefixed(weights, f"{name}."))
-    model.fitted_task_, model.backbone_, model.head_ = task, backbone.eval(), head.eval()
-    model.config_, model.model_ = resolved, record["backbone"]
-    model.strategy_, model.lr_ = resolved.strategy, resolved.lr
+    fill_fitted(model, task, backbone, head, resolved, record["backbone"])
     for name in RECORDS:
         if (path / f"{name}.json").is_file():
             setattr(model, f"{name}_", read_json(path / f"{name}.json"))
     model.run_dir_ = path
-    model.engine_name_, model.export_dir_ = "torch", None
     if engine != "torch":
         try:
             _open_engine(model, task, folder, engine, path)
@@ -210,6 +207,17 @@ def restore_model(model: Any, path: Path, record: dict, engine: str = "torch", e
             if not automatic:
                 raise
             warnings.warn(f"{folder}: {error}; predicting with torch", stacklevel=3)
+    return model
+
+
+def fill_fitted(model: Any, task: Any, backbone: Any, head: Any, config: Any, name: str) -> Any:
+    """Make the blank estimator ``model`` a fitted one that predicts with torch: its task,
+    backbone and head (in evaluation mode), the configuration they were made with and the
+    backbone's ``name`` (a restored run's, or :func:`graft.zero_shot`'s, which trains nothing)."""
+    model.fitted_task_, model.backbone_, model.head_ = task, backbone.eval(), head.eval()
+    model.config_, model.model_ = config, name
+    model.strategy_, model.lr_ = config.strategy, config.lr
+    model.engine_name_, model.export_dir_ = "torch", None
     return model
 
 
