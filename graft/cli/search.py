@@ -46,9 +46,15 @@ def evaluate_retrieval(run: str, data: Path, task: str | None, as_json: bool) ->
 
 @app.command()
 def index(
-    run: Annotated[str, typer.Argument(help="A similarity run, or a model string (minilm).")],
+    run: Annotated[
+        str,
+        typer.Argument(help="A similarity run, or a model string (minilm, efficientnet_lite0)."),
+    ],
     corpus: Annotated[
-        Path, typer.Argument(help="A BEIR folder, or a JSONL/CSV/TSV of id and text.")
+        Path,
+        typer.Argument(
+            help="A BEIR folder, a JSONL/CSV/TSV of id and text, or a folder of images."
+        ),
     ],
     out: Annotated[Path, typer.Option("--out", help="The index folder to write.")],
 ) -> None:
@@ -65,7 +71,10 @@ def index(
 @app.command()
 def search(
     index_dir: Annotated[Path, typer.Argument(help="An index folder written by graft index.")],
-    queries: Annotated[list[str], typer.Argument(help="One or more queries.")],
+    queries: Annotated[
+        list[str],
+        typer.Argument(help="One or more queries (image files' paths for an index of images)."),
+    ],
     top_k: Annotated[int, typer.Option(help="How many documents per query.")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
 ) -> None:

@@ -56,6 +56,11 @@ class SearchService:
         if not is_index(self.folder):
             raise RunError(f"{self.folder}: not an index (no {INDEX_RECORD})")
         self.record = json.loads((self.folder / INDEX_RECORD).read_text())
+        if self.record.get("modality", "text") != "text":  # a query would be a server path
+            raise RunError(
+                f"{self.folder}: an index of {self.record['modality']}s; graft serve answers "
+                "text queries only (search it with graft search INDEX photo.jpg)"
+            )
         self.searcher = open_searcher(self.record["encoder"])
         self.opened = self.searcher.open_index(self.folder)
 

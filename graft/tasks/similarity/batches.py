@@ -94,13 +94,24 @@ def texts_of(retrieval: Any) -> list[Text]:
 class SimilarityCollate:
     """A list of :class:`Pair`, :class:`Text` or strings as ``(inputs, targets)``: for pairs,
     ``{"anchor", "positive"[, "negative"]}`` tokens and the scores; for texts, their tokens and
-    ``{"role", "index", "twin", "relevant", "relevance"}`` (strings: roles of -1)."""
+    ``{"role", "index", "twin", "relevant", "relevance"}`` (strings: roles of -1). Image pairs
+    and images alike, their "texts" the images' paths (:meth:`tokens`)."""
 
-    def __init__(self, preprocessing: Any):
+    def __init__(self, preprocessing: Any, features: dict | None = None):
         self.preprocessing = preprocessing
+        self.features = features
         self._tokenizer = None
 
-    def tokens(self, texts: list[str]) -> dict[str, torch.Tensor]:
+    def tokens(self, texts: list[str]) -> Any:
+        """The backbone's input of ``texts``: tokens; for an image backbone the pixels of the
+        image files they name; with ``features`` (image path -> cached features of a frozen
+        backbone) ``{"features": float32[n, width]}``, which the module hands to the head."""
+        if self.features is not None:
+            return {"features": torch.stack([self.features[t] for t in texts])}
+        if getattr(self.preprocessing, "modality", "text") == "image":
+            from graft.tasks.similarity.images import pixels
+
+            return pixels(self.preprocessing, texts)
         if self._tokenizer is None:
             self._tokenizer = tokenizer_of(self.preprocessing)
         return tokens(self._tokenizer, texts, int(self.preprocessing.max_length))

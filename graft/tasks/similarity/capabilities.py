@@ -82,7 +82,7 @@ class SimilarityCapabilities(
         """Pairs, queries and documents of each split."""
         parts = splits.parts()
         return {
-            "modality": "text",
+            "modality": splits.train.modality,
             "task": self.kind,
             "examples": {n: len(p) for n, p in parts.items()},
             "queries": {n: len(set(p.query_ids)) for n, p in parts.items()},

@@ -4,6 +4,7 @@
 :class:`SimilarityData` holds the pairs a loss reads (a query and a positive, optionally a
 hard negative or a score) with the ids that place them in a retrieval set, so that any part of
 it (a validation split of its queries) is scored by retrieval as the test is.
+:class:`ImageSimilarityData` is the same of images, each named by its file's path.
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ class SimilarityData:
         def pick(values):
             return None if values is None else [values[i] for i in index]
 
-        return SimilarityData(
+        return type(self)(
             pick(self.anchors),
             pick(self.positives),
             pick(self.negatives),
@@ -167,3 +168,11 @@ class SimilarityData:
         val = np.array([i for i, q in enumerate(self.query_ids) if q in held_out], dtype=int)
         train = np.array([i for i, q in enumerate(self.query_ids) if q not in held_out], dtype=int)
         return train, val
+
+
+@dataclass
+class ImageSimilarityData(SimilarityData):
+    """Pairs of images (:mod:`graft.tasks.similarity.images`): each "text" is an image file's
+    absolute path, which is also its id."""
+
+    modality: ClassVar[str] = "image"

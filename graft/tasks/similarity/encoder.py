@@ -5,7 +5,8 @@ pools) under the similarity head (:class:`Projection`), L2 normalised.
 ``feature-extract`` trains the head's square linear layer (started at the identity, so that
 the untrained model is the pretrained encoder) on the frozen encoder; the strategies that
 train the encoder keep the head an identity with no parameters. :class:`TextEmbedder` embeds
-texts with a backbone and head outside a fit (a pretrained model as it is, mining).
+texts with a backbone and head outside a fit (a pretrained model as it is, mining); images go
+through :mod:`graft.tasks.similarity.image_encoder` under the same head.
 """
 
 from __future__ import annotations
@@ -52,11 +53,15 @@ def tokens(tokenizer, texts: list[str], max_length: int) -> dict[str, torch.Tens
 
 class TextEmbedder:
     """Texts in, normalised embeddings out, from a backbone and a head (a pretrained model as
-    it is, or the pretrained encoder that mines negatives).
+    it is, or the pretrained encoder that mines negatives); images are embedded by
+    :class:`graft.tasks.similarity.image_encoder.ImageEmbedder`.
 
     Attributes:
-        backbone, head: the networks; tokenizer: the backbone's; dim: the embeddings' width.
+        backbone, head: the networks; tokenizer: the backbone's; dim: the embeddings' width;
+        modality: ``text``.
     """
+
+    modality = "text"
 
     def __init__(self, backbone, head: nn.Module):
         self.backbone, self.head = backbone.eval(), head.eval()
@@ -76,16 +81,3 @@ class TextEmbedder:
             batch = tokens(self.tokenizer, [texts[i] for i in chunk], length)
             out[chunk] = self.head(self.backbone(batch)).float().numpy()
         return out
-
-
-def pretrained_embedder(spec: str) -> TextEmbedder:
-    """The pretrained encoder a model string names (``minilm``, ``hf:ORG/NAME``, a folder), as
-    it is."""
-    from graft.backbones.hf_text import HFTextBackbone
-    from graft.backbones.registry import create_backbone
-    from graft.errors import ConfigError
-
-    backbone = create_backbone(spec, pretrained=True)
-    if not isinstance(backbone, HFTextBackbone):
-        raise ConfigError(f"--model {spec}: similarity needs a text encoder (minilm, hf:...)")
-    return TextEmbedder(backbone, Projection(backbone.feature_dim, trained=False))

@@ -5,7 +5,8 @@ ranks (the same documents in the same order), one file written and read by one c
 approximate indexes (HNSW, IVF) at hand for corpora too large for exact search; usearch is
 smaller but approximate by design, LanceDB a database with far more than a search needs.
 
-A folder holds ``index.json`` (the encoder that embedded it, the count, the width),
+A folder holds ``index.json`` (the encoder that embedded it, the count, the width, whether
+the documents are texts or images),
 ``documents.jsonl`` (each document's id and text, in index order), ``shards/`` (the embeddings
 of each :data:`SHARD` documents, written as they are embedded, so that an interrupted indexing
 resumes at the first missing shard) and ``vectors.faiss``.
@@ -26,10 +27,16 @@ RECORD = "index.json"
 
 def read_corpus(path: Path) -> dict[str, str]:
     """A corpus: a BEIR folder's ``corpus.jsonl``, a JSON Lines file of ``_id`` (or ``id``),
-    ``title`` and ``text``, or a CSV/TSV of ``id`` and ``text`` columns."""
+    ``title`` and ``text``, a CSV/TSV of ``id`` and ``text`` columns, or a folder of images
+    (id: the path in the folder; text: the absolute path,
+    :func:`~graft.tasks.similarity.images.image_folder`)."""
     import csv
 
     path = Path(path).expanduser()
+    if path.is_dir() and not (path / "corpus.jsonl").is_file():
+        from graft.tasks.similarity.images import image_folder
+
+        return image_folder(path)
     if path.is_dir():
         path = path / "corpus.jsonl"
     if not path.is_file():
@@ -48,9 +55,12 @@ def read_corpus(path: Path) -> dict[str, str]:
     return corpus
 
 
-def build_index(embed, corpus: dict[str, str], out: Path, encoder: str, progress=None) -> dict:
-    """Embed ``corpus`` with ``embed`` (texts -> normalised float32 rows) into the index folder
-    ``out``, shard by shard, resuming after the shards already there; its record."""
+def build_index(
+    embed, corpus: dict[str, str], out: Path, encoder: str, progress=None, modality: str = "text"
+) -> dict:
+    """Embed ``corpus`` with ``embed`` (texts, or image paths, -> normalised float32 rows) into
+    the index folder ``out``, shard by shard, resuming after the shards already there; its
+    record (``modality``: what the documents are, ``text`` or ``image``)."""
     import faiss
 
     out.mkdir(parents=True, exist_ok=True)
@@ -63,6 +73,7 @@ def build_index(embed, corpus: dict[str, str], out: Path, encoder: str, progress
         if old.get("encoder") != encoder or old.get("count") != len(ids):
             raise RunError(f"{out}: an index of another encoder or corpus; choose another --out")
     record = {"encoder": encoder, "count": len(ids), "metric": "cosine", "complete": False}
+    record["modality"] = modality
     record_path.write_text(json.dumps(record, indent=2))
     with (out / "documents.jsonl").open("w", encoding="utf-8") as handle:
         for key, text in corpus.items():

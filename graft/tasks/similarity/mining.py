@@ -11,15 +11,15 @@ from __future__ import annotations
 import numpy as np
 
 from graft.tasks.similarity.data import SimilarityData
-from graft.tasks.similarity.encoder import TextEmbedder
 from graft.tasks.similarity.metrics import rank
 
 SKIP = 3
 DEPTH = 30
 
 
-def mine_negatives(embed: TextEmbedder, data: SimilarityData, seed: int) -> SimilarityData:
-    """``data`` with a mined hard negative per pair (pairs that had negatives keep theirs)."""
+def mine_negatives(embed, data: SimilarityData, seed: int) -> SimilarityData:
+    """``data`` with a mined hard negative per pair (pairs that had negatives keep theirs);
+    ``embed``: texts (or image paths) -> normalised embeddings."""
     if data.negatives is not None:
         return data
     doc_ids = list(data.corpus)

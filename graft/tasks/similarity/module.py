@@ -74,7 +74,11 @@ class SimilarityModule(TransferModule):
     """A TransferModule whose outputs are normalised embeddings, trained on pairs (see the
     module docstring)."""
 
-    def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    def forward(self, inputs) -> torch.Tensor:
+        """The embeddings of a batch: the backbone's input (tokens, pixels), or the frozen
+        backbone's cached features (``{"features": ...}``, images' projection phase)."""
+        if isinstance(inputs, dict) and "features" in inputs:
+            return self.head(inputs["features"])
         return self.head(self.backbone(inputs))
 
     def training_step(self, batch, batch_index: int) -> torch.Tensor:

@@ -6,7 +6,9 @@ header line first). A document's text is its title and text joined by a space, a
 sentence-transformers models read it. A **table** (CSV, TSV, JSON Lines, Parquet, a DataFrame
 or a ``datasets.Dataset``) holds a query column and a positive column, and optionally a
 negative column (triplets) or a score column (scored pairs); the columns are recognised by
-name (:data:`ANCHOR_NAMES`, ...). Bad rows raise a DataError naming the file and line.
+name (:data:`ANCHOR_NAMES`, ...). Columns whose values are all image files (by extension)
+hold images, their paths relative to the table's folder (:mod:`.images`). Bad rows raise a
+DataError naming the file and line.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from graft.errors import DataError
-from graft.tasks.similarity.data import Retrieval, SimilarityData
+from graft.tasks.similarity.data import ImageSimilarityData, Retrieval, SimilarityData
+from graft.tasks.similarity.images import image_columns, resolve_images
 
 #: Column names (lower case) recognised as the query (anchor) of a pair, in order of preference.
 ANCHOR_NAMES = ("query", "anchor", "sentence1", "text1", "sentence_a")
@@ -256,7 +259,11 @@ def read_table(data: Any) -> SimilarityData:
                 pairs[part].append(str(value))
     if not pairs["anchor"]:
         raise DataError(f"{source}: no rows")
-    return SimilarityData.from_pairs(
+    made = SimilarityData
+    if image_columns(pairs, columns, source):
+        resolve_images(pairs, columns, source, first_line)
+        made = ImageSimilarityData
+    return made.from_pairs(
         pairs["anchor"],
         pairs["positive"],
         pairs["negative"] or None,

@@ -2,7 +2,8 @@
 it should find (see :mod:`graft.tasks.similarity`).
 
 It trains on graft's engine like every kind: the backbone is graft's text backbone (mean
-pooled), the head the :class:`~graft.tasks.similarity.encoder.Projection` (a trained square
+pooled), or for pairs of images an image backbone (:mod:`~graft.tasks.similarity.images`), the
+head the :class:`~graft.tasks.similarity.encoder.Projection` (a trained square
 layer for ``feature-extract``, an identity when the encoder trains), the strategy's phases run
 through the phase runner with :class:`~graft.tasks.similarity.module.SimilarityModule`, each
 keeping its epoch of best validation nDCG@10, and the pretrained encoder is kept when no phase
@@ -60,7 +61,7 @@ class SimilarityTask(SimilarityCapabilities, Task):
     split_kind = "queries"
     formats = (
         "a BEIR folder (corpus.jsonl, queries.jsonl, qrels/), or a table of query and positive "
-        "columns (similarity)"
+        "columns of texts or image paths (similarity)"
     )
 
     def __init__(
@@ -204,22 +205,22 @@ class SimilarityTask(SimilarityCapabilities, Task):
 
     @classmethod
     def build_backbone(cls, config: FitConfig, data: Any) -> Any:
-        """The text backbone of ``--model``; with ``--hard-negatives``, it first mines a hard
-        negative for each training pair that has none (:mod:`graft.tasks.similarity.mining`)."""
+        """The text backbone of ``--model`` (an image backbone for pairs of images); with
+        ``--hard-negatives``, it first mines a hard negative for each training pair that has
+        none (:mod:`graft.tasks.similarity.mining`)."""
         from graft.backbones.factory import build_backbone
         from graft.backbones.hf_text import HFTextBackbone
 
         backbone = build_backbone(config, data)
-        if not isinstance(backbone, HFTextBackbone):
+        if data.modality == "text" and not isinstance(backbone, HFTextBackbone):
             raise ConfigError(f"--model {config.model}: similarity needs a text encoder")
         mining = config.task_options.get("hard_negatives") and data.scores is None
         if mining and data.negatives is None:
-            from graft.tasks.similarity.encoder import Projection, TextEmbedder
+            from graft.tasks.similarity.image_encoder import embedder_for
             from graft.tasks.similarity.mining import mine_negatives
 
             log.info("mining a hard negative per pair with the pretrained encoder")
-            embedder = TextEmbedder(backbone, Projection(backbone.feature_dim, trained=False))
-            data.negatives = mine_negatives(embedder, data, config.seed).negatives
+            data.negatives = mine_negatives(embedder_for(backbone), data, config.seed).negatives
         return backbone
 
     @classmethod
@@ -292,6 +293,13 @@ class SimilarityTask(SimilarityCapabilities, Task):
         return {"batch_sampler": DistinctBatches(data.query_ids, data.doc_ids, batch_size, seed)}
 
     def head_loaders(self, loaders: Any) -> tuple:
+        """The projection of pairs of images trains on each image's cached features (computed
+        once, :func:`~graft.tasks.similarity.image_encoder.cached_loaders`); that of texts on
+        the frozen encoder's output at each step."""
+        if loaders.backbone.modality == "image":
+            from graft.tasks.similarity.image_encoder import cached_loaders
+
+            return cached_loaders(self, loaders)
         return loaders.inputs()
 
     # Metrics and record ------------------------------------------------------------------------
@@ -313,7 +321,7 @@ class SimilarityTask(SimilarityCapabilities, Task):
         )
 
     def describe(self) -> str:
-        return f"pairs of similar texts ({self.loss_name} loss)"
+        return f"pairs of similar texts or images ({self.loss_name} loss)"
 
     @classmethod
     def metrics_tables(cls, metrics: dict, classes: Any, title: str) -> list[MetricsTable]:
