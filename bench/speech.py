@@ -67,6 +67,12 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def cpu_seconds() -> float:
+    """User and system CPU time of this process so far (robust to other jobs' load)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def zero_shot(args) -> dict:
     from graft.tasks.transcription.evaluate import evaluate_model
 
@@ -188,6 +194,7 @@ def main() -> None:
     if args.arm:  # one arm, in this process
         result = ARMS[args.arm](args)
         result["peak_mb"] = peak_mb()
+        result["cpu_seconds"] = cpu_seconds()
         print("RESULT " + json.dumps(result), flush=True)
         return
     results: dict = {}

@@ -97,7 +97,7 @@ def export_model(
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
     check_exportable(model.fitted_task_)
     refusal = getattr(model.backbone_, "export_refusal", None)
-    if refusal:
+    if refusal and not isinstance(model.fitted_task_, ExportsItself):  # its own export's say
         raise ConfigError(f"{model.backbone_.spec} cannot be exported: {refusal}")
     out = Path(out).expanduser()
     if out.exists() and not overwrite:

@@ -18,7 +18,7 @@ from graft.fewshot.few_labels import LABELLED_ONLY, kept_estimate
 from graft.fitting.inputs import FitData
 from graft.selection.baseline import fit_scratch_baseline
 from graft.strategies import STRATEGIES
-from graft.tasks.capabilities import CachesFeatures, tunes
+from graft.tasks.capabilities import CachesFeatures, GuardsPretrained, tunes
 from graft.tasks.capabilities import summary as task_summary
 
 log = logging.getLogger("graft")
@@ -39,6 +39,9 @@ def evaluate_splits(model: Any, config, splits: DataSplits, cache, timings, adap
     }
     if hasattr(model, "guard_"):  # the pretrained model's score, and whether it was kept
         model.metrics_["guard"] = model.guard_
+    pretrained = getattr(model, "pretrained_val_metrics_", None)
+    if isinstance(task, GuardsPretrained) and pretrained is not None and "val" in model.metrics_:
+        model.metrics_["val"]["pretrained"] = pretrained  # before and after, on the same data
     if adaptation is not None:
         model.metrics_.update(
             adaptation.measure_after(

@@ -108,12 +108,15 @@ def range_test(
 def pretrained_score(model: Any, splits: DataSplits) -> float | None:
     """The untrained model's validation score (the task's headline metric) when its kind
     :class:`~graft.tasks.capabilities.GuardsPretrained` or its head started from what the
-    backbone knows (``head_started_``), else None."""
+    backbone knows (``head_started_``), else None. Its whole validation metrics are kept as
+    ``pretrained_val_metrics_``: the fit's validation metrics show them beside its own."""
     task = model.fitted_task_
     guarded = isinstance(task, GuardsPretrained) or getattr(model, "head_started_", False)
     if not guarded or splits.val is None:
         return None
-    score = float(task.score(task.metrics(model._outputs(splits.val), splits.val)))
+    metrics = task.metrics(model._outputs(splits.val), splits.val)
+    model.pretrained_val_metrics_ = metrics
+    score = float(task.score(metrics))
     log.info("the pretrained model scores %.4f on validation (%s)", score, task.headline)
     return score
 

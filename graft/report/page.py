@@ -59,8 +59,9 @@ def render(run_dir: Path) -> str:
         _overview(run_dir, config, summary, kind),
         _decisions(summary, metrics),
         _metrics_table(metrics, kind),
-        _curves(history),
+        _curves(history, getattr(kind, "headline", "score")),
     ]
+    sections += report_of(kind).comparison_sections(metrics.get("val") or {})
     split = "test" if "test" in metrics else "val"
     sections += report_of(kind).report_sections(
         metrics.get(split, {}), classes, split, summary.get("modality")
@@ -198,7 +199,8 @@ def _few_label_items(summary: dict, metrics: dict) -> list[str]:
     return items
 
 
-def _curves(history: list[dict]) -> str:
+def _curves(history: list[dict], headline: str = "score") -> str:
+    """Losses and the validation score (the kind's ``headline`` metric) of every epoch."""
     if not history:
         return ""
     from matplotlib.ticker import MaxNLocator
@@ -236,14 +238,15 @@ def _curves(history: list[dict]) -> str:
         for axes in (losses, scores):
             axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         losses.set(xlabel="epoch (all phases)", ylabel="loss", title="losses")
-        scores.set(xlabel="epoch (all phases)", ylabel="score", title="validation score")
+        scores.set(xlabel="epoch (all phases)", ylabel=headline, title="validation score")
         losses.legend(fontsize=7)
         scores.legend(fontsize=7)
 
     image = figure(draw, 11, 3.8)
     for row in history:
         row.pop("_step", None)
-    return f"<h2>Learning curves</h2><p class='muted'>phases: {_e(', '.join(phases))}</p>{image}"
+    shown = f"phases: {', '.join(phases)}; validation score: {headline}"
+    return f"<h2>Learning curves</h2><p class='muted'>{_e(shown)}</p>{image}"
 
 
 def _settings(config: dict) -> str:

@@ -91,7 +91,8 @@ def create_app(
     check_servable(model.fitted_task_)
     modality = model.backbone_.modality
     fields = model.fitted_task_.request_fields
-    limits = RequestLimits(max_pixels, max_audio_seconds, max_text_chars)
+    clip = model.fitted_task_.clip_seconds  # a speech model's window (None: none)
+    limits = RequestLimits(max_pixels, max_audio_seconds, max_text_chars, clip)
     metrics = ServeMetrics(max_batch)
     batcher = MicroBatcher(
         lambda items: full_answers(model, items),
@@ -107,6 +108,7 @@ def create_app(
         "engine": engine_name(model),
         "classes": list(model.classes_),
         **({"fields": list(fields)} if fields else {}),
+        **({"clip_seconds": clip} if clip and modality == "audio" else {}),
     }
     app = service_app(batcher, metrics, describe, render_page(describe), timeout, uploads)
     guard(app, batcher, metrics, token, max_client_requests)

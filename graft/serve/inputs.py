@@ -130,6 +130,8 @@ async def read_uploads(
             item, problem = await asyncio.to_thread(decode, content, name)  # off the loop
             if problem is not None:
                 raise RequestError(400, f"{upload.filename}: not a readable {noun} ({problem})")
+            if modality == "audio":
+                _check_clip(content, name, limits.clip_seconds)
             if modality == "image":
                 items.append(item)
     except BaseException:  # a refusal, a full disk, a cancelled request: no file left behind
@@ -151,6 +153,18 @@ def _declared(content, modality: str, so_far: float, limits: RequestLimits) -> f
     except LimitExceeded as over:
         raise RequestError(over.status, over.message) from None
     return total
+
+
+def _check_clip(path: str, name: str, limit: float | None) -> None:
+    """Refuse (413) an audio file that lasts longer than ``limit`` seconds (a speech model's
+    window), by its name."""
+    seconds = audio_seconds(path)
+    if limit is not None and seconds > limit:
+        raise RequestError(
+            413,
+            f"{name}: lasts {seconds:.1f} s, over this model's {limit:g} s window; "
+            f"send clips of at most {limit:g} s",
+        )
 
 
 def remove_uploads(items: list) -> None:

@@ -48,11 +48,13 @@ MAX_CONNECTIONS = 512
 @dataclass(frozen=True)
 class RequestLimits:
     """What one request may decode to: ``pixels`` over its images, ``audio_seconds`` over its
-    audio files, ``text_chars`` in any one text."""
+    audio files, ``text_chars`` in any one text; and ``clip_seconds`` in any one audio file
+    (a speech model's window, None: no such limit)."""
 
     pixels: int = MAX_REQUEST_PIXELS
     audio_seconds: float = MAX_REQUEST_AUDIO_SECONDS
     text_chars: int = MAX_TEXT_CHARS
+    clip_seconds: float | None = None
 
 
 class LimitExceeded(Exception):

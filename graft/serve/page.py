@@ -1,6 +1,7 @@
 """The web page at ``GET /``: a drop zone (images, audio clips) or a text box (text), and the
-answer drawn in place: bars of classes, entities in the text, boxes or a mask over the image.
-Inline script and style: nothing is fetched from elsewhere."""
+answer drawn in place: bars of classes, entities in the text, boxes or a mask over the image,
+a transcript (a speech model's page also records a clip from the microphone). Inline script
+and style: nothing is fetched from elsewhere."""
 
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ def render_page(describe: dict) -> str:
         if noun
         else f'{boxes}<button id="send">Predict</button>'
     )
+    if noun and describe.get("clip_seconds"):  # a speech model: a clip of its window at most
+        control += _RECORD.replace("{{SECONDS}}", f"{float(describe['clip_seconds']):g}")
     model = json.dumps(describe).replace("<", "\\u003c")  # no "</script>" from a label
     title = html.escape(f"graft: {describe['model']} ({describe['task']})")
     return (
@@ -35,6 +38,14 @@ def render_page(describe: dict) -> str:
         .replace("{{TITLE}}", title)
     )
 
+
+#: A speech model's page also records from the microphone (a WAV encoded in the page: the
+#: server's decoder, libsndfile, reads WAV, FLAC and OGG but not the WebM that Chrome's
+#: MediaRecorder writes). Browsers give the microphone to https pages and localhost only.
+_RECORD = (
+    '<p><button id="record" type="button">Record</button> '
+    '<span id="recording">or record a clip of at most {{SECONDS}} s</span></p>'
+)
 
 _PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{{TITLE}}</title>
@@ -139,10 +150,70 @@ function showSpan(answer) {
   line.append(mark, " score " + answer.score.toFixed(2) + where);
   result.append(line);
 }
+function showTranscript(answer) {
+  // a speech model's transcript of the clip, and the seconds the model took
+  const line = document.createElement("p"), took = document.createElement("small");
+  line.id = "transcript"; line.textContent = answer.text || "(silence: no speech)";
+  took.textContent = "transcribed in " + answer.seconds.toFixed(2) + " s";
+  result.append(line, took);
+}
+function encodeWav(chunks, rate, most) {
+  // the recorded samples (Float32 chunks) as a 16-bit mono WAV file, at most `most` samples
+  const length = Math.min(most, chunks.reduce((n, chunk) => n + chunk.length, 0));
+  const view = new DataView(new ArrayBuffer(44 + 2 * length));
+  const text = (at, word) => {
+    for (let i = 0; i < 4; i++) view.setUint8(at + i, word.charCodeAt(i));
+  };
+  text(0, "RIFF"); view.setUint32(4, 36 + 2 * length, true); text(8, "WAVE"); text(12, "fmt ");
+  view.setUint32(16, 16, true); view.setUint16(20, 1, true); view.setUint16(22, 1, true);
+  view.setUint32(24, rate, true); view.setUint32(28, 2 * rate, true);
+  view.setUint16(32, 2, true); view.setUint16(34, 16, true);
+  text(36, "data"); view.setUint32(40, 2 * length, true);
+  let at = 0;
+  for (const chunk of chunks) {
+    for (const value of chunk) {
+      if (at === length) break;
+      view.setInt16(44 + 2 * at++, Math.max(-1, Math.min(1, value)) * 0x7fff, true);
+    }
+  }
+  return new File([view], "recording.wav", { type: "audio/wav" });
+}
+function recorder(button, note, send) {
+  // the microphone through an AudioContext, its samples kept until Stop (or the model's
+  // window), then sent as a WAV file
+  let taking = null;
+  const hint = note.textContent;
+  const stop = () => {
+    const took = taking; taking = null; clearTimeout(took.timer);
+    took.source.disconnect(); took.node.disconnect();
+    took.stream.getTracks().forEach((track) => track.stop());
+    const rate = took.context.sampleRate;
+    took.context.close(); button.textContent = "Record"; note.textContent = hint;
+    send(encodeWav(took.chunks, rate, Math.floor(MODEL.clip_seconds * rate)));
+  };
+  button.addEventListener("click", async () => {
+    if (taking) { stop(); return; }
+    let stream;
+    try { stream = await navigator.mediaDevices.getUserMedia({ audio: true }); }
+    catch (problem) {
+      error.textContent = "no microphone (" + problem.message + "): a browser lends it to "
+        + "https pages and localhost only"; return;
+    }
+    const context = new AudioContext(), source = context.createMediaStreamSource(stream);
+    const node = context.createScriptProcessor(4096, 1, 1), chunks = [];
+    node.onaudioprocess = (e) => chunks.push(new Float32Array(e.inputBuffer.getChannelData(0)));
+    source.connect(node); node.connect(context.destination);
+    const timer = setTimeout(stop, MODEL.clip_seconds * 1000);
+    taking = { stream, context, source, node, chunks, timer };
+    button.textContent = "Stop"; note.textContent = "recording… (at most "
+      + MODEL.clip_seconds + " s)";
+  });
+}
 function show(answer) {
   result.replaceChildren();
   if (!Array.isArray(answer) && "answer" in answer) { showSpan(answer); return; }
   if (!Array.isArray(answer) && "entities" in answer) { showEntities(answer); return; }
+  if (!Array.isArray(answer) && "seconds" in answer) { showTranscript(answer); return; }
   if (!Array.isArray(answer) && "detections" in answer) { showBoxes(answer); return; }
   if (!Array.isArray(answer) && "mask" in answer) { showMask(answer); return; }
   for (const row of answer) {
@@ -191,6 +262,8 @@ if (MODEL.modality === "image" || MODEL.modality === "audio") {
     ask({ method: "POST", body: form });
   };
   input.addEventListener("change", () => input.files[0] && send(input.files[0]));
+  const record = document.getElementById("record");
+  if (record) recorder(record, document.getElementById("recording"), send);
   drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
   drop.addEventListener("dragleave", () => drop.classList.remove("over"));
   drop.addEventListener("drop", (e) => {

@@ -470,6 +470,9 @@ class Served(ABC):
     #: The JSON fields one input of a request is made of, when an input is several texts
     #: (question answering: question and context); empty: one text, or one uploaded file.
     request_fields: tuple[str, ...] = ()
+    #: The longest audio clip one uploaded file may last (a speech model's window), refused
+    #: by name past it (413); None: no limit but the request's.
+    clip_seconds: float | None = None
 
     @abstractmethod
     def served_answers(self, outputs: Any, top_k: int) -> list:
@@ -574,6 +577,13 @@ class Reported:
     @classmethod
     def report_sections(cls, metrics: dict, classes: Any, split: str, modality: str | None) -> list:
         """HTML sections of the report for one split's metrics."""
+        return []
+
+    @classmethod
+    def comparison_sections(cls, val_metrics: dict) -> list:
+        """HTML sections comparing the pretrained model as it is with the fitted one, from
+        the validation metrics (a guarded kind's hold the pretrained model's under
+        ``pretrained``: :func:`graft.fitting.results.evaluate_splits`)."""
         return []
 
     @classmethod

@@ -6,7 +6,9 @@ Each clip is decoded with soundfile (:func:`graft.data.audio.decode_audio`: mono
 30-second windows; a CTC model: normalised waveforms, padded, with their mask), whether each
 clip is silence (its transcript is then empty, not a model's hallucination), and as targets
 the transcripts' token ids (padding ``-100``, the loss ignores it; Whisper's
-``<|startoftranscript|>`` left out, the model prepends it) with the texts themselves.
+``<|startoftranscript|>`` left out, the model prepends it) with the texts themselves. A batch
+to predict (no transcripts) holds each clip's length in seconds (``duration``: the timing of
+``graft predict --json`` and the end of its word alignment) instead of targets.
 
 A transcript written all in capitals (as many corpora's are: ``SO OF COURSE I WAS PICKED ON``)
 trains in sentence case, the case the pretrained model writes (scoring normalises case away).
@@ -23,6 +25,9 @@ from torch.utils.data import Dataset
 from graft.tasks.transcription.model import SAMPLE_RATE, processor_of
 from graft.tasks.transcription.read import SILENCE_PEAK
 
+#: The fields of a batch that describe its clips rather than feed the model: whether each
+#: is silence, and (a batch to predict) its length in seconds.
+CLIP_FIELDS = ("silent", "duration")
 #: Tokens of a transcript at most (Whisper's decoder reads 448 positions).
 MAX_LABEL_TOKENS = 440
 
@@ -84,7 +89,8 @@ class SpeechCollate:
                 inputs["attention_mask"] = features.attention_mask
         inputs["silent"] = silent
         texts = [text for _, text in items]
-        if any(text is None for text in texts):
+        if any(text is None for text in texts):  # predicting: each clip's seconds too
+            inputs["duration"] = torch.tensor([len(w) / SAMPLE_RATE for w in waves])
             return inputs, torch.full((len(items),), -1)
         labels = self.labels(processor, texts, seq2seq)
         return inputs, {"labels": labels, "texts": texts}

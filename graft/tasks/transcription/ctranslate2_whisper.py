@@ -53,6 +53,12 @@ TINY_EN = {
     "pad_token_id": 50256,
     "begin_suppress_tokens": [220, 50256],
 }
+#: The cross-attention heads of ``tiny.en`` that follow the audio (``[layer, head]``), by
+#: which word timestamps are aligned: OpenAI's ``_ALIGNMENT_HEADS["tiny.en"]`` in
+#: ``whisper/__init__.py`` (``ABzY8J1N>@0{>%R00Bk>$p{7v037`oCl~+#00``, a base85 gzip of a
+#: 4 x 6 boolean mask), the value faster-whisper's ``config.json`` repeats; used when that file
+#: lacks it.
+TINY_EN_ALIGNMENT_HEADS = [[1, 0], [2, 0], [2, 5], [3, 0], [3, 1], [3, 2], [3, 3], [3, 4]]
 #: The special tokens of an English-only Whisper vocabulary.
 NO_TIMESTAMPS, TRANSCRIBE, PREVIOUS = 50362, 50358, 50360
 
@@ -187,7 +193,8 @@ def hf_state_dict(source: dict, encoder_layers: int, decoder_layers: int) -> dic
 
 def generation_config(ct2_config: dict) -> Any:
     """The generation configuration of an English-only Whisper (transcribe, no timestamps),
-    with the suppressed tokens faster-whisper's ``config.json`` lists."""
+    with the suppressed tokens and alignment heads faster-whisper's ``config.json`` lists
+    (tiny.en's, :data:`TINY_EN_ALIGNMENT_HEADS`, where it lists none)."""
     from transformers import GenerationConfig
 
     return GenerationConfig(
@@ -198,7 +205,7 @@ def generation_config(ct2_config: dict) -> Any:
         max_length=TINY_EN["max_target_positions"],
         suppress_tokens=list(ct2_config.get("suppress_ids", [])),
         begin_suppress_tokens=list(ct2_config.get("suppress_ids_begin", [220, 50256])),
-        alignment_heads=ct2_config.get("alignment_heads"),
+        alignment_heads=ct2_config.get("alignment_heads") or TINY_EN_ALIGNMENT_HEADS,
         no_timestamps_token_id=NO_TIMESTAMPS,
         prev_sot_token_id=PREVIOUS,
         is_multilingual=False,

@@ -49,8 +49,9 @@ def evaluate_model(
     backbone = build_encoder(spec, pretrained=True)
     start = time.perf_counter()
     found = transcribe_clips(backbone, labelled.paths, batch_size, beams)
+    hypotheses = [f["transcript"] for f in found]
     metrics = transcription_metrics(
-        labelled.texts, [f["transcript"] for f in found], labelled.speakers, normalize
+        labelled.texts, hypotheses, labelled.speakers, normalize, labelled.paths
     )
     metrics["seconds"] = round(time.perf_counter() - start, 2)
     metrics["model"] = spec

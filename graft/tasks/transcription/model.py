@@ -166,6 +166,10 @@ class SpeechHead(nn.Module):
             self.decoder = whole.model.decoder
         else:
             self.lm_head = whole.lm_head
+            # the dropout before the output layer, which is neither half's: registered here so
+            # that it follows the head's mode (off when predicting; it holds no weights)
+            if isinstance(getattr(whole, "dropout", None), nn.Module):
+                self.dropout = whole.dropout
         object.__setattr__(self, "whole", whole)
 
     def forward(self, features: Any) -> Any:

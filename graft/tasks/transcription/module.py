@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 from typing import Any
 
 import torch
@@ -30,29 +31,79 @@ def transcribe(backbone: Any, inputs: dict, beams: int = 1, prompt: str | None =
     """Each clip's transcript: Whisper's generation (greedy, or ``beams`` beams; ``prompt``:
     text the decoder reads as the previous context), a CTC model's best path; silence is an
     empty transcript."""
+    return [text for text, _ in transcribe_words(backbone, inputs, beams, prompt, words=False)]
+
+
+def transcribe_words(
+    backbone: Any, inputs: dict, beams: int = 1, prompt: str | None = None, words: bool = True
+) -> list[tuple[str, list[dict] | None]]:
+    """Each clip's transcript (as :func:`transcribe`) with, when ``words``, its words and
+    their times (:mod:`graft.tasks.transcription.words`; None where the model gives none,
+    ``[]`` for silence). ``inputs["duration"]``, each clip's seconds, bounds the alignment
+    (else the whole window)."""
     whole, processor = backbone.whole, processor_of(backbone.spec)
-    silent = inputs.get("silent")
     if backbone.seq2seq:
-        config = copy.deepcopy(whole.generation_config)
-        config.max_length, config.max_new_tokens, config.num_beams = None, MAX_NEW_TOKENS, beams
-        options: dict[str, Any] = {"generation_config": config}
-        if prompt:
-            options["prompt_ids"] = processor.get_prompt_ids(prompt, return_tensors="pt").to(
-                inputs["input_features"].device
-            )
-        with quiet_transformers():
-            ids = whole.generate(input_features=inputs["input_features"], **options)
-        texts = processor.batch_decode(ids, skip_special_tokens=True)
-        if prompt:  # the prompt comes back before the transcript
-            texts = [t.split(prompt, 1)[-1] if prompt in t else t for t in texts]
+        texts, timed = _generate(whole, processor, inputs, beams, prompt, words)
     else:
-        mask = inputs.get("attention_mask")
-        logits = whole(input_values=inputs["input_values"], attention_mask=mask).logits
-        texts = processor.batch_decode(logits.argmax(-1))
+        texts, timed = _best_path(whole, processor, inputs, words)
     texts = [t.strip() for t in texts]
+    timed = timed if timed is not None else [None] * len(texts)
+    silent = inputs.get("silent")
     if silent is not None:
-        texts = ["" if bool(s) else t for s, t in zip(silent.tolist(), texts, strict=True)]
-    return texts
+        for index, quiet in enumerate(silent.tolist()):
+            if quiet:
+                texts[index] = ""
+                timed[index] = None if timed[index] is None else []
+    return list(zip(texts, timed, strict=True))
+
+
+def _generate(whole, processor, inputs: dict, beams: int, prompt: str | None, words: bool):
+    """Whisper's transcripts of a batch, and their words when asked and the model has
+    alignment heads (else None)."""
+    from graft.tasks.transcription.words import alignment_heads, whisper_words
+
+    features = inputs["input_features"]
+    config = copy.deepcopy(whole.generation_config)
+    config.max_length, config.max_new_tokens, config.num_beams = None, MAX_NEW_TOKENS, beams
+    options: dict[str, Any] = {"generation_config": config}
+    if prompt:
+        options["prompt_ids"] = processor.get_prompt_ids(prompt, return_tensors="pt").to(
+            features.device
+        )
+    timed = words and alignment_heads(whole) is not None
+    if timed:  # the encoder once, for decoding and alignment alike
+        options["encoder_outputs"] = whole.model.encoder(features)
+    with quiet_transformers():
+        ids = whole.generate(input_features=features, **options)
+    texts = processor.batch_decode(ids, skip_special_tokens=True)
+    if prompt:  # the prompt comes back before the transcript
+        texts = [t.split(prompt, 1)[-1] if prompt in t else t for t in texts]
+    if not timed:
+        return texts, None
+    encoded = options["encoder_outputs"].last_hidden_state
+    frames = _frames(inputs, len(texts), features.shape[-1])
+    return texts, whisper_words(whole, processor.tokenizer, encoded, ids.tolist(), frames)
+
+
+def _best_path(whole, processor, inputs: dict, words: bool):
+    """A CTC model's transcripts of a batch (the best path of every output frame, as the
+    export decodes it), and their words when asked (None when the tokenizer gives no
+    offsets)."""
+    from graft.tasks.transcription.words import ctc_words
+
+    mask = inputs.get("attention_mask")
+    ids = whole(input_values=inputs["input_values"], attention_mask=mask).logits.argmax(-1)
+    texts = processor.batch_decode(ids)
+    return texts, (ctc_words(whole, processor.tokenizer, ids.tolist()) if words else None)
+
+
+def _frames(inputs: dict, count: int, window: int) -> list[int]:
+    """Each clip's 10 ms mel frames before the padding (``window``, the whole input, when
+    ``inputs`` holds no ``duration``)."""
+    duration = inputs.get("duration")
+    if duration is None:
+        return [window] * count
+    return [min(window, math.ceil(float(seconds) * 100)) for seconds in duration.tolist()]
 
 
 @contextlib.contextmanager

@@ -11,6 +11,9 @@
 - **Kaldi**: a folder with ``wav.scp`` (``utterance-id path``) and ``text``
   (``utterance-id transcript``), and ``utt2spk`` when there (speakers); or such folders as
   ``train/``, ``dev/``, ``test/``.
+- **datasets**: a ``datasets.Dataset`` with an ``Audio`` column (paths, encoded bytes or
+  samples with their rate) and a transcript column, or a ``DatasetDict`` of splits
+  (:mod:`graft.tasks.transcription.hf_dataset`).
 
 A ``speaker`` column (or ``speaker_id``, ``client_id``; Kaldi's ``utt2spk``) gives per-speaker
 metrics and a speaker-disjoint validation split. An utterance whose transcript is empty, whose
@@ -64,8 +67,9 @@ def is_kaldi(folder: Path) -> bool:
 
 def holds_speech(data: Any) -> bool:
     """Whether ``data`` is read by this kind: an audiofolder or Kaldi folder (or folders of
-    splits), or a table with an audio-path and a transcript column."""
-    if isinstance(data, SpeechData):
+    splits), a table with an audio-path and a transcript column, or a ``datasets.Dataset``
+    with an audio and a transcript column (or splits of them)."""
+    if isinstance(data, SpeechData) or is_speech_dataset(data):
         return True
     if not isinstance(data, str | Path):
         return False
@@ -103,9 +107,16 @@ def _read_table(path: Path, rows: int | None = None):
 
 
 def read_speech_splits(data: Any) -> list[SpeechData | None]:
-    """``[train, val, test]`` of ``data``: a folder of split folders, one folder, a table."""
-    if isinstance(data, SpeechData):
-        return [data, None, None]
+    """``[train, val, test]`` of ``data``: a folder of split folders, one folder, a table, a
+    ``datasets.Dataset`` or splits of them (a ``DatasetDict`` or a dict)."""
+    from graft.data.frames import is_split_mapping, split_parts
+    from graft.tasks.transcription.hf_dataset import is_dataset
+
+    if isinstance(data, SpeechData) or is_dataset(data):
+        return [read_speech(data), None, None]
+    if is_split_mapping(data):
+        found = split_parts(data, SPLIT_FOLDERS)
+        return [None if found[s] is None else read_speech(found[s]) for s in SPLIT_FOLDERS]
     path = Path(str(data)).expanduser()
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
@@ -124,9 +135,13 @@ def read_speech_splits(data: Any) -> list[SpeechData | None]:
 
 
 def read_speech(data: Any) -> SpeechData:
-    """One split: an audiofolder or Kaldi folder, or a table."""
+    """One split: an audiofolder or Kaldi folder, a table, or a ``datasets.Dataset``."""
+    from graft.tasks.transcription.hf_dataset import is_dataset
+
     if isinstance(data, SpeechData):
         return data
+    if is_dataset(data):
+        return read_dataset(data)
     path = Path(str(data)).expanduser()
     if path.is_dir():
         if is_kaldi(path):
@@ -146,7 +161,7 @@ def read_table(path: Path) -> SpeechData:
     names = [str(c) for c in frame.columns]
     audio, text = find_column(names, AUDIO_COLUMNS), find_column(names, TEXT_COLUMNS)
     if audio is None or text is None:
-        missing = "an audio-file" if audio is None else "a transcript"
+        missing = "audio-file" if audio is None else "transcript"
         wanted = AUDIO_COLUMNS if audio is None else TEXT_COLUMNS
         raise DataError(
             f"{path}: no {missing} column ({', '.join(wanted)}); its columns are {', '.join(names)}"
@@ -158,6 +173,48 @@ def read_table(path: Path) -> SpeechData:
         who = "" if speaker is None else str(row[speaker])
         rows.append((f"{path.name}:{number}", row[audio], row[text], who))
     return _utterances(rows, path.parent, str(path), speaker is not None)
+
+
+def is_speech_dataset(data: Any) -> bool:
+    """Whether ``data`` is a ``datasets.Dataset`` with an audio column and a transcript
+    column, or splits of them (a ``DatasetDict``, or a dict whose training split is one)."""
+    from graft.data.frames import is_split_mapping
+    from graft.tasks.transcription.hf_dataset import is_dataset
+
+    if is_split_mapping(data):
+        train = next((data[n] for n in ("train", "training") if n in data), None)
+        return train is not None and is_speech_dataset(train)
+    if not is_dataset(data):
+        return False
+    return bool(_dataset_audio(data) and find_column(list(data.column_names), TEXT_COLUMNS))
+
+
+def _dataset_audio(data: Any) -> str | None:
+    """The Dataset's ``datasets.Audio`` column, else one named as an audio column is."""
+    from graft.tasks.transcription.hf_dataset import audio_features
+
+    typed = audio_features(data)
+    return typed[0] if typed else find_column(list(data.column_names), AUDIO_COLUMNS)
+
+
+def read_dataset(data: Any) -> SpeechData:
+    """A ``datasets.Dataset``'s utterances (:mod:`graft.tasks.transcription.hf_dataset`),
+    named by row (``datasets.Dataset 'train', row 3``)."""
+    from graft.data.frames import frame_name
+    from graft.tasks.transcription.hf_dataset import clip_file, dataset_cells
+
+    name, names = frame_name(data), list(data.column_names)
+    audio, text = _dataset_audio(data), find_column(names, TEXT_COLUMNS)
+    if audio is None or text is None:
+        missing = "audio" if audio is None else f"transcript ({', '.join(TEXT_COLUMNS)})"
+        raise DataError(f"{name}: no {missing} column; its columns are {', '.join(names)}")
+    speaker = find_column(names, SPEAKER_COLUMNS)
+    columns = [audio, text] + ([speaker] if speaker else [])
+    rows = []
+    for number, cells in enumerate(dataset_cells(data, columns)):
+        who = str(cells[2]) if speaker else ""
+        rows.append((f"{name}, row {number}", clip_file(cells[0]), cells[1], who))
+    return _utterances(rows, Path.cwd(), name, speaker is not None)
 
 
 def read_kaldi(folder: Path) -> SpeechData:
@@ -195,11 +252,14 @@ def _utterances(rows: list, root: Path, source: str, has_speakers: bool) -> Spee
     data = SpeechData([], [], [], source=source)
     for line, audio, text, speaker in rows:
         text = "" if text is None or text != text else str(text).strip()  # NaN: empty
-        file = Path(str(audio)).expanduser()
-        file = file if file.is_absolute() else root / file
         if not text:
             data.skipped.append((line, "empty transcript"))
             continue
+        if audio is None:  # a Dataset's value that is no file, bytes or samples
+            data.skipped.append((line, "unreadable audio (no file, bytes or samples)"))
+            continue
+        file = Path(str(audio)).expanduser()
+        file = file if file.is_absolute() else root / file
         reason = check_clip(file, line)
         if reason:
             data.skipped.append((line, reason))
@@ -255,24 +315,27 @@ def split_by_speaker(data: SpeechData, val_fraction: float, seed: int):
     return np.array(train), np.array(val)
 
 
-def read_clips(inputs: list) -> list[str]:
-    """Audio files to transcribe: files, folders of them, or tables with an audio column."""
+def read_clips(inputs: list, column: str | None = None) -> list[str]:
+    """Audio files to transcribe, in order: files; folders (an audiofolder's ``metadata``
+    table or a Kaldi folder's ``wav.scp``, in their order, transcripts or not; otherwise every
+    audio file under it, sorted); tables of audio files (``column``, else the first of
+    :data:`AUDIO_COLUMNS`). A missing, unreadable or too long clip is refused naming it."""
     from graft.data.audio import is_audio_file
 
     clips: list[str] = []
     for given in inputs:
         path = Path(str(given)).expanduser()
         if path.is_dir():
-            if holds_speech(path):
-                clips.extend(read_speech(path).paths)
+            table = _metadata(path)
+            if table is not None:
+                clips.extend(_table_clips(table, column))
+            elif is_kaldi(path):
+                listed = _kaldi_map(path / "wav.scp").values()
+                clips.extend(str(_resolve(path, file)) for _, file in listed)
             else:
                 clips.extend(str(p) for p in sorted(path.rglob("*")) if is_audio_file(p))
         elif path.suffix.lower() in TABLE_SUFFIXES:
-            frame = _read_table(path)
-            column = find_column([str(c) for c in frame.columns], AUDIO_COLUMNS)
-            if column is None:
-                raise DataError(f"{path}: no audio-file column ({', '.join(AUDIO_COLUMNS)})")
-            clips.extend(str(_resolve(path.parent, v)) for v in frame[column])
+            clips.extend(_table_clips(path, column))
         elif not path.is_file():
             raise DataError(f"{path}: no such audio file")
         else:
@@ -282,6 +345,22 @@ def read_clips(inputs: list) -> list[str]:
         if reason:
             raise DataError(f"{clip}: {reason}")
     return clips
+
+
+def _table_clips(path: Path, column: str | None) -> list[str]:
+    """The audio files a table's ``column`` (else its audio column) names, relative ones from
+    the table's folder; empty cells left out."""
+    frame = _read_table(path)
+    names = [str(c) for c in frame.columns]
+    if column:
+        chosen, wanted = (column if column in names else None), f"column {column!r} (--column)"
+    else:
+        chosen = find_column(names, AUDIO_COLUMNS)
+        wanted = f"audio-file column ({', '.join(AUDIO_COLUMNS)})"
+    if chosen is None:
+        raise DataError(f"{path}: no {wanted}; its columns are {', '.join(names)}")
+    values = frame[frame.columns[names.index(chosen)]]
+    return [str(_resolve(path.parent, v)) for v in values if isinstance(v, str) and v.strip()]
 
 
 def _resolve(root: Path, value: Any) -> Path:

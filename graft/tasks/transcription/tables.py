@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from graft.tasks.base import MetricsTable
+from graft.tasks.transcription.metrics import before_after
+
+#: The worst utterances printed (the report shows all that the metrics keep).
+SHOWN = 5
 
 
 def metrics_tables(metrics: dict, title: str) -> list[MetricsTable]:
@@ -13,6 +17,10 @@ def metrics_tables(metrics: dict, title: str) -> list[MetricsTable]:
         if name in metrics:
             rows.append([name, str(metrics[name])])
     rows.append(["normalised", "yes" if metrics.get("normalized", True) else "no"])
+    compared = before_after(metrics)
+    if compared:  # the pretrained and the fitted model on the same validation clips
+        for model in ("pretrained", "fitted"):
+            rows.append([f"{model} WER ({compared['split']})", f"{compared[model]['wer']:.4f}"])
     tables = [MetricsTable(title, ["metric", "value"], rows, left=("metric",))]
     speakers = metrics.get("per_speaker") or {}
     if speakers:
@@ -33,7 +41,7 @@ def metrics_tables(metrics: dict, title: str) -> list[MetricsTable]:
             MetricsTable(
                 f"{title}: worst utterances (normalised)",
                 ["WER", "reference", "hypothesis"],
-                [[f"{w['wer']:.2f}", w["reference"], w["hypothesis"]] for w in worst],
+                [[f"{w['wer']:.2f}", w["reference"], w["hypothesis"]] for w in worst[:SHOWN]],
                 left=("reference", "hypothesis"),
             )
         )

@@ -34,6 +34,10 @@ from graft.tasks.capabilities import (
     PredictionText,
     Summarised,
 )
+from graft.tasks.transcription.capabilities import (
+    ServedAndExported,
+    TranscriptionCapabilities,
+)
 from graft.tasks.transcription.options import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_LR
 
 if TYPE_CHECKING:
@@ -54,6 +58,8 @@ class TranscriptionTask(
     GuardsPretrained,
     EvaluatesPretrained,
     Summarised,
+    TranscriptionCapabilities,
+    ServedAndExported,
     Task,
 ):
     """A transcript for each clip (see the module docstring).
@@ -178,17 +184,10 @@ class TranscriptionTask(
     def from_training_data(cls, train: Any, config: FitConfig) -> TranscriptionTask:
         options = config.task_options
         vocabulary = options.get("vocabulary")
-        prompt = ""
-        if vocabulary:
-            path = Path(vocabulary).expanduser()
-            if not path.is_file():
-                raise ConfigError(f"--vocabulary {vocabulary}: no such file")
-            terms = [t.strip() for t in path.read_text(encoding="utf-8").splitlines()]
-            prompt = ", ".join(t for t in terms if t) + "."
         return cls(
             normalize=bool(options.get("normalize", True)),
             beams=int(options.get("beams", 1)),
-            prompt=prompt,
+            prompt=vocabulary_prompt(vocabulary) if vocabulary else "",
             finetune_groups=_finetune_groups(config.model),
         )
 
@@ -276,21 +275,29 @@ class TranscriptionTask(
         return SpeechCollate(preprocessing.feature_extractor)
 
     def read_inputs(self, inputs: list, modality: str, column: str | None = None) -> list:
-        """Audio files, folders of them, or tables with an audio-file column."""
+        """Audio files, folders of them (an audiofolder's or Kaldi folder's clips in their
+        order), or tables with an audio-file column (``column``, else a usual name)."""
         from graft.tasks.transcription.read import read_clips
 
-        return read_clips(inputs)
+        return read_clips(inputs, column)
 
     def infer(self, backbone, head, inputs) -> list[dict]:
-        """Each clip's transcript, and the seconds its batch took per clip."""
+        """Each clip's transcript, the seconds its batch took per clip, the clip's duration
+        and its words with their times (None: the model gives none;
+        :mod:`graft.tasks.transcription.words`)."""
         import time
 
-        from graft.tasks.transcription.module import transcribe
+        from graft.tasks.transcription.module import transcribe_words
 
         start = time.perf_counter()
-        texts = transcribe(backbone, inputs, self.beams, self.prompt or None)
-        seconds = round((time.perf_counter() - start) / max(1, len(texts)), 4)
-        return [{"transcript": text, "seconds": seconds} for text in texts]
+        found = transcribe_words(backbone, inputs, self.beams, self.prompt or None)
+        seconds = round((time.perf_counter() - start) / max(1, len(found)), 4)
+        durations = inputs.get("duration")
+        durations = [None] * len(found) if durations is None else durations.tolist()
+        return [
+            {"transcript": text, "seconds": seconds, "duration": _seconds(length), "words": words}
+            for (text, words), length in zip(found, durations, strict=True)
+        ]
 
     def join(self, chunks: list) -> list[dict]:
         return [answer for chunk in chunks for answer in chunk]
@@ -301,17 +308,22 @@ class TranscriptionTask(
         return [answer["transcript"] for answer in outputs]
 
     def prediction_records(self, outputs: list[dict], top_k: int) -> list[dict]:
-        """The transcript and the seconds it took (its batch's share)."""
+        """The transcript, the seconds it took (its batch's share), the clip's duration in
+        seconds and its words (``{"word", "start", "end"}``; None when the model gives no
+        timestamps)."""
         return [dict(answer) for answer in outputs]
 
     def prediction_text(self, record: dict) -> str:
         return record["transcript"] or "(silence: no speech)"
 
     def metrics(self, outputs: list[dict], data: Any) -> dict:
+        """Error rates overall, per speaker and of the worst utterances."""
         from graft.tasks.transcription.metrics import transcription_metrics
 
         hypotheses = self.answers(outputs)
-        return transcription_metrics(data.texts, hypotheses, data.speakers, self.normalize)
+        return transcription_metrics(
+            data.texts, hypotheses, data.speakers, self.normalize, data.paths
+        )
 
     @classmethod
     def evaluate_pretrained(cls, model: str, data: Any) -> tuple[Any, dict]:
@@ -349,6 +361,26 @@ class TranscriptionTask(
             prompt=str(record.get("prompt", "")),
             finetune_groups=int(record.get("finetune_groups", 2)),
         )
+
+
+def vocabulary_prompt(vocabulary: str | Path) -> str:
+    """The prompt Whisper reads before each clip: the ``--vocabulary`` file's terms (one a
+    line, blank lines ignored) joined by commas."""
+    path = Path(vocabulary).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"--vocabulary {vocabulary}: no such file")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"--vocabulary {vocabulary}: not UTF-8 text ({error.reason})") from None
+    terms = [t.strip() for t in lines if t.strip()]
+    if not terms:
+        raise ConfigError(f"--vocabulary {vocabulary}: no terms (one word or name a line)")
+    return ", ".join(terms) + "."
+
+
+def _seconds(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 3)
 
 
 def _finetune_groups(spec: str | None) -> int:

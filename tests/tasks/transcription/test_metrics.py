@@ -26,5 +26,11 @@ def test_per_speaker_rates_and_the_worst_utterances():
     )
     assert metrics["per_speaker"]["y"]["wer"] == 1.0
     assert abs(metrics["per_speaker"]["x"]["wer"] - 1 / 6) < 1e-9
-    assert metrics["worst"][0] == {"wer": 1.0, "reference": "hello", "hypothesis": "yellow"}
+    worst = metrics["worst"][0]
+    assert {k: worst[k] for k in ("wer", "reference", "hypothesis")} == {
+        "wer": 1.0,
+        "reference": "hello",
+        "hypothesis": "yellow",
+    }
+    assert worst["speaker"] == "y" and worst["reference_text"] == "HELLO"
     assert abs(metrics["wer"] - 2 / 7) < 1e-9

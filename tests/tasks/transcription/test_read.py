@@ -93,7 +93,7 @@ def test_a_missing_transcript_column_is_one_line_naming_the_file(tmp_path):
     with pytest.raises(DataError) as error:
         read_speech(tmp_path)
     message = str(error.value)
-    assert "metadata.csv: no a transcript column" in message and "label" in message
+    assert "metadata.csv: no transcript column" in message and "label" in message
     assert "\n" not in message
 
 
@@ -128,3 +128,21 @@ def test_summary_counts_what_was_skipped_by_reason(tmp_path):
         "empty transcript": 1,
     }
     assert summary["speakers"]["train"] == 1  # both kept clips are one speaker's
+
+
+def test_clips_to_transcribe_from_folders_and_tables(tmp_path):
+    """``graft predict``'s inputs: an audiofolder's clips in its metadata's order, transcript
+    or not; a folder of split folders, every clip under it; a table's ``--column``."""
+    from graft.tasks.transcription.read import read_clips
+
+    folder = subset(tmp_path / "data" / "test", "test", 3)
+    listed = [str(folder / r["file_name"]) for r in rows("test")[:3]]
+    with open(folder / "metadata.csv", "a") as handle:  # a clip not transcribed yet
+        handle.write(f"{rows('test')[0]['file_name']},,x\n")
+    assert read_clips([folder]) == listed + listed[:1]
+    assert read_clips([tmp_path / "data"]) == sorted(listed)
+    table = tmp_path / "clips.tsv"
+    table.write_text("id\trecording\n" + "".join(f"{i}\t{p}\n" for i, p in enumerate(listed)))
+    assert read_clips([table], column="recording") == listed
+    with pytest.raises(DataError, match=r"clips.tsv: no column 'take' \(--column\); its col"):
+        read_clips([table], column="take")
