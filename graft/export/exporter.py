@@ -178,13 +178,22 @@ def _example(batches: list) -> Any:
 def _write(module: nn.Module, example, names: list[str], path: Path, format: str) -> None:
     """Trace or export ``module`` on ``example`` to ``path``; an exporter's failure becomes one
     :class:`ExportError` line."""
+    with exporter_errors(module.backbone.spec, format):
+        if format == "onnx":
+            _to_onnx(module, example, names, path)
+        else:
+            torch.jit.save(torch.jit.trace(module, batch_tensors(example), strict=False), path)
+
+
+@contextlib.contextmanager
+def exporter_errors(what: str, format: str = "onnx"):
+    """Run an exporter quietly (its warnings, prints and INFO logs kept back); a missing
+    package becomes a :class:`ConfigError` naming the extra, anything else the exporter
+    raises one :class:`ExportError` line naming ``what`` it could not convert."""
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), _quiet():
             warnings.simplefilter("ignore")  # exporters' deprecation and tracer chatter
-            if format == "onnx":
-                _to_onnx(module, example, names, path)
-            else:
-                torch.jit.save(torch.jit.trace(module, batch_tensors(example), strict=False), path)
+            yield
     except ImportError as error:
         raise ConfigError(
             f"--format {format} needs {error.name or 'the ONNX packages'}: "
@@ -193,7 +202,7 @@ def _write(module: nn.Module, example, names: list[str], path: Path, format: str
     except Exception as error:  # noqa: BLE001  (the exporters raise many kinds)
         message = str(error).strip().splitlines()[0] if str(error).strip() else ""
         raise ExportError(
-            f"the {format} exporter could not convert {module.backbone.spec}: "
+            f"the {format} exporter could not convert {what}: "
             f"{type(error).__name__}: {message[:300]}"
         ) from None
 

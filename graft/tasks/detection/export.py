@@ -19,13 +19,10 @@ Runtime with the same class, a score within :data:`SCORE_TOLERANCE` and a box wi
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import shutil
 import tempfile
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -100,30 +97,20 @@ def export_detection(model: Any, items: list[str], out: Path, format: str) -> di
 
 
 def _write(module: nn.Module, example: torch.Tensor, names: list[str], path: Path) -> None:
+    from graft.export.exporter import exporter_errors
+
     dynamic = {"image": {1: "height", 2: "width"}, **{n: {0: "detections"} for n in names}}
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")  # the tracer's warnings on torchvision's code
-            torch.onnx.export(
-                module,
-                (example,),
-                str(path),
-                input_names=["image"],
-                output_names=names,
-                dynamic_axes=dynamic,
-                opset_version=OPSET,
-                dynamo=False,
-            )
-    except ImportError as error:
-        raise ConfigError(
-            f"ONNX export needs {error.name or 'onnx'}: pip install 'graft[export]'"
-        ) from None
-    except Exception as error:  # noqa: BLE001  (the exporter raises many kinds)
-        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        raise ExportError(
-            f"the onnx exporter could not convert the detector: {type(error).__name__}: "
-            f"{message[:300]}"
-        ) from None
+    with exporter_errors("the detector"):
+        torch.onnx.export(
+            module,
+            (example,),
+            str(path),
+            input_names=["image"],
+            output_names=names,
+            dynamic_axes=dynamic,
+            opset_version=OPSET,
+            dynamo=False,
+        )
 
 
 @torch.inference_mode()

@@ -30,12 +30,9 @@ is refused (``graft export --quantize``: a speech model is exported in float onl
 
 from __future__ import annotations
 
-import contextlib
-import io
 import shutil
 import tempfile
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -353,7 +350,7 @@ def _export(module: nn.Module, args: tuple, names: list[str], shapes: Any, path:
     tuple (the dynamic dimensions of each argument of ``forward``), the TorchScript-based one
     (opset 17) when it is a dict (dynamic axes by name); its failure is one
     :class:`ExportError` line."""
-    from graft.export.exporter import _quiet
+    from graft.export.exporter import exporter_errors
 
     dynamo = isinstance(shapes, tuple)
     options: dict[str, Any] = (
@@ -361,23 +358,11 @@ def _export(module: nn.Module, args: tuple, names: list[str], shapes: Any, path:
         if dynamo
         else {"dynamic_axes": shapes, "opset_version": OPSET}
     )
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), _quiet():
-            warnings.simplefilter("ignore")  # exporters' deprecation and tracer chatter
-            torch.onnx.export(
-                module, args, path, input_names=names, output_names=["logits"],
-                dynamo=dynamo, verbose=False, **options,
-            )  # fmt: skip
-    except ImportError as error:
-        raise ConfigError(
-            f"ONNX export needs {error.name or 'onnx'}: pip install 'graft[export]'"
-        ) from None
-    except Exception as error:  # noqa: BLE001  (the exporter raises many kinds)
-        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        raise ExportError(
-            f"the onnx exporter could not convert the speech model ({path.name}): "
-            f"{type(error).__name__}: {message[:300]}"
-        ) from None
+    with exporter_errors(f"the speech model ({path.name})"):
+        torch.onnx.export(
+            module, args, path, input_names=names, output_names=["logits"],
+            dynamo=dynamo, verbose=False, **options,
+        )  # fmt: skip
 
 
 @torch.inference_mode()
