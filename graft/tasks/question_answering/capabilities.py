@@ -27,13 +27,19 @@ class AnswersCapabilities(Served, PredictionText, Refused, ExportedGraph, Report
     gives ``negatives``)."""
 
     negatives: bool
+    generative: bool = False
     #: What ``graft serve`` reads of a request: a question about a posted passage.
     request_fields = ("question", "context")
 
     def answers(self, outputs: dict) -> list[dict]:
-        """Each question's answer: ``{"answer", "score", "start", "end"}``."""
+        """Each question's answer: ``{"answer", "score", "start", "end"}`` (a generated
+        answer's ``start`` and ``end`` are None: it need not be a span of the context)."""
         from graft.tasks.question_answering.answers import question_answers
 
+        if self.generative:
+            from graft.tasks.question_answering.generated import generated_answers
+
+            return generated_answers(outputs)
         return question_answers(outputs, self.negatives)
 
     def probabilities(self, outputs):
@@ -48,9 +54,13 @@ class AnswersCapabilities(Served, PredictionText, Refused, ExportedGraph, Report
     def prediction_text(self, record: dict) -> str:
         if not record["answer"]:
             return f"(no answer) {record['score']:.3f}"
+        if record["start"] is None:
+            return f"{record['answer']} (generated) {record['score']:.3f}"
         return f"{record['answer']} [{record['start']}:{record['end']}] {record['score']:.3f}"
 
     def refusal(self, command: str) -> str | None:
+        if self.generative and command == "export":
+            return "a generative reader writes its answers token by token: export is not built"
         return None
 
     def metrics(self, outputs: dict, data: Any) -> dict:
@@ -60,7 +70,6 @@ class AnswersCapabilities(Served, PredictionText, Refused, ExportedGraph, Report
             breakdown,
             length_bucket,
             question_type,
-            worst_record,
         )
         from graft.tasks.question_answering.squad import (
             best_over,
@@ -83,10 +92,12 @@ class AnswersCapabilities(Served, PredictionText, Refused, ExportedGraph, Report
             [length_bucket(c) for c in data.contexts], exact, f1
         )
         worst = sorted(range(len(f1)), key=lambda i: (f1[i], i))[:WORST]
-        metrics["worst"] = [worst_record(data, i, answers[i], f1[i]) for i in worst]
+        metrics["worst"] = [_worst(data, i, answers[i], f1[i]) for i in worst]
         return metrics
 
     def describe(self) -> str:
+        if self.generative:
+            return "generated answers"
         return "answer spans" + (", unanswerable questions too" if self.negatives else "")
 
     def export_record(self) -> dict:
@@ -144,3 +155,12 @@ class AnswersCapabilities(Served, PredictionText, Refused, ExportedGraph, Report
             "skipped": {},
             "skipped_count": 0,
         }
+
+
+def _worst(data: Any, index: int, found: dict, f1: float) -> dict:
+    """The record of one of the worst answers; a generated one has no span in the passage."""
+    from graft.tasks.question_answering.report import worst_record
+
+    if found["start"] is not None:
+        return worst_record(data, index, found, f1)
+    return {**worst_record(data, index, {**found, "answer": ""}, f1), "answer": found["answer"]}

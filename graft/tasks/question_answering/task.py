@@ -8,7 +8,9 @@ start and an end logit per sub-token; a context longer than the window is read i
 windows and the best span is chosen across them
 (:mod:`graft.tasks.question_answering.windows`). Every strategy but the frozen ones applies;
 every phase keeps its epoch of best validation F1. ``--model RUN`` continues an earlier
-question-answering run, encoder and span head (sequential transfer).
+question-answering run, encoder and span head (sequential transfer). A sequence-to-sequence
+``--model`` (T5, BART) makes it a generative reader instead, which writes each answer
+(:mod:`graft.tasks.question_answering.generative`, LoRA by default).
 
 Answers are each question's answer text, its score (start plus end logit) and its characters;
 metrics are the official SQuAD exact match and F1 (:mod:`graft.tasks.question_answering.squad`).
@@ -49,6 +51,8 @@ class QuestionAnsweringTask(
             question's answer is empty when the ``[CLS]`` score beats every span's.
         doc_stride, max_answer_length: the windows' overlap and the longest answer, in
             sub-tokens.
+        generative: whether the model writes its answers (a sequence-to-sequence model)
+            instead of scoring spans.
     """
 
     kind = "question-answering"
@@ -58,9 +62,16 @@ class QuestionAnsweringTask(
         "SQuAD JSON, or JSON Lines or tables of question, context, answers (question-answering)"
     )
 
-    def __init__(self, negatives: bool = False, doc_stride: int = 128, max_answer_length: int = 30):
+    def __init__(
+        self,
+        negatives: bool = False,
+        doc_stride: int = 128,
+        max_answer_length: int = 30,
+        generative: bool = False,
+    ):
         self.negatives = negatives
         self.doc_stride, self.max_answer_length = doc_stride, max_answer_length
+        self.generative = generative
 
     # Labels ------------------------------------------------------------------------------------
 
@@ -117,6 +128,10 @@ class QuestionAnsweringTask(
         from graft.config import FitConfig
 
         generic = FitConfig()
+        if self.generative:
+            from graft.tasks.question_answering.generative import generative_defaults
+
+            return generative_defaults(config, generic, DEFAULT_MAX_LENGTH)
         chosen = {
             name: value
             for name, value in DEFAULTS.items()
@@ -130,9 +145,12 @@ class QuestionAnsweringTask(
         """The span head trains with the encoder, as run_qa.py's: a head-only phase is left
         out when a phase that trains the encoder follows (a head on frozen sub-token features
         costs a full encoder pass per epoch), and every phase keeps its epoch of best
-        validation F1."""
+        validation F1 (a generative reader's: of least validation loss, the teacher-forced
+        cross-entropy of the reference answers, as Seq2SeqTrainer's default)."""
         trains = [p for p in phases if p.backbone_groups != 0]
         kept = trains if trains and len(trains) < len(phases) else phases
+        if self.generative:  # generated answers score 0 for epochs before the loss shows it
+            return [dataclasses.replace(p, monitor="val_loss") for p in kept]
         return [dataclasses.replace(p, monitor="val_score") for p in kept]
 
     @classmethod
@@ -150,11 +168,14 @@ class QuestionAnsweringTask(
 
     @classmethod
     def from_training_data(cls, train: QuestionsData, config: FitConfig) -> QuestionAnsweringTask:
+        from graft.tasks.question_answering.generative import check_generative
+
         options = config.task_options
         return cls(
             negatives=train.unanswerable > 0,
             doc_stride=int(options.get("doc_stride", 128)),
             max_answer_length=int(options.get("max_answer_length", 30)),
+            generative=check_generative(config.model),
         )
 
     def read_labelled(self, data: Any, columns: dict[str, str | None]) -> QuestionsData:
@@ -179,8 +200,16 @@ class QuestionAnsweringTask(
         from graft.backbones.factory import build_backbone
         from graft.backbones.hf_text import HFTextBackbone
         from graft.tasks.question_answering.encoder import SpanEncoder, from_run, run_record
+        from graft.tasks.question_answering.generative import build_reader, check_generative
 
+        if check_generative(config.model):
+            return build_reader(config.model, max_length=config.max_length or DEFAULT_MAX_LENGTH)
         record = run_record(config.model)
+        if record is not None and (record.get("task") or {}).get("generative"):
+            raise ConfigError(
+                f"--model {config.model} is a generative question-answering run: continuing "
+                "one is not built; give its sequence-to-sequence model instead"
+            )
         if record is not None:
             encoder = from_run(config.model, record)
             log.info(
@@ -199,13 +228,20 @@ class QuestionAnsweringTask(
     @classmethod
     def restore_backbone(cls, spec: str, pretrained: bool) -> Any:
         from graft.tasks.question_answering.encoder import create_span_encoder
+        from graft.tasks.question_answering.generative import build_reader, check_generative
 
+        if check_generative(spec):
+            return build_reader(spec, pretrained=pretrained)
         return create_span_encoder(spec, pretrained=pretrained)
 
     def new_head(self, backbone, dropout: float = 0.1):
         """A span head; the one of the run ``--model`` named, when it named one."""
         from graft.tasks.question_answering.module import SpanHead
 
+        if self.generative:
+            from graft.tasks.question_answering.generative import NoHead
+
+            return NoHead()
         head = SpanHead(backbone.feature_dim, dropout)
         if getattr(backbone, "head_state", None):
             head.load_state_dict(backbone.head_state)
@@ -219,11 +255,20 @@ class QuestionAnsweringTask(
     def score_metric(self):
         from graft.tasks.question_answering.module import SquadF1
 
+        if self.generative:
+            from graft.tasks.question_answering.generated import GeneratedF1
+
+            return GeneratedF1()
         return SquadF1(self.max_answer_length, self.negatives)
 
     def training_module(self, head, phase, backbone, **options: Any):
         from graft.tasks.question_answering.module import SpanModule
 
+        if self.generative:
+            from graft.tasks.question_answering.generated import GenerativeModule
+
+            options.pop("mixup", None)
+            return GenerativeModule(head, phase, backbone, task=self, **options)
         return SpanModule(head, phase, backbone, task=self, **options)
 
     # Batches -----------------------------------------------------------------------------------
@@ -237,11 +282,19 @@ class QuestionAnsweringTask(
 
         if isinstance(data, list):
             return QuestionsDataset(data, None, by_length=True)
+        if self.generative:
+            from graft.tasks.question_answering.generated import warn_cut
+
+            warn_cut(preprocessing.tokenizer, data.items, preprocessing.max_length)
         return QuestionsDataset(data.items, data.answers, by_length=not train)
 
     def collate(self, preprocessing: Any):
         from graft.tasks.question_answering.batches import QuestionsCollate
 
+        if self.generative:
+            from graft.tasks.question_answering.generated import GenerativeCollate
+
+            return GenerativeCollate(preprocessing, self.max_answer_length + 1)
         return QuestionsCollate(preprocessing, self.doc_stride)
 
     def read_inputs(self, inputs: list, modality: str, column: str | None = None) -> list:
@@ -260,6 +313,10 @@ class QuestionAnsweringTask(
         """Each window's best answer; the windows read :data:`WINDOW_BATCH` at a time."""
         from graft.tasks.question_answering.answers import infer_windows
 
+        if self.generative:
+            from graft.tasks.question_answering.generated import generate
+
+            return generate(backbone, inputs, self.max_answer_length)
         return infer_windows(lambda part: head(backbone(part)), inputs, self.max_answer_length)
 
     def infer_exported(self, engine, inputs) -> dict:
@@ -274,6 +331,10 @@ class QuestionAnsweringTask(
     def join(self, chunks: list) -> dict:
         from graft.tasks.question_answering.answers import join_windows
 
+        if self.generative:
+            from graft.tasks.question_answering.generated import join_generated
+
+            return join_generated(chunks)
         return join_windows(chunks)
 
     # Record ------------------------------------------------------------------------------------
@@ -284,6 +345,7 @@ class QuestionAnsweringTask(
             "negatives": self.negatives,
             "doc_stride": self.doc_stride,
             "max_answer_length": self.max_answer_length,
+            "generative": self.generative,
         }
 
     @classmethod
@@ -292,4 +354,5 @@ class QuestionAnsweringTask(
             negatives=bool(record.get("negatives", False)),
             doc_stride=int(record.get("doc_stride", 128)),
             max_answer_length=int(record.get("max_answer_length", 30)),
+            generative=bool(record.get("generative", False)),
         )
