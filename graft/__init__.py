@@ -20,7 +20,10 @@ from graft.errors import (
     NotFittedError,
     RunError,
 )
+from graft.logs import install as _printable_logs
 from graft.version import __version__
+
+_printable_logs()
 
 if TYPE_CHECKING:
     from graft.api import adapt, fit, load, resume, zero_shot

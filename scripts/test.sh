@@ -12,4 +12,6 @@ if ! command -v chromium >/dev/null && command -v apt-get >/dev/null && [ "$(id 
         || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }
 fi
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-exec .venv/bin/python -m pytest "$@"
+# Two workers (pytest-xdist; a file's tests stay on one worker, each worker one torch thread):
+# the suite's many short, single-threaded steps overlap. GRAFT_TEST_WORKERS=0 runs it serially.
+exec .venv/bin/python -m pytest -n "${GRAFT_TEST_WORKERS:-2}" --dist loadfile "$@"

@@ -271,7 +271,7 @@ def predict(
 def _print_engine(model) -> None:
     from graft.runs.persistence import describe_engine
 
-    console.print(f"engine: {describe_engine(model)}", highlight=False)
+    console.print(f"engine: {describe_engine(model)}", highlight=False, soft_wrap=True)
 
 
 def _predict_to_file(
