@@ -268,11 +268,12 @@ def _record(model, format: str, names: list[str], difference: float, count: int,
             "inputs": count,
         },
         "export_seconds": round(seconds, 3),
-        "versions": _versions(format),
+        "versions": export_versions(format),
     }
 
 
-def _versions(format: str) -> dict[str, str]:
+def export_versions(format: str = "onnx") -> dict[str, str]:
+    """The versions an export depends on (recorded in its ``export.json``)."""
     versions = {"graft": __version__, "torch": torch.__version__}
     if format == "onnx":
         import onnx

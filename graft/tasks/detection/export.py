@@ -31,7 +31,7 @@ from torch import nn
 
 from graft.errors import ConfigError, RunError
 from graft.export.engine import ExportError, model_hash, publish
-from graft.version import __version__
+from graft.export.exporter import export_versions, exporter_errors
 
 #: Detections compared by the parity check: those the PyTorch model scores at least this.
 PARITY_MIN_SCORE = 0.1
@@ -88,7 +88,7 @@ def export_detection(model: Any, items: list[str], out: Path, format: str) -> di
             "parity": {**parity, "inputs": len(images)},
             "export_seconds": round(seconds, 3),
             "model_sha256": model_hash(getattr(model, "run_dir_", None)),
-            "versions": _versions(),
+            "versions": export_versions(),
         }
         publish(building, out, record)
     finally:
@@ -97,8 +97,6 @@ def export_detection(model: Any, items: list[str], out: Path, format: str) -> di
 
 
 def _write(module: nn.Module, example: torch.Tensor, names: list[str], path: Path) -> None:
-    from graft.export.exporter import exporter_errors
-
     dynamic = {"image": {1: "height", 2: "width"}, **{n: {0: "detections"} for n in names}}
     with exporter_errors("the detector"):
         torch.onnx.export(
@@ -185,15 +183,3 @@ def detection_engine(folder: Path, run_dir: Path | None, masks: bool) -> Detecti
         raise RunError(f"{folder} holds no ONNX export; write one with: graft export RUN")
     engine, _ = load_engine(folder, "onnx", run_dir=run_dir)
     return DetectionEngine(engine.session, masks)
-
-
-def _versions() -> dict[str, str]:
-    import onnx
-    import onnxruntime
-
-    return {
-        "graft": __version__,
-        "torch": torch.__version__,
-        "onnx": onnx.__version__,
-        "onnxruntime": onnxruntime.__version__,
-    }

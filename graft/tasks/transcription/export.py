@@ -43,8 +43,8 @@ from torch import nn
 
 from graft.errors import ConfigError
 from graft.export.engine import ExportError, model_hash, publish
+from graft.export.exporter import export_versions, exporter_errors
 from graft.tasks.transcription.module import MAX_NEW_TOKENS
-from graft.version import __version__
 
 #: Real clips the parity check transcribes, in batches of :data:`PARITY_BATCH`.
 PARITY_CLIPS = 8
@@ -290,7 +290,7 @@ def export_transcription(model: Any, items: list[str], out: Path, format: str) -
             preprocessing={"sample_rate": backbone.preprocessing.sample_rate, "max_seconds": 30},
             export_seconds=round(seconds, 3),
             model_sha256=model_hash(getattr(model, "run_dir_", None)),
-            versions=_versions(),
+            versions=export_versions(),
         )
         publish(building, out, record)
     finally:
@@ -350,8 +350,6 @@ def _export(module: nn.Module, args: tuple, names: list[str], shapes: Any, path:
     tuple (the dynamic dimensions of each argument of ``forward``), the TorchScript-based one
     (opset 17) when it is a dict (dynamic axes by name); its failure is one
     :class:`ExportError` line."""
-    from graft.export.exporter import exporter_errors
-
     dynamo = isinstance(shapes, tuple)
     options: dict[str, Any] = (
         {"dynamic_shapes": shapes, "external_data": False}
@@ -420,15 +418,3 @@ def _differences(backbone: Any, engine: SpeechEngine, batch: dict, found: tuple,
         mine = torch.from_numpy(engine.step(ids[:, :length], exported.numpy()))
         theirs = graph(torch.from_numpy(ids[:, :length]), states)
         worst["logits"] = max(worst["logits"], float((mine - theirs).abs().max()))
-
-
-def _versions() -> dict[str, str]:
-    import onnx
-    import onnxruntime
-
-    return {
-        "graft": __version__,
-        "torch": torch.__version__,
-        "onnx": onnx.__version__,
-        "onnxruntime": onnxruntime.__version__,
-    }
