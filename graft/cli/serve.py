@@ -68,7 +68,7 @@ def serve_command(
         Path,
         typer.Argument(
             help="A run directory written by `graft fit`, or an index folder "
-            "written by `graft index` (answers /search)."
+            "written by `graft index` (answers /search); a recommendation run answers /recommend."
         ),  # fmt: skip
     ],
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
@@ -97,7 +97,8 @@ def serve_command(
     no_auth: NoAuth = False,
 ) -> None:
     """Serve RUN over HTTP: POST /predict, GET /health, GET /metrics, and a web page at /
-    (an index folder: POST or GET /search instead of /predict)."""
+    (an index folder: POST or GET /search instead of /predict; a recommendation run:
+    /recommend)."""
     try:
         from graft.serve import serve
         from graft.serve.app import engine_name

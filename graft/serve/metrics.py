@@ -31,7 +31,7 @@ from prometheus_client import (
 #: Latency buckets in seconds: from a fast ONNX answer to a request that waited its timeout.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 #: The routes counted by name; any other path is counted as ``other`` (no unbounded labels).
-ROUTES = ("/predict", "/health", "/metrics", "/")
+ROUTES = ("/predict", "/search", "/recommend", "/health", "/metrics", "/")
 
 
 class ServeMetrics:

@@ -32,8 +32,9 @@ BY_HOST = "by-host"
 
 def load_served(run: str | os.PathLike, engine: str = "auto") -> Any:
     """The run's model with the asked engine (``auto``: the run's export when it has a
-    current one, else PyTorch), as ``graft.load`` restores it; for an index folder that
-    ``graft index`` wrote, its search service (:class:`graft.serve.search.SearchService`)."""
+    current one, else PyTorch), as ``graft.load`` restores it (a recommendation run's too:
+    :func:`served_app` serves it as one); for an index folder that ``graft index`` wrote, its
+    search service (:class:`graft.serve.search.SearchService`)."""
     from graft.api import load
     from graft.serve.search import SearchService, is_index
 
@@ -43,12 +44,20 @@ def load_served(run: str | os.PathLike, engine: str = "auto") -> Any:
 
 
 def served_app(served: Any, **options: Any):
-    """The application of what :func:`load_served` opened: a search service's, or a model's
-    (:func:`graft.serve.create_app`)."""
+    """The application of what :func:`load_served` opened: a search service's, a
+    recommendation run's (:mod:`graft.serve.recommendations`: a model whose kind
+    ``Recommends``), or a model's (:func:`graft.serve.create_app`)."""
+    from graft.serve.recommendations import (
+        RecommendationService,
+        create_recommendation_app,
+        recommends,
+    )
     from graft.serve.search import SearchService, create_search_app
 
     if isinstance(served, SearchService):
         return create_search_app(served, **options)
+    if recommends(served):
+        return create_recommendation_app(RecommendationService(served), **options)
     return create_app(served, **options)
 
 

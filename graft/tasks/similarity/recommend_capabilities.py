@@ -68,9 +68,9 @@ class RecommendationCapabilities(
         return ", ".join(entry["item"] for entry in record["items"])
 
     def refusal(self, command: str) -> str | None:
-        if command in ("export", "serve"):
-            return f"a recommendation model is not {command}ed yet: use graft recommend"
-        return None
+        if command == "export":
+            return "a recommendation model is not exported yet: use graft recommend"
+        return None  # served by graft serve as /recommend (graft.serve.recommendations)
 
     def data_summary(self, splits: DataSplits, backbone: Any) -> dict:
         """Interactions, users and items of each split."""

@@ -35,7 +35,8 @@ class Recommender:
             rows = self._by_user.get(str(user))
             if rows is None:
                 raise ConfigError(
-                    f"unknown user {user!r}: the model was not fitted on them; give --liked items"
+                    f"unknown user {user!r}: the model was not fitted on them; "
+                    "give the items they liked"
                 )
             rows = rows[-self.task.history_length :]
             items += self.known.items[rows].tolist()
