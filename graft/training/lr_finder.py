@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import tempfile
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -74,25 +75,29 @@ def find_learning_rate(
     max_lr: float = 1.0,
     steps: int = 100,
 ) -> LRFinding:
-    """Run the range test on a copy of ``module`` (the module itself is left untouched)."""
+    """Run the range test on a copy of ``module`` (the module itself is left untouched).
+    Lightning's temporary checkpoint of the range test goes to a scratch folder, never the
+    user's working directory (an interrupted test would leave it there)."""
     L.seed_everything(seed, workers=True, verbose=False)
-    trainer = L.Trainer(
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=options.progress,
-        enable_model_summary=False,
-        **options.trainer_arguments(distributed_phase=False),
-    )
     from lightning.pytorch.tuner import Tuner
 
-    finder = Tuner(trainer).lr_find(
-        copy.deepcopy(module),
-        train_dataloaders=train_loader,
-        min_lr=min_lr,
-        max_lr=max_lr,
-        num_training=steps,
-        update_attr=False,
-    )
+    with tempfile.TemporaryDirectory(prefix="graft-lr-find-") as scratch:
+        trainer = L.Trainer(
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=options.progress,
+            enable_model_summary=False,
+            default_root_dir=scratch,
+            **options.trainer_arguments(distributed_phase=False),
+        )
+        finder = Tuner(trainer).lr_find(
+            copy.deepcopy(module),
+            train_dataloaders=train_loader,
+            min_lr=min_lr,
+            max_lr=max_lr,
+            num_training=steps,
+            update_attr=False,
+        )
     rates = [float(v) for v in finder.results.get("lr", [])]
     losses = [float(v) for v in finder.results.get("loss", [])]
     suggestion = valley(rates, losses)

@@ -53,3 +53,20 @@ def test_lr_must_be_a_positive_number_or_auto():
         graft.GraftClassifier(lr="fast")
     with pytest.raises(ConfigError, match="--lr must be positive"):
         graft.GraftClassifier(lr=-1.0)
+
+
+def test_an_interrupted_range_test_leaves_nothing_in_the_working_directory(
+    tiny_flowers, tmp_path, monkeypatch
+):
+    """Lightning writes the range test's starting weights to a ``.lr_find_*.ckpt`` and removes
+    it at the end; a test that never reaches the end (Ctrl-C) must not leave it beside the
+    user's files."""
+    from lightning.pytorch.strategies.strategy import Strategy
+
+    monkeypatch.setattr(Strategy, "remove_checkpoint", lambda self, path: None)  # never ends
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.argv", ["graft", "lr-find", str(tiny_flowers), "--no-progress"])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code in (0, None)
+    assert [p.name for p in tmp_path.iterdir() if p.suffix == ".ckpt"] == []
