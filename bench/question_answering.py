@@ -3,6 +3,7 @@
     .venv/bin/python bench/question_answering.py                          # 3,000 / 1,000
     .venv/bin/python bench/question_answering.py --train 300 --dev 200    # a seeded subset
     .venv/bin/python bench/question_answering.py --contenders graft --graft epochs=3
+    .venv/bin/python bench/question_answering.py --graft save=bench/out/squad_run  # keep the run
 
 Data: ``../shared/datasets/squad_v1_subset`` (3,000 SQuAD v1.1 training questions, 1,000 dev
 questions of other articles), or seeded subsets of each (``--train``, ``--dev``). Both
@@ -20,7 +21,9 @@ and F1 (best over the reference answers).
   weight decay); it trains on all training questions.
 
 Each contender runs in a fresh process; wall time runs from before the data are read to the
-dev metrics, model loading included. Prints one JSON line per contender (``--out`` keeps them).
+dev metrics, model loading included; CPU time (every thread of the process) beside it, the
+figure to compare when the machine's load changed between contenders. Prints one JSON line per
+contender (``--out`` keeps them).
 """
 
 from __future__ import annotations
@@ -63,7 +66,10 @@ def sample(path: Path, count: str, seed: int):
 def run_graft(train, dev, seed: int, options: dict) -> dict:
     import graft
 
+    save = options.pop("save", None)
     model = graft.fit(train, test=dev, seed=seed, progress=False, **options)
+    if save:  # kept for bench/question_answering_transfer.py's sequential transfer
+        model.save(save, overwrite=True)
     config = model.config_
     metrics = model.metrics_["test"]
     return {
@@ -173,7 +179,7 @@ CONTENDERS = {"graft": run_graft, "example": run_example}
 
 
 def child(name: str, arguments: argparse.Namespace, options: dict) -> None:
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     train = sample(SQUAD / "train.json", arguments.train, arguments.seed)
     dev = sample(SQUAD / "dev.json", arguments.dev, arguments.seed)
     result = CONTENDERS[name](train, dev, arguments.seed, options)
@@ -182,6 +188,7 @@ def child(name: str, arguments: argparse.Namespace, options: dict) -> None:
         train=len(train),
         dev=len(dev),
         seconds=round(time.perf_counter() - start, 1),
+        cpu_seconds=round(time.process_time() - cpu_start, 1),
     )
     print("RESULT " + json.dumps(result), flush=True)
 
