@@ -2,7 +2,8 @@
 validation, the end of each epoch (checkpoints and logs), and around training (reading the
 data and building the model, caching features, the final evaluation, writing the run).
 
-    .venv/bin/python bench/fit_profile.py [--only image|text] [--out bench/out/profile.json]
+    .venv/bin/python bench/fit_profile.py [--only image|text|amazon|amazon4] [--rows N]
+        [--val N] [--epochs N] [--strategy NAME] [--out bench/out/profile.json]
 
 (Not ``bench/profile.py``: that name would hide the standard library's ``profile`` module,
 which torch imports through ``cProfile``, from every script run in ``bench/``.)
@@ -14,11 +15,17 @@ the device), forward runs from the step's start to the loss's backward, backward
 the optimiser step from there to the step's end; validation is the validation loop; epoch end
 is from the end of the training epoch's hooks to the next epoch (Lightning's checkpoint
 callbacks and the CSV logger's flush run there). The rest of the fit is read from
-``summary.json``'s seconds and the call's wall time.
+``summary.json``'s seconds and the call's wall time. Beside the wall time, the process's CPU
+time (``time.process_time``, all its threads) of the fit and of each phase: on a machine
+shared with other work, wall time counts the waits for a core, CPU time much less so.
 
-Image: flowers5_128px, 40 training and 10 validation photos a class, efficientnet_lite0 at
-128 px. Text: sst2, 200 training and 50 validation rows a class, minilm. graft's default
-(fine-tune: a head phase on cached features, then the whole network), seed 0, cold cache.
+Image: flowers5_128px, 40 training and 10 validation photos a class (``--rows``, ``--val``),
+the rest of its val split to test, efficientnet_lite0 at 128 px. Text: sst2, 200 training and
+50 validation rows a class, test.csv (872) to test, minilm. Amazon: the electronics reviews of
+amazon_reviews_4domains, 200 training and 50 validation rows a class, the rest to test; amazon4:
+its four domains pooled, 500 others a class to test; minilm. graft's default (fine-tune: a head
+phase on cached features, then the whole network; ``--epochs`` sets its fine-tuning epochs,
+``--strategy feature-extract`` trains the head alone), seed 0, cold cache.
 """
 
 from __future__ import annotations
@@ -39,14 +46,17 @@ from graft.training.engine import training_callbacks
 
 
 class StepTimes(L.Callback):
-    """Seconds of each part of training, per phase (see the module docstring)."""
+    """Seconds of each part of training, per phase, and each phase's CPU seconds (see the
+    module docstring)."""
 
     def __init__(self):
         self.seconds: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         self.steps: dict[str, int] = defaultdict(int)
+        self.cpu: dict[str, float] = defaultdict(float)
         self.mark = time.perf_counter()
         self.epoch_end: float | None = None
         self.first_start: float | None = None
+        self._cpu_start = 0.0
 
     def _add(self, module, part: str) -> None:
         now = time.perf_counter()
@@ -56,6 +66,7 @@ class StepTimes(L.Callback):
     def on_train_start(self, trainer, module) -> None:
         self.first_start = self.first_start or time.perf_counter()
         self.mark = time.perf_counter()
+        self._cpu_start = time.process_time()
 
     def on_train_epoch_start(self, trainer, module) -> None:
         if self.epoch_end is not None:
@@ -90,29 +101,53 @@ class StepTimes(L.Callback):
         if self.epoch_end is not None:
             self.seconds[module.phase.name]["epoch end"] += time.perf_counter() - self.epoch_end
             self.epoch_end = None
+        self.cpu[module.phase.name] += time.process_time() - self._cpu_start
 
 
-def image_parts(datasets: Path) -> tuple:
+def image_parts(datasets: Path, rows: int | None, val: int | None) -> tuple:
     root = datasets / "flowers5_128px"
-    val = split_per_class(load_data(root / "val"), [10])[0]
-    return per_class(load_data(root / "train"), 40), val, {"image_size": 128}
+    val_data, test = split_per_class(load_data(root / "val"), [val or 10, None])
+    return per_class(load_data(root / "train"), rows or 40), val_data, test, {"image_size": 128}
 
 
-def text_parts(datasets: Path) -> tuple:
+def text_parts(datasets: Path, rows: int | None, val: int | None) -> tuple:
     root = datasets / "sst2"
-    train = per_class(load_data(root / "train.csv"), 200)
-    return train, per_class(load_data(root / "validation.csv"), 50), {}
+    train = per_class(load_data(root / "train.csv"), rows or 200)
+    val_data = per_class(load_data(root / "validation.csv"), val or 50)
+    return train, val_data, load_data(root / "test.csv"), {}
 
 
-KINDS = {"image": image_parts, "text": text_parts}
+def amazon_parts(datasets: Path, rows: int | None, val: int | None) -> tuple:
+    reviews = load_data(datasets / "amazon_reviews_4domains" / "electronics.csv")
+    train, val_data, test = split_per_class(reviews, [rows or 200, val or 50, None])
+    return train, val_data, test, {}
 
 
-def profile(parts: tuple) -> dict:
+def amazon4_parts(datasets: Path, rows: int | None, val: int | None) -> tuple:
+    import pandas as pd
+
+    folder = datasets / "amazon_reviews_4domains"
+    domains = ("books", "dvd", "electronics", "kitchen")
+    frames = [pd.read_csv(folder / f"{domain}.csv")[["text", "label"]] for domain in domains]
+    reviews = load_data(pd.concat(frames, ignore_index=True))
+    train, val_data, test = split_per_class(reviews, [rows or 200, val or 50, 500])
+    return train, val_data, test, {}
+
+
+KINDS = {
+    "image": image_parts,
+    "text": text_parts,
+    "amazon": amazon_parts,
+    "amazon4": amazon4_parts,
+}
+
+
+def profile(parts: tuple, **chosen) -> dict:
     """One default fit under the timing callback: seconds by part, per phase and overall."""
-    train, val, options = parts
+    train, val, test, options = parts
     times = StepTimes()
     with tempfile.TemporaryDirectory(prefix="graft-profile-") as folder:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         with training_callbacks(times):
             model = graft.fit(
                 train,
@@ -122,13 +157,16 @@ def profile(parts: tuple) -> dict:
                 progress=False,
                 seed=0,
                 **options,
+                **chosen,
             )
-        wall = time.perf_counter() - start
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     seconds = model.summary_["seconds"]
     phases = {
         name: {
             "steps": times.steps[name],
+            "epochs": sum(1 for row in model.history_ if row.get("phase") == name),
             "seconds": round(seconds.get(f"phase_{name}", 0.0), 2),
+            "cpu_seconds": round(times.cpu[name], 2),
             **{part: round(value, 2) for part, value in parts_.items()},
         }
         for name, parts_ in times.seconds.items()
@@ -137,12 +175,14 @@ def profile(parts: tuple) -> dict:
     before = (times.first_start or start) - start - seconds.get("features", 0.0)
     return {
         "wall_seconds": round(wall, 2),
+        "cpu_seconds": round(cpu, 2),
         "phases": phases,
         "reading and building": round(before, 2),
         "features": round(seconds.get("features", 0.0), 2),
         "evaluation": round(seconds["total"] - trained - before, 2),
         "writing the run": round(wall - seconds["total"], 2),
         "val_accuracy": round(float(model.metrics_["val"]["accuracy"]), 4),
+        "test_accuracy": round(float(model.evaluate(test)["accuracy"]), 4),
     }
 
 
@@ -150,25 +190,36 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", type=Path, default=DATASETS)
     parser.add_argument("--only", choices=sorted(KINDS))
+    parser.add_argument("--rows", type=int, help="training rows a class (default: per kind)")
+    parser.add_argument("--val", type=int, help="validation rows a class (default: per kind)")
+    parser.add_argument("--epochs", type=int, help="fine-tuning epochs (default: graft's)")
+    parser.add_argument("--strategy", help="another strategy (feature-extract: the head alone)")
     parser.add_argument("--out", type=Path, default=Path("bench/out/profile.json"))
     args = parser.parse_args()
     results = {}
     for kind in [args.only] if args.only else list(KINDS):
-        results[kind] = profile(KINDS[kind](args.datasets))
+        chosen = {"epochs": args.epochs} if args.epochs else {}
+        chosen.update({"strategy": args.strategy} if args.strategy else {})
+        results[kind] = profile(KINDS[kind](args.datasets, args.rows, args.val), **chosen)
         print(kind, json.dumps(results[kind]), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))
     parts = ("data", "forward", "backward", "optimiser", "validation", "epoch end")
-    print(f"\n| kind | phase | steps | seconds | {' | '.join(parts)} |")
-    print("|---|---|---|---|" + "---|" * len(parts))
+    print(f"\n| kind | phase | epochs | steps | seconds | CPU s | {' | '.join(parts)} |")
+    print("|---|---|---|---|---|---|" + "---|" * len(parts))
     for kind, record in results.items():
         for name, phase in record["phases"].items():
             cells = " | ".join(f"{phase.get(part, 0.0):.1f}" for part in parts)
-            print(f"| {kind} | {name} | {phase['steps']} | {phase['seconds']:.1f} | {cells} |")
+            print(
+                f"| {kind} | {name} | {phase['epochs']} | {phase['steps']} | "
+                f"{phase['seconds']:.1f} | {phase['cpu_seconds']:.1f} | {cells} |"
+            )
         around = ("reading and building", "features", "evaluation", "writing the run")
         print(
-            f"| {kind} | around | | {record['wall_seconds']:.1f} wall | "
+            f"| {kind} | around | | | {record['wall_seconds']:.1f} wall | "
+            f"{record['cpu_seconds']:.1f} | "
             + ", ".join(f"{part} {record[part]:.1f}" for part in around)
+            + f"; val accuracy {record['val_accuracy']:.4f}, test {record['test_accuracy']:.4f}"
             + " | | | | | |"
         )
 

@@ -10,7 +10,8 @@ from ``(seed, epoch)`` and the samplers order the data by ``(seed, epoch)``, so 
 replays exactly what an uninterrupted one would have done.
 
 Precision, devices, nodes and the distributed strategy go to the Trainer as they are. Phases that
-train the head alone on cached features (milliseconds an epoch) always run in one process.
+train the head alone on cached features (milliseconds an epoch) always run in one process, and
+on one thread (:func:`head_threads`).
 """
 
 from __future__ import annotations
@@ -139,6 +140,29 @@ class EpochSeed(L.Callback):
                 generator.manual_seed(epoch_seed)
 
 
+@contextlib.contextmanager
+def head_threads(module: TransferModule) -> Iterator[None]:
+    """One intra-op thread for torch while ``module`` trains a head on cached features (no
+    backbone), the process's threads again afterwards.
+
+    A head's operations are tiny (a linear layer over a batch of feature vectors): splitting
+    them over threads gains nothing, and each one then waits at OpenMP's barrier for every
+    thread, which on a machine whose cores are busy waits for the scheduler. On the 2 shared
+    cores graft is benchmarked on, the head phase of a default sst2 fit (MiniLM, 1,000 rows,
+    448 steps) took 16.8 s of CPU time on 2 threads and 1.5 s on one, for the same head
+    (bench/RESULTS.md, issue #35).
+    """
+    if getattr(module, "backbone", None) is not None:
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _every_phase(seed: int) -> list[L.Callback]:
     """The callbacks of every phase: the epoch's seed, and those of :func:`training_callbacks`."""
     return [EpochSeed(seed), *_EXTRA_CALLBACKS.get()]
@@ -232,12 +256,13 @@ def run_phase(
     last_file = folder / "last.ckpt"
     if resume and last_file.is_file():
         read_checkpoint(last_file, mmap=True)  # refused as data before Lightning reads it
-    trainer.fit(
-        module,
-        train_loader,
-        val_loader,
-        ckpt_path=str(last_file) if resume and last_file.is_file() else None,
-    )
+    with head_threads(module):
+        trainer.fit(
+            module,
+            train_loader,
+            val_loader,
+            ckpt_path=str(last_file) if resume and last_file.is_file() else None,
+        )
     # Under ddp_spawn the callbacks ran in the workers: their rows are in the last checkpoint.
     rows = history.rows or _checkpoint_rows(last_file, history)
     _mark_kept_epoch(rows, *(("epoch", "max") if phase.keep_last else (phase.monitor, mode)))

@@ -22,6 +22,27 @@ if TYPE_CHECKING:
     from graft.features import FeatureCache
 
 
+class CachedFeatures(TensorDataset):
+    """Cached features and their targets, batched by slicing the tensors (one indexing per
+    tensor a batch) instead of collating each row's tensors one by one: the batches hold the
+    same rows, in the same order, as the default collation of a :class:`TensorDataset`."""
+
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, ...]:
+        index = torch.as_tensor(indices, dtype=torch.long)
+        return tuple(tensor[index] for tensor in self.tensors)
+
+
+def sliced_batch(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """The ``collate_fn`` of :class:`CachedFeatures`: its batch is whole already."""
+    return batch
+
+
+def feature_loader(features: torch.Tensor, targets: torch.Tensor, **options) -> DataLoader:
+    """A DataLoader of cached ``features`` and ``targets`` in sliced batches (``options``:
+    the batch size and the order)."""
+    return DataLoader(CachedFeatures(features, targets), collate_fn=sliced_batch, **options)
+
+
 @dataclass
 class FitLoaders:
     """Builds the loaders of one fit's phases.
@@ -100,11 +121,12 @@ class FitLoaders:
         val = None
         if splits.val is not None:
             val_x = self.cache.features(self.backbone, splits.val, batch, workers)
-            val = DataLoader(TensorDataset(val_x, torch.as_tensor(splits.val.labels)), 512)
+            val = feature_loader(val_x, torch.as_tensor(splits.val.labels), batch_size=512)
         self.timings["features"] = self.timings.get("features", 0.0) + time.perf_counter() - start
         train_labels = np.concatenate([splits.train.labels] * views)
-        train = TensorDataset(train_x, torch.as_tensor(train_labels))
-        return DataLoader(train, batch_size=batch, **self.train_order(train_labels)), val
+        order = self.train_order(train_labels)
+        train = feature_loader(train_x, torch.as_tensor(train_labels), batch_size=batch, **order)
+        return train, val
 
     def head_only(self) -> tuple[DataLoader, DataLoader]:
         """The loaders of a phase that trains the head alone: cached features, or raw inputs
