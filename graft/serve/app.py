@@ -116,10 +116,7 @@ def create_app(
     @app.post("/predict")
     async def predict(request: Request):
         arrived = time.monotonic()
-        try:
-            batcher.admit()  # refused before the body is read: cheap under overload
-        except QueueFull as full:
-            raise busy(full) from None
+        admit(batcher)
         folder = Path(uploads.name)
         items, k = await _read(
             request, modality, folder, max_upload_bytes, top_k, limits, fields
@@ -251,6 +248,15 @@ async def answer(batcher: MicroBatcher, items: list, left: float, timeout: float
     except Exception as error:  # noqa: BLE001  (the model failed on an accepted input)
         log.exception("the model failed on a request of %d input(s)", len(items))
         raise RequestError(500, f"the model failed on this request: {error}") from None
+
+
+def admit(batcher: MicroBatcher) -> None:
+    """Refuse (503) a request the batcher would not accept now, before its body is read: cheap
+    under overload."""
+    try:
+        batcher.admit()
+    except QueueFull as full:
+        raise busy(full) from None
 
 
 def busy(full: QueueFull) -> RequestError:

@@ -29,8 +29,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 
 from graft.errors import GraftError
-from graft.serve.app import TIMEOUT_SECONDS, answer, busy, engine_name, guard, service_app
-from graft.serve.batching import MAX_BATCH, QUEUE_LIMIT, MicroBatcher, QueueFull
+from graft.serve.app import TIMEOUT_SECONDS, admit, answer, engine_name, guard, service_app
+from graft.serve.batching import MAX_BATCH, QUEUE_LIMIT, MicroBatcher
 from graft.serve.inputs import MAX_UPLOAD_BYTES, RequestError, json_object, read_body
 from graft.serve.limits import MAX_CLIENT_REQUESTS, MAX_TEXT_CHARS
 from graft.serve.metrics import ServeMetrics
@@ -142,7 +142,7 @@ def create_recommendation_app(
     @app.post("/recommend")
     async def recommend(request: Request):
         arrived = time.monotonic()
-        _admit(batcher)
+        admit(batcher)
         body = await read_body(request, max_upload_bytes)
         payload = json_object(body, request.headers.get("content-type", ""), _HINT)
         return await respond(read(payload), arrived)
@@ -150,7 +150,7 @@ def create_recommendation_app(
     @app.get("/recommend")
     async def recommend_get(request: Request):
         arrived = time.monotonic()
-        _admit(batcher)
+        admit(batcher)
         payload = {k: v for k, v in request.query_params.items() if v.strip()}
         k = payload.get("top_k", "")
         if k.isascii() and k.isdecimal() and len(k) <= 6:
@@ -159,12 +159,6 @@ def create_recommendation_app(
 
     return app
 
-
-def _admit(batcher: MicroBatcher) -> None:
-    try:
-        batcher.admit()  # refused before the body is read: cheap under overload
-    except QueueFull as full:
-        raise busy(full) from None
 
 
 @dataclass(frozen=True)

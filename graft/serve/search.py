@@ -24,8 +24,8 @@ from fastapi import FastAPI, Request
 
 from graft.errors import RunError
 from graft.searching import open_searcher
-from graft.serve.app import TIMEOUT_SECONDS, answer, busy, guard, service_app
-from graft.serve.batching import MAX_BATCH, QUEUE_LIMIT, MicroBatcher, QueueFull
+from graft.serve.app import TIMEOUT_SECONDS, admit, answer, guard, service_app
+from graft.serve.batching import MAX_BATCH, QUEUE_LIMIT, MicroBatcher
 from graft.serve.inputs import MAX_UPLOAD_BYTES, RequestError, json_object, read_body, texts_of
 from graft.serve.limits import MAX_CLIENT_REQUESTS, MAX_TEXT_CHARS, RequestLimits
 from graft.serve.metrics import ServeMetrics
@@ -110,7 +110,7 @@ def create_search_app(
     @app.post("/search")
     async def search(request: Request):
         arrived = time.monotonic()
-        _admit(batcher)
+        admit(batcher)
         body = await read_body(request, max_upload_bytes)
         payload = json_object(body, request.headers.get("content-type", ""), _HINT)
         queries, k = texts_of(_as_texts(payload), top_k, limits)
@@ -119,18 +119,12 @@ def create_search_app(
     @app.get("/search")
     async def search_one(request: Request, q: str = "", top_k: int = top_k):
         arrived = time.monotonic()
-        _admit(batcher)
+        admit(batcher)
         queries, k = texts_of({"text": q, "top_k": top_k}, top_k, limits)
         return await respond(queries, k, arrived)
 
     return app
 
-
-def _admit(batcher: MicroBatcher) -> None:
-    try:
-        batcher.admit()  # refused before the body is read: cheap under overload
-    except QueueFull as full:
-        raise busy(full) from None
 
 
 #: What a search request holds, said when it holds something else.
