@@ -34,11 +34,12 @@ import json
 import os
 import random
 import resource
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from children import parse_options, print_result, run_child
 
 ROOT = Path(__file__).resolve().parents[1]
 CONLL = Path(os.environ.get("GRAFT_SHARED_DATASETS", ROOT.parent / "shared" / "datasets"))
@@ -201,18 +202,7 @@ def child(name: str, folder: Path, seed: int, options: dict) -> None:
     result["cpu_seconds"] = usage.ru_utime + usage.ru_stime
     result["peak_mb"] = usage.ru_maxrss / 1024
     result["threads"] = torch.get_num_threads()
-    print("RESULT " + json.dumps(result), flush=True)
-
-
-def parse_options(pairs: list[str]) -> dict:
-    options = {}
-    for pair in pairs:
-        key, _, value = pair.partition("=")
-        try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key] = value
-    return options
+    print_result(result)
 
 
 def main() -> None:
@@ -242,12 +232,7 @@ def main() -> None:
             options = parse_options(getattr(args, name))
             command = [sys.executable, __file__, "--child", name, "--folder", folder]
             command += ["--seed", str(args.seed), "--options", json.dumps(options)]
-            output = subprocess.run(command, capture_output=True, text=True, check=False)
-            line = next((x for x in output.stdout.splitlines() if x.startswith("RESULT ")), None)
-            if line is None:
-                print(output.stdout[-3000:], output.stderr[-3000:], file=sys.stderr)
-                raise SystemExit(f"{name} failed")
-            results.append({"contender": name, **json.loads(line[len("RESULT ") :])})
+            results.append({"contender": name, **run_child(name, command)})
             print(f"{name}: {results[-1]}", flush=True)
     report(results, counts, args)
 

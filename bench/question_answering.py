@@ -32,11 +32,12 @@ import argparse
 import json
 import os
 import random
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from children import parse_options, print_result, run_child
 
 ROOT = Path(__file__).resolve().parents[1]
 SQUAD = Path(os.environ.get("GRAFT_SHARED_DATASETS", ROOT.parent / "shared" / "datasets"))
@@ -190,18 +191,7 @@ def child(name: str, arguments: argparse.Namespace, options: dict) -> None:
         seconds=round(time.perf_counter() - start, 1),
         cpu_seconds=round(time.process_time() - cpu_start, 1),
     )
-    print("RESULT " + json.dumps(result), flush=True)
-
-
-def parse_options(pairs: list[str]) -> dict:
-    options = {}
-    for pair in pairs:
-        key, _, value = pair.partition("=")
-        try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key] = value
-    return options
+    print_result(result)
 
 
 def main() -> None:
@@ -233,11 +223,7 @@ def main() -> None:
             str(arguments.seed),
         ]
         command += [f"--{name}={pair}" for pair in getattr(arguments, name)]
-        output = subprocess.run(command, capture_output=True, text=True, check=False)
-        lines = [line for line in output.stdout.splitlines() if line.startswith("RESULT ")]
-        if not lines:
-            sys.exit(f"{name} failed:\n{output.stderr[-3000:]}")
-        results.append(json.loads(lines[-1][len("RESULT ") :]))
+        results.append(run_child(name, command))
         print(json.dumps(results[-1]), flush=True)
     if arguments.out:
         arguments.out.write_text(json.dumps(results, indent=2))

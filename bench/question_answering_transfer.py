@@ -45,10 +45,11 @@ import argparse
 import json
 import os
 import random
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from children import parse_options, print_result, run_child
 
 ROOT = Path(__file__).resolve().parents[1]
 CONLL = Path(os.environ.get("GRAFT_SHARED_DATASETS", ROOT.parent / "shared" / "datasets"))
@@ -230,18 +231,7 @@ def child(name: str, arguments: argparse.Namespace, options: dict) -> None:
         seconds=round(time.perf_counter() - start, 1),
         cpu_seconds=round(time.process_time() - cpu_start, 1),
     )
-    print("RESULT " + json.dumps(result), flush=True)
-
-
-def parse_options(pairs: list[str]) -> dict:
-    options = {}
-    for pair in pairs:
-        key, _, value = pair.partition("=")
-        try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key] = value
-    return options
+    print_result(result)
 
 
 def main() -> None:
@@ -271,11 +261,7 @@ def main() -> None:
         command = [sys.executable, __file__, "--child", name, "--seed", str(arguments.seed)]
         command += ["--data", str(arguments.data), "--squad-run", arguments.squad_run]
         command += [f"--fit={pair}" for pair in arguments.fit]
-        output = subprocess.run(command, capture_output=True, text=True, check=False)
-        lines = [line for line in output.stdout.splitlines() if line.startswith("RESULT ")]
-        if not lines:
-            sys.exit(f"{name} failed:\n{output.stderr[-3000:]}")
-        results.append(json.loads(lines[-1][len("RESULT ") :]))
+        results.append(run_child(name, command))
         print(json.dumps(results[-1]), flush=True)
     print(f"{'arm':<18} {'EM':>6} {'F1':>6} {'val F1':>6} {'wall s':>7} {'CPU s':>7}")
     for result in results:
