@@ -160,7 +160,6 @@ def create_recommendation_app(
     return app
 
 
-
 @dataclass(frozen=True)
 class QueryReader:
     """Reads a request's JSON object (or query parameters) as a :class:`Query`, refusing

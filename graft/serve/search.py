@@ -126,7 +126,6 @@ def create_search_app(
     return app
 
 
-
 #: What a search request holds, said when it holds something else.
 _HINT = 'this service searches: send JSON {"query": "..."} or {"queries": [...]}'
 
