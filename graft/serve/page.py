@@ -33,7 +33,8 @@ def render_page(describe: dict) -> str:
     model = json.dumps(describe).replace("<", "\\u003c")  # no "</script>" from a label
     title = html.escape(f"graft: {describe['model']} ({describe['task']})")
     return (
-        _PAGE.replace("{{CONTROL}}", control)
+        _PAGE.replace("{{FETCH_WITH_TOKEN}}", FETCH_WITH_TOKEN)
+        .replace("{{CONTROL}}", control)
         .replace("{{MODEL}}", model)
         .replace("{{TITLE}}", title)
     )
@@ -46,6 +47,24 @@ _RECORD = (
     '<p><button id="record" type="button">Record</button> '
     '<span id="recording">or record a clip of at most {{SECONDS}} s</span></p>'
 )
+
+#: The pages' fetch: an exposed service needs its token, asked once and kept for the tab
+#: (sessionStorage); a refused token is forgotten.
+FETCH_WITH_TOKEN = """async function fetchWithToken(path, request) {
+  const send = () => {
+    const token = sessionStorage.getItem("graft-token");
+    const headers = Object.assign({}, request.headers || {});
+    if (token) headers["Authorization"] = "Bearer " + token;
+    return fetch(path, Object.assign({}, request, { headers }));
+  };
+  let response = await send();
+  if (response.status === 401) {
+    const token = window.prompt("This service needs its token (graft serve named its file):");
+    if (token) { sessionStorage.setItem("graft-token", token.trim()); response = await send(); }
+  }
+  if (response.status === 401) sessionStorage.removeItem("graft-token");
+  return response;
+}"""
 
 _PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{{TITLE}}</title>
@@ -232,21 +251,10 @@ function show(answer) {
     result.append(bar);
   }
 }
+{{FETCH_WITH_TOKEN}}
 async function ask(request) {
   error.textContent = ""; result.textContent = "…";
-  // an exposed service needs its token: asked once, kept for this tab (sessionStorage)
-  const send = () => {
-    const token = sessionStorage.getItem("graft-token");
-    const headers = Object.assign({}, request.headers || {});
-    if (token) headers["Authorization"] = "Bearer " + token;
-    return fetch("predict?top_k=5", Object.assign({}, request, { headers }));
-  };
-  let response = await send();
-  if (response.status === 401) {
-    const token = window.prompt("This service needs its token (graft serve named its file):");
-    if (token) { sessionStorage.setItem("graft-token", token.trim()); response = await send(); }
-  }
-  if (response.status === 401) sessionStorage.removeItem("graft-token");
+  const response = await fetchWithToken("predict?top_k=5", request);
   const body = await response.json();
   if (!response.ok) {
     result.textContent = ""; error.textContent = body.error || body.detail; return;

@@ -34,6 +34,7 @@ from graft.serve.batching import MAX_BATCH, QUEUE_LIMIT, MicroBatcher
 from graft.serve.inputs import MAX_UPLOAD_BYTES, RequestError, json_object, read_body
 from graft.serve.limits import MAX_CLIENT_REQUESTS, MAX_TEXT_CHARS
 from graft.serve.metrics import ServeMetrics
+from graft.serve.page import FETCH_WITH_TOKEN
 from graft.tasks.capabilities import Recommends, recommender_of
 
 #: The most items one request may ask for.
@@ -226,7 +227,8 @@ def _page(describe: dict) -> str:
     items found."""
     title = html.escape(f"graft: recommendations from {describe['run'] or describe['model']}")
     count = html.escape(f"{describe['items']:,} items")
-    return _PAGE.replace("{{TITLE}}", title).replace("{{COUNT}}", count)
+    page = _PAGE.replace("{{FETCH_WITH_TOKEN}}", FETCH_WITH_TOKEN)
+    return page.replace("{{TITLE}}", title).replace("{{COUNT}}", count)
 
 
 _PAGE = """<!DOCTYPE html>
@@ -246,7 +248,7 @@ li { margin: 0.6rem 0; } .score { color: #3a7bd5; font-variant-numeric: tabular-
 <button>Recommend</button></form>
 <div id="error" role="alert"></div><ol id="results" aria-live="polite"></ol>
 <script>
-let token = sessionStorage.getItem("graft-token");
+{{FETCH_WITH_TOKEN}}
 function query() {
   const value = (id) => document.getElementById(id).value.trim();
   const body = {top_k: Number(value("top_k")) || 10};
@@ -256,20 +258,10 @@ function query() {
   if (value("similar_to")) body.similar_to = value("similar_to");
   return JSON.stringify(body);
 }
-async function ask(body) {
-  const headers = {"Content-Type": "application/json"};
-  if (token) headers["Authorization"] = "Bearer " + token;
-  return fetch("recommend", {method: "POST", headers, body});
-}
 document.getElementById("form").addEventListener("submit", async (event) => {
   event.preventDefault();
-  const body = query();
-  let reply = await ask(body);
-  if (reply.status === 401) {
-    token = prompt("This service needs its token:");
-    sessionStorage.setItem("graft-token", token);
-    reply = await ask(body);
-  }
+  const headers = {"Content-Type": "application/json"};
+  const reply = await fetchWithToken("recommend", {method: "POST", headers, body: query()});
   const found = await reply.json();
   document.getElementById("error").textContent = reply.ok ? "" : found.error;
   const list = document.getElementById("results");

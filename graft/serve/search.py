@@ -29,6 +29,7 @@ from graft.serve.batching import MAX_BATCH, QUEUE_LIMIT, MicroBatcher
 from graft.serve.inputs import MAX_UPLOAD_BYTES, RequestError, json_object, read_body, texts_of
 from graft.serve.limits import MAX_CLIENT_REQUESTS, MAX_TEXT_CHARS, RequestLimits
 from graft.serve.metrics import ServeMetrics
+from graft.serve.page import FETCH_WITH_TOKEN
 
 #: The file that makes a folder an index (``graft index`` writes it).
 INDEX_RECORD = "index.json"
@@ -145,7 +146,7 @@ def _as_texts(payload: dict) -> dict:
 def _page(describe: dict) -> str:
     """A search box that asks ``/search`` and lists the documents found."""
     title = html.escape(f"graft: search {describe['index']} ({describe['documents']} documents)")
-    return _PAGE.replace("{{TITLE}}", title)
+    return _PAGE.replace("{{FETCH_WITH_TOKEN}}", FETCH_WITH_TOKEN).replace("{{TITLE}}", title)
 
 
 _PAGE = """<!DOCTYPE html>
@@ -161,19 +162,13 @@ li { margin: 0.6rem 0; } .score { color: #3a7bd5; font-variant-numeric: tabular-
 <button>Search</button></form>
 <div id="error" role="alert"></div><ol id="results" aria-live="polite"></ol>
 <script>
-let token = sessionStorage.getItem("graft-token");
+{{FETCH_WITH_TOKEN}}
 document.getElementById("form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const query = document.getElementById("query").value;
   const headers = {"Content-Type": "application/json"};
-  if (token) headers["Authorization"] = "Bearer " + token;
-  let reply = await fetch("search", {method: "POST", headers, body: JSON.stringify({query})});
-  if (reply.status === 401) {
-    token = prompt("This service needs its token:");
-    sessionStorage.setItem("graft-token", token);
-    headers["Authorization"] = "Bearer " + token;
-    reply = await fetch("search", {method: "POST", headers, body: JSON.stringify({query})});
-  }
+  const reply = await fetchWithToken(
+    "search", {method: "POST", headers, body: JSON.stringify({query})});
   const answer = await reply.json();
   document.getElementById("error").textContent = reply.ok ? "" : answer.error;
   const list = document.getElementById("results");
