@@ -21,8 +21,9 @@ own; the peers need the ``bench`` extra: ``pip install -e .[bench]``):
   (``SetFitModel`` from the same sentence-transformers folder, SetFit's default arguments).
   Neither gets validation data beyond those examples.
 
-The table gives accuracy and macro-F1 on the test data, wall time, peak resident memory, and
-the ratios to graft on the same task: time (peer / graft) and accuracy (peer - graft).
+The table gives accuracy and macro-F1 on the test data, wall and CPU time (the contender's
+process, every thread), peak resident memory, and the ratios to graft on the same task: time
+and CPU time (peer / graft) and accuracy (peer - graft).
 """
 
 from __future__ import annotations
@@ -351,13 +352,14 @@ CONTENDERS = [
 def run_one(key: str, seed: int, result: Path) -> None:
     """Run one contender in this process and write its record to ``result``."""
     contender = next(c for c in CONTENDERS if c.key == key)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     record = contender.run(seed)
     record.update(
         contender=contender.name,
         task=contender.task,
         seed=seed,
         seconds=time.perf_counter() - start,
+        cpu_seconds=time.process_time() - cpu_start,
         peak_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     )
     result.write_text(json.dumps(record))
@@ -381,9 +383,9 @@ def run_isolated(key: str, seed: int) -> dict:
 
 def table(records: list[dict]) -> str:
     lines = [
-        "| task | contender | seeds | accuracy | macro-F1 | wall s | peak MB | time / graft "
-        "| accuracy - graft | settings |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| task | contender | seeds | accuracy | macro-F1 | wall s | CPU s | peak MB "
+        "| time / graft | CPU / graft | accuracy - graft | settings |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     by_case: dict[tuple[str, str], list[dict]] = {}
     for record in records:
@@ -394,12 +396,15 @@ def table(records: list[dict]) -> str:
         )
         accuracy = statistics.mean(r["accuracy"] for r in runs)
         seconds = statistics.mean(r["seconds"] for r in runs)
+        cpu = statistics.mean(r.get("cpu_seconds", float("nan")) for r in runs)
+        reference_cpu = statistics.mean(r.get("cpu_seconds", float("nan")) for r in reference)
         spread = statistics.stdev(r["accuracy"] for r in runs) if len(runs) > 1 else 0.0
         lines.append(
             f"| {task} | {contender} | {len(runs)} | {accuracy:.4f} ± {spread:.4f} "
-            f"| {statistics.mean(r['macro_f1'] for r in runs):.4f} | {seconds:.0f} "
+            f"| {statistics.mean(r['macro_f1'] for r in runs):.4f} | {seconds:.0f} | {cpu:.0f} "
             f"| {max(r['peak_mb'] for r in runs):.0f} "
             f"| {seconds / statistics.mean(r['seconds'] for r in reference):.2f}x "
+            f"| {cpu / reference_cpu:.2f}x "
             f"| {accuracy - statistics.mean(r['accuracy'] for r in reference):+.4f} "
             f"| {runs[-1]['settings']} |"
         )

@@ -102,13 +102,14 @@ def run_graft(folder: Path, seed: int, options: dict) -> dict:
     )
     test = model.metrics_["test"]
     config = model.config_
+    epochs = sum(1 for row in model.history_ if row.get("phase") == "finetune")  # as run
     return {
         "f1": test["f1"],
         "precision": test["precision"],
         "recall": test["recall"],
         "val_f1": model.metrics_["val"]["f1"],
         "kept": model.kept_phase_,
-        "settings": f"{config.strategy}, {config.epochs} epochs, lr {config.lr:g}, "
+        "settings": f"{config.strategy}, {epochs} encoder epochs, lr {config.lr:g}, "
         f"encoder x{config.backbone_lr_mult:g}, batch {config.batch_size}"
         + "".join(f", {k}={v}" for k, v in options.items()),
         "seconds_by_part": model.summary_["seconds"],

@@ -72,7 +72,8 @@ class FitConfig:
     )
     epochs: int | None = option(
         None,
-        "Epochs of the main phase (fine-tune: 3, feature-extract: 30).",
+        "Epochs of the main phase (fine-tune: 3, tagging 5, cut to reach about 1,000 steps "
+        "on a large training set but never below 2; feature-extract: 30).",
         panel=TRAINING,
     )
     head_epochs: int | None = option(

@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader
 
 from graft.backbones.base import Backbone
 from graft.data.dataset import LabelledData
-from graft.data.transforms import Collate, InputDataset
+from graft.data.transforms import Collate, InputDataset, longest_first
 
 log = logging.getLogger("graft")
 
@@ -151,12 +151,15 @@ def extract_features(
     augment: str = "none",
 ) -> torch.Tensor:
     """One forward pass of the frozen backbone over ``data`` (evaluation preprocessing, or
-    the fixed augmented ``view``)."""
+    the fixed augmented ``view``); texts are batched longest first (less padding) and their
+    features returned in ``data``'s order."""
     was_training = backbone.training
     backbone.eval()
     device = next(backbone.parameters()).device
+    order = longest_first(list(data.items)) if backbone.modality == "text" else None
+    items = data.items if order is None else [data.items[i] for i in order]
     loader = DataLoader(
-        InputDataset(data.items, data.labels, backbone.preprocessing, augment=augment, view=view),
+        InputDataset(items, None, backbone.preprocessing, augment=augment, view=view),
         batch_size=batch_size,
         collate_fn=Collate(backbone.preprocessing),
         num_workers=num_workers,
@@ -166,7 +169,8 @@ def extract_features(
         inputs = to_device(inputs, device)
         chunks.append(backbone(inputs).float().cpu())
     backbone.train(was_training)
-    return torch.cat(chunks)
+    features = torch.cat(chunks)
+    return features if order is None else features[torch.as_tensor(np.argsort(order))]
 
 
 def to_device(inputs, device: torch.device):

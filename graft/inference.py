@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from graft.data import LabelledData, load_inputs
+from graft.data.transforms import longest_first as texts_longest_first
 from graft.errors import ConfigError, NotFittedError
 from graft.features import FeatureCache, to_device
 from graft.tasks.capabilities import (
@@ -265,15 +266,12 @@ def top_k(chances: np.ndarray, classes: list[str], k: int) -> list[list[tuple[st
 
 
 def longest_first(items: list, task: Any, modality: str) -> np.ndarray | None:
-    """The order that batches texts longest first, as sentence-transformers encodes them: each
-    batch is then padded to texts of about its own length instead of the longest of a random
-    draw. None for inputs that are not plain texts, or a task that joins its outputs its own
-    way (token tagging)."""
-    if modality != "text" or len(items) < 2 or isinstance(task, JoinsOutputs):
+    """Texts in the order that pads least (:func:`graft.data.transforms.longest_first`); None
+    for inputs that are not plain texts, or a task that joins its outputs its own way (token
+    tagging)."""
+    if modality != "text" or isinstance(task, JoinsOutputs):
         return None
-    if not all(isinstance(item, str) for item in items):
-        return None
-    return np.argsort([-len(item) for item in items], kind="stable")
+    return texts_longest_first(items)
 
 
 def in_input_order(outputs: Any, order: np.ndarray | None) -> Any:

@@ -252,7 +252,8 @@ class DomainAdaptation:
         (when given), in :mod:`graft.adaptation.module`'s order."""
         from lightning.pytorch.utilities import CombinedLoader
 
-        source_train, source_val = loaders.inputs()
+        # random source batches, as the target's: the alignment losses compare the two
+        source_train, source_val = loaders.inputs(own_batches=False)
         preprocessing, options = loaders.backbone.preprocessing, loaders.options()
         target_train = target_training_loader(
             self.domain.items,

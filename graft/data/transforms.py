@@ -145,6 +145,32 @@ class InputDataset(Dataset):
         return value, label
 
 
+def longest_first(items: list) -> np.ndarray | None:
+    """The order that batches texts longest first, as sentence-transformers encodes them: each
+    batch is then padded to texts of about its own length instead of the longest of a random
+    draw. None for fewer than two items or items that are not plain texts."""
+    if len(items) < 2 or not all(isinstance(item, str) for item in items):
+        return None
+    return np.argsort([-len(item) for item in items], kind="stable")
+
+
+def token_counts(texts: list[str], preprocessing: TextPreprocessing) -> list[int]:
+    """The sub-tokens of each text as the backbone reads it (special tokens included, cut at
+    its maximum length)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(preprocessing.tokenizer)
+    encoded = tokenizer(
+        [str(text) for text in texts],
+        truncation=True,
+        max_length=preprocessing.max_length,
+        return_length=True,
+        return_attention_mask=False,
+        return_token_type_ids=False,
+    )
+    return list(encoded["length"])
+
+
 class Collate:
     """Batches images and waveforms by stacking and texts by tokenising with dynamic padding
     (picklable)."""

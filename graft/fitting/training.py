@@ -26,6 +26,7 @@ from graft.training.loaders import FitLoaders
 from graft.training.lr_finder import FALLBACK_LR, LRFinding, find_learning_rate
 from graft.training.phase import Phase
 from graft.training.runner import PRETRAINED, ModuleFactory, PhaseRunner
+from graft.training.schedule import follow_data
 
 log = logging.getLogger("graft")
 
@@ -137,6 +138,8 @@ def train_phases(model: Any, config: FitConfig, splits, cache, timings, run, sem
     networks.update(task_networks(model.fitted_task_))
     phases = STRATEGIES[config.strategy]().phases(config, model.backbone_)
     phases = plan(model.fitted_task_, phases)  # as the task trains them
+    if model.config.epochs is None:  # graft's default epochs: fewer on a large training set
+        phases = follow_data(phases, len(splits.train), config.batch_size)
     if getattr(model, "few_labels_", None) is not None:  # every example trains: no choice
         phases = model.few_labels_.plan(phases)
     budget = getattr(model, "time_budget_", None)

@@ -118,9 +118,7 @@ def create_app(
         arrived = time.monotonic()
         admit(batcher)
         folder = Path(uploads.name)
-        items, k = await _read(
-            request, modality, folder, max_upload_bytes, top_k, limits, fields
-        )
+        items, k = await _read(request, modality, folder, max_upload_bytes, top_k, limits, fields)
         try:
             inputs = await _prepared(model, items) if modality in UPLOADED else items
             left = timeout - (time.monotonic() - arrived)
@@ -180,9 +178,7 @@ def guard(
     app.add_middleware(MetricsMiddleware, metrics=metrics, batcher=batcher)
 
 
-def _lifespan(
-    batcher: MicroBatcher, uploads: tempfile.TemporaryDirectory | None, timeout: float
-):
+def _lifespan(batcher: MicroBatcher, uploads: tempfile.TemporaryDirectory | None, timeout: float):
     """The batcher runs while the application does; at shutdown (uvicorn has stopped
     accepting connections) it answers what it accepted, then the uploads folder goes."""
 

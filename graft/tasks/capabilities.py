@@ -329,16 +329,35 @@ class BatchesTraining(ABC):
     sentences of alike lengths)."""
 
     @abstractmethod
-    def train_batches(self, data: Any, batch_size: int, seed: int, distributed: bool) -> dict:
+    def train_batches(
+        self, data: Any, batch_size: int, seed: int, distributed: bool, preprocessing: Any
+    ) -> dict | None:
         """DataLoader options that batch the training ``data`` (a ``batch_sampler`` whose
-        order depends on the seed and the epoch only)."""
+        order depends on the seed and the epoch only), or None for the usual shuffle;
+        ``preprocessing`` is the backbone's (a text backbone's tokenizer)."""
+
+    def validation_order(self, data: Any) -> list[int] | None:
+        """The order to validate ``data`` in when it matters for speed (texts longest first,
+        where the validation metrics do not depend on the order), or None: as it is."""
+        return None
 
 
-def train_batches(task: Any, data: Any, batch_size: int, seed: int, distributed: bool):
-    """``task``'s DataLoader options for its training ``data``, or None: the usual seeded
-    shuffle in batches of ``batch_size``."""
+def validation_order(task: Any, data: Any, distributed: bool) -> dict:
+    """DataLoader options for ``task``'s validation ``data``: its own order, if it has one
+    (:meth:`BatchesTraining.validation_order`); across processes, Lightning's."""
+    if distributed or not isinstance(task, BatchesTraining):
+        return {}
+    order = task.validation_order(data)
+    return {} if order is None else {"sampler": order}
+
+
+def train_batches(
+    task: Any, data: Any, batch_size: int, seed: int, distributed: bool, preprocessing: Any
+):
+    """``task``'s DataLoader options for its training ``data`` (``preprocessing``: the
+    backbone's), or None: the usual seeded shuffle in batches of ``batch_size``."""
     if isinstance(task, BatchesTraining):
-        return task.train_batches(data, batch_size, seed, distributed)
+        return task.train_batches(data, batch_size, seed, distributed, preprocessing)
     return None
 
 

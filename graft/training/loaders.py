@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from graft.tasks.capabilities import head_loaders, train_batches
+from graft.tasks.capabilities import head_loaders, train_batches, validation_order
 from graft.training.imbalance import balanced_sampler
 from graft.training.sampling import loader_workers, seeded_order, worker_options
 
@@ -139,19 +139,27 @@ class FitLoaders:
         collate = self.task.collate(self.backbone.preprocessing)
         return dict(collate_fn=collate, **worker_options(self.workers))
 
-    def inputs(self) -> tuple[DataLoader, DataLoader]:
+    def inputs(self, own_batches: bool = True) -> tuple[DataLoader, DataLoader]:
         """Training loader of raw (augmented) inputs and validation loader (None without
-        validation data), for a phase that trains the backbone."""
+        validation data), for a phase that trains the backbone; batched and validated in the
+        task's own order (:func:`graft.tasks.capabilities.train_batches`: texts of alike
+        length together), unless ``own_batches`` is False (or, for training, classes are
+        drawn balanced)."""
         preprocessing, splits, task = self.backbone.preprocessing, self.splits, self.task
         options = self.options()
         train = task.dataset(splits.train, preprocessing, train=True, augment=self.augment)
         distributed = self.world_size > 1
-        batching = train_batches(task, splits.train, self.batch_size, self.seed, distributed)
+        batching = None
+        if own_batches and self.sampler != "balanced":
+            batching = train_batches(
+                task, splits.train, self.batch_size, self.seed, distributed, preprocessing
+            )
         if batching is None:
             order = self.train_order(getattr(splits.train, "labels", None), distributed)
             batching = {"batch_size": self.batch_size, **order}
         val = None
         if splits.val is not None:
             val = task.dataset(splits.val, preprocessing)
-            val = DataLoader(val, batch_size=self.batch_size * 2, **options)
+            order = validation_order(task, splits.val, distributed or not own_batches)
+            val = DataLoader(val, batch_size=self.batch_size * 2, **order, **options)
         return DataLoader(train, **batching, **options), val

@@ -41,9 +41,12 @@ def test_post_and_get_search_answer_the_nearest_documents(live):
     assert len(results[0]) == 3 and results[0][0]["score"] >= results[0][1]["score"]
     one = httpx.get(f"{live.url}/search", params={"q": "animal that barks", "top_k": 1})
     assert one.status_code == 200 and one.json()["results"][0][0]["id"] == "d2"
-    assert httpx.post(f"{live.url}/search", json={"query": "orbit", "top_k": 2}).json()[
-        "results"
-    ][0][0]["id"] == "d3"
+    assert (
+        httpx.post(f"{live.url}/search", json={"query": "orbit", "top_k": 2}).json()["results"][0][
+            0
+        ]["id"]
+        == "d3"
+    )
 
 
 def test_bad_search_requests_are_refused_with_a_message(live):

@@ -24,9 +24,7 @@ def start_from_class_names(head: Any, backbone: Any, classes: list[str], config:
     check_text_backbone(backbone, config.model)
     names = class_names(classes, options.label_descriptions)
     start_from_names(head, backbone, names, options.label_template)
-    log.info(
-        "head started from the class names (zero-shot, template %r)", options.label_template
-    )
+    log.info("head started from the class names (zero-shot, template %r)", options.label_template)
     return True
 
 

@@ -256,7 +256,9 @@ class DetectionTask(DetectionCapabilities, Task):
 
         return collate_detection
 
-    def train_batches(self, data: DetectionData, batch_size: int, seed: int, distributed: bool):
+    def train_batches(
+        self, data: DetectionData, batch_size: int, seed: int, distributed: bool, preprocessing: Any
+    ):
         """Batches of images of alike aspect ratio, in an order of (seed, epoch) only (across
         processes, Lightning's distributed sampler instead)."""
         if distributed:

@@ -17,13 +17,13 @@ the lower rate, full trains everything at once, partial the top groups. The loss
 cross-entropy, Dice or their sum (``--loss``, :mod:`graft.tasks.segmentation.module`), with
 class weights (``--class-weights auto``: median frequency balancing of the training pixels).
 
-Images are seen at a working scale (:class:`graft.tasks.segmentation.batches.Scale`): shorter
-side resized to ``--image-size`` pixels (:data:`graft.tasks.segmentation.options.DEFAULTS`),
-or kept at their own resolution when the training images are large (their median shorter
-side :data:`NATIVE_RATIO` times the crops or more: slides, scenes). Training takes random
-crops of ``--image-size`` from rescaled, flipped copies; prediction runs the whole image, or
-overlapping tiles of twice the crop blended back when it is larger
-(:mod:`graft.tasks.segmentation.tiling`); answers are at each image's own size.
+Images are seen at a working scale (:mod:`graft.tasks.segmentation.scale`): shorter side
+resized to ``--image-size`` pixels (:data:`graft.tasks.segmentation.options.DEFAULTS`), or
+kept at their own resolution when the training images are large (slides, scenes) or their
+thinnest labelled structures would be under 3 pixels wide once resized (membranes,
+vessels). Training takes random crops of ``--image-size`` from rescaled, flipped copies;
+prediction runs the whole image, or overlapping tiles of twice the crop blended back when it
+is larger (:mod:`graft.tasks.segmentation.tiling`); answers are at each image's own size.
 
 Metrics (:mod:`graft.tasks.segmentation.metrics`): mean IoU (the headline, and the validation
 score that keeps each phase's best epoch), per-class IoU and Dice, pixel accuracy, the pixel
@@ -38,8 +38,6 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from graft.errors import ConfigError
 from graft.tasks.base import (
     MetricsTable,
@@ -53,6 +51,7 @@ from graft.tasks.segmentation.answers import MaskAnswers
 from graft.tasks.segmentation.capabilities import SegmentationCapabilities
 from graft.tasks.segmentation.inference import TiledInference, black
 from graft.tasks.segmentation.options import DEFAULTS, SegmentationOptions
+from graft.tasks.segmentation.scale import working_scale
 from graft.tasks.segmentation.splits import read_fit_splits, read_like
 
 if TYPE_CHECKING:
@@ -63,11 +62,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("graft")
 
-#: Training images whose median shorter side is at least this many crops are segmented at
-#: their own resolution (by tiles), not resized.
-NATIVE_RATIO = 4
-#: Prediction tiles are this many crops wide; neighbours share a quarter of a tile.
-TILE_RATIO = 2
 #: Epochs without a better validation mean IoU before a phase stops (the generic backbone
 #: phases stop after 2; on Penn-Fudan's 50 validation images the mean IoU dips by 0.03 and
 #: recovers, see bench/RESULTS.md).
@@ -178,9 +172,8 @@ class SegmentationTask(SegmentationCapabilities, MaskAnswers, TiledInference, Ta
         from graft.tasks.segmentation.batches import class_pixels
 
         options = SegmentationOptions.of(config)
-        scale = working_scale(
-            train, config.image_size or DEFAULTS["image_size"], train.ignore_index
-        )
+        crop = config.image_size or DEFAULTS["image_size"]
+        scale = working_scale(train, crop, train.ignore_index, config.seed)
         return cls(
             list(train.classes),
             options.architecture,
@@ -364,26 +357,6 @@ class SegmentationTask(SegmentationCapabilities, MaskAnswers, TiledInference, Ta
     def data_summary(self, splits: DataSplits, backbone: Any) -> dict:
         """Images per split, the training pixels of each class, the images skipped."""
         return data_summary(splits, self.kind, self.summary(splits)["class_pixels"])
-
-
-def working_scale(train: SegmentationData, crop: int, ignore_index: int) -> Scale:
-    """The working scale of a model trained on ``train`` with crops of ``crop`` pixels: the
-    shorter side resized to the crop, or each image's own resolution when the training images
-    are large (see :data:`NATIVE_RATIO`); tiles of :data:`TILE_RATIO` crops overlapping by a
-    quarter."""
-    from graft.tasks.segmentation.batches import Scale
-
-    shorter = [min(size) for size in train.sizes] or [crop]
-    native = float(np.median(shorter)) >= NATIVE_RATIO * crop
-    if native:
-        log.info(
-            "the training images are large (median shorter side %d px, crops of %d): they are "
-            "segmented at their own resolution, by tiles",
-            int(np.median(shorter)),
-            crop,
-        )
-    tile = TILE_RATIO * crop
-    return Scale(crop, None if native else crop, tile, tile // 4, ignore_index)
 
 
 def dataset_images(value: Any) -> list[str] | None:

@@ -101,7 +101,9 @@ def cached_loaders(task, loaders) -> tuple:
     except UnreadableImage as error:
         raise DataError(f"{splits.train.source}: an image graft cannot read ({error})") from None
     collate = SimilarityCollate(backbone.preprocessing, dict(zip(paths, features, strict=True)))
-    batching = task.train_batches(splits.train, loaders.batch_size, loaders.seed, False)
+    batching = task.train_batches(
+        splits.train, loaders.batch_size, loaders.seed, False, backbone.preprocessing
+    )
     train = DataLoader(Items(pairs_of(splits.train)), collate_fn=collate, **batching)
     val = None
     if splits.val is not None:

@@ -293,7 +293,9 @@ class RecommendationTask(RecommendationCapabilities, Task):
                 out.append(History(tuple(items[start:j]), tuple(weights[start:j]), (items[j],)))
         return out
 
-    def train_batches(self, data: Any, batch_size: int, seed: int, distributed: bool):
+    def train_batches(
+        self, data: Any, batch_size: int, seed: int, distributed: bool, preprocessing: Any
+    ):
         """Shuffled batches of the training pairs (one per interaction after a user's
         first), in an order of (seed, epoch)."""
         if distributed:

@@ -283,7 +283,9 @@ class SimilarityTask(SimilarityCapabilities, Task):
 
         return SimilarityCollate(preprocessing)
 
-    def train_batches(self, data: Any, batch_size: int, seed: int, distributed: bool):
+    def train_batches(
+        self, data: Any, batch_size: int, seed: int, distributed: bool, preprocessing: Any
+    ):
         """Batches without two pairs of one query or of one document, in an order of (seed,
         epoch) only."""
         if distributed:

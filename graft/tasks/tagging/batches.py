@@ -11,11 +11,11 @@ indices, ``-100`` (ignored by the loss) for padding and for words without a sub-
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset
 
 from graft.tasks.tagging.alignment import encode, load_tokenizer
 from graft.tasks.tagging.words import word_offsets
@@ -129,47 +129,3 @@ def at_words(values: torch.Tensor, word_position: torch.Tensor) -> torch.Tensor:
     gathered = flat[word_position.clamp_min(0)]
     present = (word_position >= 0).reshape(*word_position.shape, *[1] * (values.dim() - 2))
     return gathered * present.to(gathered.dtype)
-
-
-#: Batches whose sentences are sorted by length together (Hugging Face's ``group_by_length``
-#: groups 50 batches' worth).
-GROUP_BATCHES = 50
-
-
-class LengthGroupedBatches(Sampler[list[int]]):
-    """Training batches of sentences of alike length, reshuffled each epoch from ``(seed,
-    epoch)`` alone (Lightning calls :meth:`set_epoch` before every epoch).
-
-    As Transformers' ``group_by_length``: the sentences are shuffled, every
-    :data:`GROUP_BATCHES` batches' worth is sorted by length and cut into batches, and the
-    batches are shuffled; a batch then pads its sentences to a length close to theirs, which
-    on CoNLL-2003 at 32 sentences a batch halves the sub-tokens the encoder reads.
-    """
-
-    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int):
-        self.lengths, self.batch_size, self.seed = list(lengths), batch_size, seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def batches(self) -> list[list[int]]:
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        order = torch.randperm(len(self.lengths), generator=generator).tolist()
-        group = self.batch_size * GROUP_BATCHES
-        batches = []
-        for start in range(0, len(order), group):
-            chunk = sorted(order[start : start + group], key=lambda i: -self.lengths[i])
-            batches += [
-                chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)
-            ]
-        shuffled = torch.randperm(len(batches), generator=generator).tolist()
-        return [batches[i] for i in shuffled]
-
-    def __iter__(self) -> Iterator[list[int]]:
-        return iter(self.batches())
-
-    def __len__(self) -> int:
-        group = self.batch_size * GROUP_BATCHES
-        full, rest = divmod(len(self.lengths), group)
-        return full * GROUP_BATCHES + -(-rest // self.batch_size)

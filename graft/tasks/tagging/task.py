@@ -278,12 +278,14 @@ class TaggingTask(TaggingCapabilities, Task):
 
         return TaggingCollate(preprocessing)
 
-    def train_batches(self, data: TaggingData, batch_size: int, seed: int, distributed: bool):
+    def train_batches(
+        self, data: TaggingData, batch_size: int, seed: int, distributed: bool, preprocessing: Any
+    ):
         """Batches of sentences of alike length (less padding), in an order of (seed, epoch)
         only (across processes, Lightning's distributed sampler instead)."""
         if distributed:
             return None
-        from graft.tasks.tagging.batches import LengthGroupedBatches
+        from graft.training.sampling import LengthGroupedBatches
 
         lengths = [len(text) for text in data.texts]
         return {"batch_sampler": LengthGroupedBatches(lengths, batch_size, seed)}

@@ -19,8 +19,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from graft.features import to_device
-from graft.tasks.tagging.batches import IGNORED, LengthGroupedBatches, at_words
+from graft.tasks.tagging.batches import IGNORED, at_words
 from graft.tasks.tagging.module import WORD_FEATURES
+from graft.training.sampling import LengthGroupedBatches
 
 if TYPE_CHECKING:
     from graft.training.loaders import FitLoaders

@@ -279,7 +279,7 @@ def test_folders_of_images_and_masks_are_claimed_and_coco_is_asked_for(tmp_path)
 
 
 def test_large_images_are_segmented_at_their_own_resolution(splits):
-    from graft.tasks.segmentation.task import working_scale
+    from graft.tasks.segmentation.scale import working_scale
 
     train, _ = splits
     resized = working_scale(train, 256, 255)

@@ -323,7 +323,7 @@ def test_highlighted_sentences_are_escaped():
 
 
 def test_length_grouped_batches_depend_on_seed_and_epoch_only(valid):
-    from graft.tasks.tagging.batches import LengthGroupedBatches
+    from graft.training.sampling import LengthGroupedBatches
 
     lengths = [len(text) for text in valid.texts]
     sampler = LengthGroupedBatches(lengths, 32, seed=3)
