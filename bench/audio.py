@@ -204,6 +204,13 @@ def child(name: str, per_class: int | None, seed: int) -> None:
     print("RESULT " + json.dumps(result), flush=True)
 
 
+def children_cpu() -> float:
+    """CPU seconds (user and system) of the finished contender processes and their loader
+    workers: on a shared machine, a fairer figure than the wall time."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run(contenders: list[str], per_class: int | None, seed: int, out: Path) -> list[dict]:
     """Each contender in a fresh process, timed from its start to its exit; the results so far
     written to ``out`` after each."""
@@ -214,15 +221,16 @@ def run(contenders: list[str], per_class: int | None, seed: int, out: Path) -> l
             command += ["--per-class", str(per_class)]
         if IMAGE_SIZE is not None:
             command += ["--image-size", str(IMAGE_SIZE)]
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), children_cpu()
         finished = subprocess.run(command, capture_output=True, text=True, check=False)
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, children_cpu() - cpu
         lines = [line for line in finished.stdout.splitlines() if line.startswith("RESULT ")]
         if finished.returncode != 0 or not lines:  # said, and the others still run
             print(finished.stderr[-3000:], file=sys.stderr)
             print(f"{name} failed (exit status {finished.returncode})", file=sys.stderr)
             continue
-        results.append({**json.loads(lines[-1].removeprefix("RESULT ")), "seconds": seconds})
+        result = json.loads(lines[-1].removeprefix("RESULT "))
+        results.append({**result, "seconds": seconds, "cpu_seconds": round(cpu, 1)})
         print(f"{name}: {results[-1]}", flush=True)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(results, indent=2) + "\n")
@@ -232,14 +240,19 @@ def run(contenders: list[str], per_class: int | None, seed: int, out: Path) -> l
 def table(results: list[dict]) -> str:
     reference = next((r for r in results if r["contender"] == "graft"), results[0])
     rows = [
-        "| contender | test accuracy | macro-F1 | wall s | peak MB | time / graft "
+        "| contender | test accuracy | macro-F1 | wall s | CPU s | peak MB | time / graft "
         "| accuracy - graft | settings |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
+        cpu = r.get("cpu_seconds")
+        ratio = f"{r['seconds'] / reference['seconds']:.2f}x"
+        if cpu and reference.get("cpu_seconds"):
+            ratio += f" (CPU {cpu / reference['cpu_seconds']:.2f}x)"
         rows.append(
             f"| {r['contender']} | {r['accuracy']:.4f} | {r['macro_f1']:.4f} | "
-            f"{r['seconds']:.0f} | {r['peak_mb']} | {r['seconds'] / reference['seconds']:.2f}x "
+            f"{r['seconds']:.0f} | {'-' if cpu is None else f'{cpu:.0f}'} | {r['peak_mb']} | "
+            f"{ratio} "
             f"| {r['accuracy'] - reference['accuracy']:+.4f} | {r['settings']} |"
         )
     return "\n".join(rows)

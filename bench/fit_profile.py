@@ -2,8 +2,10 @@
 validation, the end of each epoch (checkpoints and logs), and around training (reading the
 data and building the model, caching features, the final evaluation, writing the run).
 
-    .venv/bin/python bench/fit_profile.py [--only image|text|amazon|amazon4] [--rows N]
-        [--val N] [--epochs N] [--strategy NAME] [--out bench/out/profile.json]
+    .venv/bin/python bench/fit_profile.py [--only KIND] [--rows N] [--val N] [--epochs N]
+        [--strategy NAME] [--out bench/out/profile.json]
+
+KIND: image, text, amazon, amazon4, audio, tagging, detection, segmentation (all by default).
 
 (Not ``bench/profile.py``: that name would hide the standard library's ``profile`` module,
 which torch imports through ``cProfile``, from every script run in ``bench/``.)
@@ -23,9 +25,17 @@ Image: flowers5_128px, 40 training and 10 validation photos a class (``--rows``,
 the rest of its val split to test, efficientnet_lite0 at 128 px. Text: sst2, 200 training and
 50 validation rows a class, test.csv (872) to test, minilm. Amazon: the electronics reviews of
 amazon_reviews_4domains, 200 training and 50 validation rows a class, the rest to test; amazon4:
-its four domains pooled, 500 others a class to test; minilm. graft's default (fine-tune: a head
-phase on cached features, then the whole network; ``--epochs`` sets its fine-tuning epochs,
-``--strategy feature-extract`` trains the head alone), seed 0, cold cache.
+its four domains pooled, 500 others a class to test; minilm. Audio: FSDD's training clips (index
+5-49), 40 training and 10 validation clips a digit, its 300 test clips (index 0-4); graft's
+audio default (EfficientNet-Lite0 on the spectrogram at its own size). Tagging: CoNLL-2003, 500
+training and 100 validation sentences (``--rows``, ``--val``: counts, not per class) drawn with
+seed 0, 500 test sentences; minilm. Detection and segmentation: Penn-Fudan's shipped split, 60
+training images (``--rows``) and 25 validation (``--val``) of its 120 and 50, the other
+validation images to test, EfficientNet-Lite0 at a shorter side of 256 px (``--image-size``
+of the detection benchmark). graft's default (fine-tune: a head phase on cached features, then
+the whole network; ``--epochs`` sets its fine-tuning epochs, ``--strategy feature-extract``
+trains the head alone), seed 0, cold cache. The score is each kind's headline metric
+(accuracy, entity F1, box mAP, mean IoU).
 """
 
 from __future__ import annotations
@@ -134,11 +144,56 @@ def amazon4_parts(datasets: Path, rows: int | None, val: int | None) -> tuple:
     return train, val_data, test, {}
 
 
+def audio_parts(datasets: Path, rows: int | None, val: int | None) -> tuple:
+    from audio import official_split
+
+    train, test = official_split(None, 0)
+    train, val_data = split_per_class(train, [rows or 40, val or 10])
+    return train, val_data, test, {}
+
+
+def tagging_parts(datasets: Path, rows: int | None, val: int | None) -> tuple:
+    from ner import sample
+
+    folder = datasets / "conll2003"
+    train = sample(folder / "train.txt", str(rows or 500), 0)
+    return (
+        train,
+        sample(folder / "valid.txt", str(val or 100), 0),
+        sample(folder / "test.txt", "500", 0),
+        {},
+    )
+
+
+def dense_parts(read, folder: Path, rows: int | None, val: int | None) -> tuple:
+    train, held = read(folder / "annotations_train.json"), read(folder / "annotations_val.json")
+    count = val or 25
+    train = train.subset(range(min(rows or 60, len(train))))
+    val_data, test = held.subset(range(count)), held.subset(range(count, len(held)))
+    return train, val_data, test, {"image_size": 256}
+
+
+def detection_parts(datasets: Path, rows: int | None, val: int | None) -> tuple:
+    from graft.tasks.detection import read_detection
+
+    return dense_parts(read_detection, datasets / "pennfudan", rows, val)
+
+
+def segmentation_parts(datasets: Path, rows: int | None, val: int | None) -> tuple:
+    from graft.tasks.segmentation.read import read_segmentation
+
+    return dense_parts(read_segmentation, datasets / "pennfudan", rows, val)
+
+
 KINDS = {
     "image": image_parts,
     "text": text_parts,
     "amazon": amazon_parts,
     "amazon4": amazon4_parts,
+    "audio": audio_parts,
+    "tagging": tagging_parts,
+    "detection": detection_parts,
+    "segmentation": segmentation_parts,
 }
 
 
@@ -172,6 +227,7 @@ def profile(parts: tuple, **chosen) -> dict:
         for name, parts_ in times.seconds.items()
     }
     trained = sum(seconds.get(f"phase_{name}", 0.0) for name in phases)
+    headline = model.fitted_task_.headline
     before = (times.first_start or start) - start - seconds.get("features", 0.0)
     return {
         "wall_seconds": round(wall, 2),
@@ -181,8 +237,9 @@ def profile(parts: tuple, **chosen) -> dict:
         "features": round(seconds.get("features", 0.0), 2),
         "evaluation": round(seconds["total"] - trained - before, 2),
         "writing the run": round(wall - seconds["total"], 2),
-        "val_accuracy": round(float(model.metrics_["val"]["accuracy"]), 4),
-        "test_accuracy": round(float(model.evaluate(test)["accuracy"]), 4),
+        "score": headline,
+        "val_score": round(float(model.metrics_["val"][headline]), 4),
+        "test_score": round(float(model.evaluate(test)[headline]), 4),
     }
 
 
@@ -219,7 +276,7 @@ def main() -> None:
             f"| {kind} | around | | | {record['wall_seconds']:.1f} wall | "
             f"{record['cpu_seconds']:.1f} | "
             + ", ".join(f"{part} {record[part]:.1f}" for part in around)
-            + f"; val accuracy {record['val_accuracy']:.4f}, test {record['test_accuracy']:.4f}"
+            + f"; val {record['score']} {record['val_score']:.4f}, test {record['test_score']:.4f}"
             + " | | | | | |"
         )
 

@@ -72,9 +72,7 @@ def term_recall(references: list[str], hypotheses: list[str], terms: set[str]) -
 def scored(references, hypotheses, terms: set[str]) -> dict:
     from graft.tasks.transcription.metrics import error_rates, normalize_text
 
-    with_terms = [
-        i for i, r in enumerate(references) if terms & set(normalize_text(r).split())
-    ]
+    with_terms = [i for i, r in enumerate(references) if terms & set(normalize_text(r).split())]
     rest = [i for i in range(len(references)) if i not in set(with_terms)]
 
     def wer(rows):

@@ -26,7 +26,7 @@ from graft.training.loaders import FitLoaders
 from graft.training.lr_finder import FALLBACK_LR, LRFinding, find_learning_rate
 from graft.training.phase import Phase
 from graft.training.runner import PRETRAINED, ModuleFactory, PhaseRunner
-from graft.training.schedule import follow_data
+from graft.training.schedule import epoch_validation, follow_data
 
 log = logging.getLogger("graft")
 
@@ -106,14 +106,22 @@ def range_test(
     return find_learning_rate(module, train_loader, engine_options(config), config.seed)
 
 
+def guards_pretrained(model: Any) -> bool:
+    """Whether the fit's kept model is compared with the untrained one on validation: its
+    kind :class:`~graft.tasks.capabilities.GuardsPretrained`, or its head started from what
+    the backbone knows (``head_started_``)."""
+    return isinstance(model.fitted_task_, GuardsPretrained) or getattr(
+        model, "head_started_", False
+    )
+
+
 def pretrained_score(model: Any, splits: DataSplits) -> float | None:
     """The untrained model's validation score (the task's headline metric) when its kind
     :class:`~graft.tasks.capabilities.GuardsPretrained` or its head started from what the
     backbone knows (``head_started_``), else None. Its whole validation metrics are kept as
     ``pretrained_val_metrics_``: the fit's validation metrics show them beside its own."""
     task = model.fitted_task_
-    guarded = isinstance(task, GuardsPretrained) or getattr(model, "head_started_", False)
-    if not guarded or splits.val is None:
+    if not guards_pretrained(model) or splits.val is None:
         return None
     metrics = task.metrics(model._outputs(splits.val), splits.val)
     model.pretrained_val_metrics_ = metrics
@@ -132,7 +140,8 @@ def train_phases(model: Any, config: FitConfig, splits, cache, timings, run, sem
     """
     run_dir, resume, adaptation = run
     engine = engine_options(config)
-    loaders = fit_loaders(model, config, splits, cache, timings)
+    each_epoch = splits if guards_pretrained(model) else epoch_validation(splits, config.seed)
+    loaders = fit_loaders(model, config, each_epoch, cache, timings)
     loaders.world_size = engine.world_size
     networks = {"backbone": model.backbone_, "head": model.head_}
     networks.update(task_networks(model.fitted_task_))
@@ -145,7 +154,8 @@ def train_phases(model: Any, config: FitConfig, splits, cache, timings, run, sem
     budget = getattr(model, "time_budget_", None)
     epoch_estimate = None
     if budget is not None:
-        epoch_estimate = plan_budget(budget, model, config, splits, cache, timings, phases)
+        checked = len(each_epoch.val) if each_epoch.val is not None else 0
+        epoch_estimate = plan_budget(budget, model, config, splits, cache, timings, phases, checked)
     with tempfile.TemporaryDirectory(prefix="graft-") as scratch:
         runner = PhaseRunner(
             networks,
@@ -179,11 +189,21 @@ def train_phases(model: Any, config: FitConfig, splits, cache, timings, run, sem
     model.epoch_choice_ = runner.epoch_choice
 
 
-def plan_budget(budget: TimeBudget, model: Any, config: FitConfig, splits, cache, timings, phases):
+def plan_budget(
+    budget: TimeBudget,
+    model: Any,
+    config: FitConfig,
+    splits,
+    cache,
+    timings,
+    phases,
+    checked: int,
+):
     """Measure a forward pass on a few training inputs, reserve the time of the final
     evaluation, and refuse (before training) a limit too short for the first phase
     (:mod:`graft.training.budget`); the guess of a phase's epoch seconds the runner skips a
-    later phase by."""
+    later phase by. ``checked``: the validation examples read after each epoch (a sample of a
+    large split, :func:`graft.training.schedule.epoch_validation`)."""
     task = model.fitted_task_
     cached = isinstance(task, CachesFeatures)
     budget.forward = (
@@ -199,15 +219,15 @@ def plan_budget(budget: TimeBudget, model: Any, config: FitConfig, splits, cache
         """An optimistic epoch: a forward and a backward pass no dearer than it (the forward
         pass as the features just computed measured it)."""
         budget.calibrate(timings.get("features", 0.0), cache.stats.misses)
-        return (budget.forward or 0.0) * (2 * train + val) if phase.train_backbone else 0.0
+        return (budget.forward or 0.0) * (2 * train + checked) if phase.train_backbone else 0.0
 
     first = phases[0]
     if first.train_backbone:
-        needed = forward * (STEP_PER_FORWARD * train + val)
+        needed = forward * (STEP_PER_FORWARD * train + checked)
     elif cached:  # the features the cache lacks
         parts = [splits.train] + ([splits.val] if splits.val is not None else [])
         share = uncached_share(cache, model.backbone_, parts) if forward else 0.0
-        needed = share * forward * (train * max(1, config.views) + val)
+        needed = share * forward * (train * max(1, config.views) + checked)
     else:
         needed = 0.0  # measured while the phase trains
     budget.refuse_if_short(needed)

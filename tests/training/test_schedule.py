@@ -1,13 +1,16 @@
-"""Epochs that follow the data: the default epochs that train the backbone are cut on a large
-training set, never below two, never when the user set them."""
+"""Schedules that follow the data: the default epochs that train the backbone are cut on a large
+training set, never below two, never when the user set them; a large validation split is
+sampled for the validation after each epoch, and scored whole at the end."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import graft
-from graft.data import load_data
+from graft.data import DataSplits, load_data
 from graft.training import schedule
+from graft.training.loaders import FitLoaders
 from graft.training.phase import Phase
 
 
@@ -47,3 +50,44 @@ def test_a_fit_cuts_its_default_epochs_but_not_the_users(sst2, monkeypatch, tmp_
     assert fine_tune_epochs(default) == 2
     told = graft.fit(data, cache_dir=tmp_path, epochs=3, **options)
     assert fine_tune_epochs(told) == 3
+
+
+def test_a_large_validation_split_is_sampled_the_same_way_for_a_seed(sst2):
+    val = load_data(sst2["test"])
+    assert len(val) > 100
+    split = DataSplits(load_data(sst2["train"]).subset(list(range(8))), val)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(schedule, "EPOCH_VALIDATION", 100)
+        sampled = schedule.epoch_validation(split, seed=0)
+        again = schedule.epoch_validation(split, seed=0)
+        other = schedule.epoch_validation(split, seed=1)
+        small = DataSplits(split.train, val.subset(list(range(100))))
+        assert schedule.epoch_validation(small, seed=0) is small
+    assert len(sampled.val) == 100 and sampled.train is split.train
+    assert list(sampled.val.items) == list(again.val.items) != list(other.val.items)
+    position = {item: i for i, item in enumerate(val.items)}
+    order = [position[item] for item in sampled.val.items]
+    assert order == sorted(order)  # the split's order is kept
+    assert schedule.epoch_validation(DataSplits(split.train), seed=0).val is None
+
+
+def test_each_epoch_validates_on_the_sample_and_the_kept_model_on_all(
+    sst2, monkeypatch, tmp_path, caplog
+):
+    data = load_data(sst2["train"]).subset(list(range(48)))
+    val = load_data(sst2["test"]).subset(list(range(40)))
+    monkeypatch.setattr(schedule, "EPOCH_VALIDATION", 16)
+    seen = []
+    inputs = FitLoaders.inputs
+
+    def spy(self, *args, **kwargs):
+        seen.append(len(self.splits.val))
+        return inputs(self, *args, **kwargs)
+
+    monkeypatch.setattr(FitLoaders, "inputs", spy)
+    options = dict(model="minilm", batch_size=16, head_epochs=1, epochs=1, seed=0)
+    with caplog.at_level("INFO", logger="graft"):
+        model = graft.fit(data, val, cache_dir=tmp_path, progress=False, **options)
+    assert seen == [16]
+    assert "on 16 of the 40 validation examples" in caplog.text
+    assert np.asarray(model.metrics_["val"]["confusion_matrix"]).sum() == 40
