@@ -114,6 +114,8 @@ def fit_summary(model: Any, splits: DataSplits, cache: FeatureCache, timings: di
         summary["advice"] = model.advice_.to_dict()
     if model.epoch_choice_:
         summary["epoch_choice"] = model.epoch_choice_
+    if getattr(model, "epoch_validation_", None):  # the kept epoch's scores are the sample's
+        summary["epoch_validation"] = model.epoch_validation_
     for key in ("transfer", "adaptation", "guard"):
         if key in model.metrics_:
             summary[key] = model.metrics_[key]

@@ -18,7 +18,14 @@ from graft.data.transforms import mixup_for
 from graft.errors import ConfigError
 from graft.features import FeatureCache
 from graft.strategies import STRATEGIES
-from graft.tasks.capabilities import CachesFeatures, GuardsPretrained, SingleLabel, plan, tunes
+from graft.tasks.capabilities import (
+    CachesFeatures,
+    GuardsPretrained,
+    SingleLabel,
+    ValidatesWhole,
+    plan,
+    tunes,
+)
 from graft.tasks.capabilities import networks as task_networks
 from graft.training.budget import STEP_PER_FORWARD, TimeBudget, forward_seconds, uncached_share
 from graft.training.distributed import EngineOptions
@@ -140,7 +147,11 @@ def train_phases(model: Any, config: FitConfig, splits, cache, timings, run, sem
     """
     run_dir, resume, adaptation = run
     engine = engine_options(config)
-    each_epoch = splits if guards_pretrained(model) else epoch_validation(splits, config.seed)
+    whole = guards_pretrained(model) or isinstance(model.fitted_task_, ValidatesWhole)
+    each_epoch = splits if whole else epoch_validation(splits, config.seed)
+    model.epoch_validation_ = None
+    if each_epoch is not splits:  # said in summary.json and the report beside the kept epoch
+        model.epoch_validation_ = {"examples": len(each_epoch.val), "of": len(splits.val)}
     loaders = fit_loaders(model, config, each_epoch, cache, timings)
     loaders.world_size = engine.world_size
     networks = {"backbone": model.backbone_, "head": model.head_}
@@ -154,8 +165,9 @@ def train_phases(model: Any, config: FitConfig, splits, cache, timings, run, sem
     budget = getattr(model, "time_budget_", None)
     epoch_estimate = None
     if budget is not None:
-        checked = len(each_epoch.val) if each_epoch.val is not None else 0
-        epoch_estimate = plan_budget(budget, model, config, splits, cache, timings, phases, checked)
+        epoch_estimate = plan_budget(
+            budget, model, config, splits, cache, timings, phases, each_epoch.val
+        )
     with tempfile.TemporaryDirectory(prefix="graft-") as scratch:
         runner = PhaseRunner(
             networks,
@@ -197,13 +209,14 @@ def plan_budget(
     cache,
     timings,
     phases,
-    checked: int,
+    checked_val: Any,
 ):
     """Measure a forward pass on a few training inputs, reserve the time of the final
     evaluation, and refuse (before training) a limit too short for the first phase
     (:mod:`graft.training.budget`); the guess of a phase's epoch seconds the runner skips a
-    later phase by. ``checked``: the validation examples read after each epoch (a sample of a
-    large split, :func:`graft.training.schedule.epoch_validation`)."""
+    later phase by. ``checked_val``: the validation data read after each epoch (a sample of
+    a large split, :func:`graft.training.schedule.epoch_validation`); the rest of the split
+    first meets the backbone in the final evaluation."""
     task = model.fitted_task_
     cached = isinstance(task, CachesFeatures)
     budget.forward = (
@@ -212,8 +225,12 @@ def plan_budget(
     forward = budget.forward or 0.0
     train, val = len(splits.train), len(splits.val) if splits.val is not None else 0
     test = len(splits.test) if splits.test is not None else 0
+    checked = len(checked_val) if checked_val is not None else 0
     frozen = STRATEGIES[config.strategy].frozen_backbone and cached
-    budget.reserve_end(0 if frozen else val * (2 if tunes(task) else 1) + test)
+    if frozen:  # the phases cached the features they read: the rest of validation is new
+        budget.reserve_end(val - checked)
+    else:
+        budget.reserve_end(val * (2 if tunes(task) else 1) + test)
 
     def epoch_estimate(phase: Phase) -> float:
         """An optimistic epoch: a forward and a backward pass no dearer than it (the forward
@@ -225,7 +242,7 @@ def plan_budget(
     if first.train_backbone:
         needed = forward * (STEP_PER_FORWARD * train + checked)
     elif cached:  # the features the cache lacks
-        parts = [splits.train] + ([splits.val] if splits.val is not None else [])
+        parts = [splits.train] + ([checked_val] if checked_val is not None else [])
         share = uncached_share(cache, model.backbone_, parts) if forward else 0.0
         needed = share * forward * (train * max(1, config.views) + checked)
     else:

@@ -107,9 +107,11 @@ def _decisions(summary: dict, metrics: dict) -> str:
     if "kept_phase" in summary:
         kept = summary["kept_phase"]
         scores = ", ".join(f"{k} {number(v)}" for k, v in kept.items() if k != "phase")
-        items.append(
-            f"<b>kept phase {_e(kept.get('phase'))}</b> (best on validation: {_e(scores)})"
-        )
+        read = "validation"
+        if "epoch_validation" in summary:  # each epoch read a sample of a large split
+            sample = summary["epoch_validation"]
+            read = f"a sample of {sample['examples']:,} of the {sample['of']:,} validation examples"
+        items.append(f"<b>kept phase {_e(kept.get('phase'))}</b> (best on {read}: {_e(scores)})")
     if "lr_finder" in summary:
         items.append(
             f"<b>learning rate {summary['lr_finder'].get('suggestion', 0):.3g}</b> from the range "

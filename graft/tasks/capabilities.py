@@ -181,6 +181,13 @@ class GuardsPretrained:
     scores an epoch) and keeps its weights, saying so, when no phase scores higher."""
 
 
+class ValidatesWhole:
+    """A kind whose validation split is read whole after every epoch, never as a sample of
+    its rows (:func:`graft.training.schedule.epoch_validation`): several tasks on one table,
+    whose rows each label some of them, so that a sample of rows could leave a task with
+    too few labels to score."""
+
+
 class StartsHead(ABC):
     """A kind whose new head can start from what the backbone knows rather than at random
     (multiclass text, ``--head-init labels``: the zero-shot classifier of the class names).

@@ -91,3 +91,9 @@ def test_each_epoch_validates_on_the_sample_and_the_kept_model_on_all(
     assert seen == [16]
     assert "on 16 of the 40 validation examples" in caplog.text
     assert np.asarray(model.metrics_["val"]["confusion_matrix"]).sum() == 40
+    assert model.summary_["epoch_validation"] == {"examples": 16, "of": 40}
+    seen.clear()  # a head started from the class names is compared with the untrained model
+    guarded = graft.fit(
+        data, val, cache_dir=tmp_path, progress=False, head_init="labels", **options
+    )
+    assert seen == [40] and "epoch_validation" not in guarded.summary_

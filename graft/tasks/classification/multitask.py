@@ -22,7 +22,15 @@ import numpy as np
 
 from graft.errors import ConfigError, DataError
 from graft.tasks.base import MetricsTable, Task, check_companions
-from graft.tasks.capabilities import HoldsNetworks, Refused, SeveralTasks, Summarised, Tuned, tunes
+from graft.tasks.capabilities import (
+    HoldsNetworks,
+    Refused,
+    SeveralTasks,
+    Summarised,
+    Tuned,
+    ValidatesWhole,
+    tunes,
+)
 from graft.tasks.classification.inputs import ItemInputs
 from graft.tasks.classification.multiclass import MulticlassTask
 from graft.tasks.classification.multilabel import MultilabelTask
@@ -47,7 +55,15 @@ UNCERTAINTY = "uncertainty"
 
 
 class MultiTask(
-    SeveralTasks, Tuned, HoldsNetworks, Refused, Summarised, TasksReport, ItemInputs, Task
+    SeveralTasks,
+    Tuned,
+    HoldsNetworks,
+    Refused,
+    Summarised,
+    TasksReport,
+    ItemInputs,
+    ValidatesWhole,
+    Task,
 ):
     """Several tasks on one backbone (see the module docstring).
 

@@ -273,3 +273,14 @@ def test_a_phase_that_trains_the_backbone_trains_every_task(tmp_path):
     before, after = model.predict_proba(texts), restored.predict_proba(texts)
     assert set(before) == {"sentiment", "domain"}
     assert all(np.array_equal(before[t], after[t]) for t in before)
+
+
+def test_each_epoch_validates_every_row_of_a_multitask_split(reviews, monkeypatch):
+    """A sample of rows could leave a task with too few labels to score: multitask fits are
+    never validated on a sample (tests/training/test_schedule.py: a single-task fit is)."""
+    from graft.training import schedule
+
+    monkeypatch.setattr(schedule, "EPOCH_VALIDATION", 10)
+    model = graft.fit(reviews["train"], tasks=["sentiment", "domain"], epochs=2, **FIT)
+    assert "epoch_validation" not in model.summary_
+    assert model.summary_["labelled"]["val"]["domain"] > 10
