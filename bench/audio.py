@@ -54,6 +54,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from children import children_cpu
 
 FSDD = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "fsdd"
 OUT = Path(__file__).resolve().parent / "out" / "audio.json"
@@ -202,13 +203,6 @@ def child(name: str, per_class: int | None, seed: int) -> None:
         peak_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     )
     print("RESULT " + json.dumps(result), flush=True)
-
-
-def children_cpu() -> float:
-    """CPU seconds (user and system) of the finished contender processes and their loader
-    workers: on a shared machine, a fairer figure than the wall time."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def run(contenders: list[str], per_class: int | None, seed: int, out: Path) -> list[dict]:

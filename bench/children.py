@@ -5,6 +5,7 @@ parent reads it back. Memory, threads and imported libraries of two contenders n
 from __future__ import annotations
 
 import json
+import resource
 import subprocess
 import sys
 
@@ -37,3 +38,11 @@ def run_child(name: str, command: list[str]) -> dict:
     if not lines:
         sys.exit(f"{name} failed:\n{output.stdout[-3000:]}\n{output.stderr[-3000:]}")
     return json.loads(lines[-1].removeprefix(PREFIX))
+
+
+def children_cpu() -> float:
+    """CPU seconds (user and system) of this process's finished children and their loader
+    workers so far: the difference around one child is its CPU time, on a machine shared
+    with other jobs a fairer figure than its wall time."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime

@@ -49,12 +49,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from children import children_cpu
 
 PENNFUDAN = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "pennfudan"
 ROWS = ("feature-extract", "fine-tune", "full", "partial", "plain", "instance-segmentation")
@@ -407,13 +408,6 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines) + "".join("\n\n" + rank_table(r) for r in ranks)
 
 
-def cpu_seconds() -> float:
-    """CPU time (user and system) of the finished row processes and their loader workers: on
-    a machine shared with other jobs, a fairer figure than the wall time."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default=",".join(ROWS), help="comma-separated rows")
@@ -448,14 +442,14 @@ def main() -> None:
     results = []
     for row in [r.strip() for r in args.only.split(",") if r.strip()]:
         command = [sys.executable, __file__, "--row", row, *passed]
-        before = cpu_seconds()
+        before = children_cpu()
         done = subprocess.run(command, capture_output=True, text=True, env=os.environ.copy())
         found = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
         if not found:
             print(done.stdout[-2000:], done.stderr[-4000:], file=sys.stderr)
             raise SystemExit(f"row {row} failed")
         result = json.loads(found[-1].removeprefix("RESULT "))
-        results.append(result | {"cpu_seconds": round(cpu_seconds() - before, 1)})
+        results.append(result | {"cpu_seconds": round(children_cpu() - before, 1)})
         print(json.dumps(results[-1]), flush=True)
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(results, indent=1))

@@ -47,6 +47,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from children import children_cpu
+
 PENNFUDAN = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "pennfudan"
 ROWS = ("feature-extract", "fine-tune", "full", "partial", "plain", "random-encoder")
 #: Goals of the issue: graft's default reaches this person IoU, and at least the plain loop's
@@ -231,16 +233,20 @@ def run_row(row: str, quick: bool, options: dict, train_limit: int | None) -> di
 def table(results: list[dict]) -> str:
     plain = next((r for r in results if r["row"] == "plain"), None)
     lines = [
-        "| row | mean IoU | person IoU | pixel accuracy | wall s | time / plain | mIoU - plain |",
-        "|---|---|---|---|---|---|---|",
+        "| row | mean IoU | person IoU | pixel accuracy | wall s | CPU s | time / plain "
+        "| mIoU - plain |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         name = r.get("label") or r["row"]
+        cpu = r.get("cpu_seconds")  # runs before 2026-12-07 did not record it
         ratio = f"{r['seconds'] / plain['seconds']:.2f}" if plain else "-"
+        if plain and cpu and plain.get("cpu_seconds"):
+            ratio += f" (CPU {cpu / plain['cpu_seconds']:.2f})"
         gain = f"{r['mean_iou'] - plain['mean_iou']:+.4f}" if plain else "-"
         lines.append(
             f"| {name} | {r['mean_iou']:.4f} | {r['person_iou']:.4f} | {r['pixel_accuracy']:.4f} "
-            f"| {r['seconds']:.0f} | {ratio} | {gain} |"
+            f"| {r['seconds']:.0f} | {'-' if cpu is None else f'{cpu:.0f}'} | {ratio} | {gain} |"
         )
     default = next((r for r in results if r["row"] == "fine-tune" and not r.get("label")), None)
     if default is not None:
@@ -286,12 +292,15 @@ def main() -> None:
         command = [sys.executable, __file__, "--row", row, "--options", args.options]
         command += ["--quick"] if args.quick else []
         command += ["--train-limit", str(args.train_limit)] if args.train_limit else []
+        before = children_cpu()
         done = subprocess.run(command, capture_output=True, text=True, env=os.environ.copy())
         found = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
         if not found:
             print(done.stdout[-2000:], done.stderr[-4000:], file=sys.stderr)
             raise SystemExit(f"row {row} failed")
-        results.append({**json.loads(found[-1].removeprefix("RESULT ")), "label": args.label})
+        result = json.loads(found[-1].removeprefix("RESULT "))
+        cpu = round(children_cpu() - before, 1)
+        results.append({**result, "label": args.label, "cpu_seconds": cpu})
         print(json.dumps(results[-1]), flush=True)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(results, indent=1))
