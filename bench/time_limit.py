@@ -2,14 +2,14 @@
 without one, on an image and a text dataset.
 
     .venv/bin/python bench/time_limit.py [--limits 30s,1m,3m] [--only flowers|sst2]
-                                         [--out bench/out/time_limit.json]
+                                         [--rows N] [--out bench/out/time_limit.json]
 
-flowers5_128px: 50 training photos a class, 20 a class of its val split for validation and 40
-a class of the rest for test, efficientnet_lite0 at 128 px (the photos' size). sst2: 250
-training rows a class, 50 a class of validation.csv for validation, 200 a class of test.csv
-for test, minilm. Seed 0, a cold feature cache for every row (caching features and evaluating
-the test split count against the limit), the wall time of the whole ``graft.fit`` call. A
-limit refused before training is recorded with its message.
+flowers5_128px: 50 training photos a class (``--rows``), 20 a class of its val split for
+validation and 40 a class of the rest for test, efficientnet_lite0 at 128 px (the photos'
+size). sst2: 250 training rows a class (``--rows``), 50 a class of validation.csv for
+validation, 200 a class of test.csv for test, minilm. Seed 0, a cold feature cache for every
+row (caching features and evaluating the test split count against the limit), the wall time of
+the whole ``graft.fit`` call. A limit refused before training is recorded with its message.
 """
 
 from __future__ import annotations
@@ -27,16 +27,16 @@ from graft.data import load_data
 from graft.errors import ConfigError
 
 
-def flowers_parts(datasets: Path) -> tuple:
+def flowers_parts(datasets: Path, rows: int | None) -> tuple:
     root = datasets / "flowers5_128px"
-    train = per_class(load_data(root / "train"), 50)
+    train = per_class(load_data(root / "train"), rows or 50)
     val, test = split_per_class(load_data(root / "val"), [20, 40])
     return train, val, test, {"image_size": 128}
 
 
-def sst2_parts(datasets: Path) -> tuple:
+def sst2_parts(datasets: Path, rows: int | None) -> tuple:
     root = datasets / "sst2"
-    train = per_class(load_data(root / "train.csv"), 250)
+    train = per_class(load_data(root / "train.csv"), rows or 250)
     val = per_class(load_data(root / "validation.csv"), 50)
     return train, val, per_class(load_data(root / "test.csv"), 200), {}
 
@@ -86,12 +86,13 @@ def main() -> None:
     parser.add_argument("--datasets", type=Path, default=DATASETS)
     parser.add_argument("--limits", default="30s,1m,3m")
     parser.add_argument("--only", choices=sorted(DATASETS_BY_NAME))
+    parser.add_argument("--rows", type=int, help="training rows a class (default 50 / 250)")
     parser.add_argument("--out", type=Path, default=Path("bench/out/time_limit.json"))
     args = parser.parse_args()
     names = [args.only] if args.only else list(DATASETS_BY_NAME)
     results: dict[str, list[dict]] = {}
     for name in names:
-        parts = DATASETS_BY_NAME[name](args.datasets)
+        parts = DATASETS_BY_NAME[name](args.datasets, args.rows)
         results[name] = []
         for limit in [*args.limits.split(","), None]:
             row = one_fit(parts, limit)
