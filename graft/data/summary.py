@@ -75,12 +75,11 @@ def cropped(parts: dict[str, Any], preprocessing: Any) -> dict:
 def truncated(parts: dict[str, Any], preprocessing: Any) -> dict:
     """How many texts of each split are longer than the backbone reads (cut to
     ``max_length`` tokens), logged when any are."""
-    from transformers import AutoTokenizer
+    from graft.data.transforms import token_counts
 
-    tokenizer = AutoTokenizer.from_pretrained(preprocessing.tokenizer)
     counts = {}
     for name, part in parts.items():
-        lengths = [len(ids) for ids in tokenizer(part.items, truncation=False)["input_ids"]]
+        lengths = token_counts(list(part.items), preprocessing, cut=False)
         counts[name] = sum(length > preprocessing.max_length for length in lengths)
     if any(counts.values()):
         log.warning(

@@ -154,16 +154,16 @@ def longest_first(items: list) -> np.ndarray | None:
     return np.argsort([-len(item) for item in items], kind="stable")
 
 
-def token_counts(texts: list[str], preprocessing: TextPreprocessing) -> list[int]:
-    """The sub-tokens of each text as the backbone reads it (special tokens included, cut at
-    its maximum length)."""
+def token_counts(texts: list[str], preprocessing: TextPreprocessing, cut: bool = True) -> list[int]:
+    """The sub-tokens of each text as the backbone reads it (special tokens included), cut at
+    its maximum length unless ``cut`` is False."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(preprocessing.tokenizer)
     encoded = tokenizer(
         [str(text) for text in texts],
-        truncation=True,
-        max_length=preprocessing.max_length,
+        truncation=cut,
+        max_length=preprocessing.max_length if cut else None,
         return_length=True,
         return_attention_mask=False,
         return_token_type_ids=False,

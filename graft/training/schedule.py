@@ -18,7 +18,10 @@ more than :data:`EPOCH_VALIDATION` examples, the validation after each epoch (wh
 best epoch and stops early) reads a seeded sample of that many, and the kept model is scored
 on the whole split at the end, as always. Fits whose kept model is compared with the
 pretrained one (:class:`~graft.tasks.capabilities.GuardsPretrained`, heads started from class
-names) validate on the whole split: the two scores must come from the same examples.
+names) validate on the whole split, since the two scores must come from the same examples,
+and so do kinds whose rows each label some of several tasks
+(:class:`~graft.tasks.capabilities.ValidatesWhole`); the fit decides
+(:func:`graft.fitting.training.train_phases`).
 """
 
 from __future__ import annotations
