@@ -3,18 +3,26 @@
 The clock starts when the fit starts, so reading the data, building the backbone and caching
 its features count against the limit, and so does a reserve for what follows training (the
 final evaluation, writing the run). Before training, the cost of one forward pass is measured
-on a few training inputs (:func:`forward_seconds`); from it the budget refuses a limit too short
-for even the first phase (:meth:`TimeBudget.refuse_if_short`: a ``ConfigError`` that says the
-least it would need) and reserves time for the evaluation at the end.
+on a few training inputs (:func:`forward_seconds`; texts scaled from the timed batch, padded
+to its longest, to their mean length, as graft reads them in batches of alike length); from it
+the budget refuses a limit too short for even the first phase
+(:meth:`TimeBudget.refuse_if_short`: a ``ConfigError`` that says the least it would need) and
+reserves time for the evaluation at the end. Once the features are computed, their time
+measures the forward pass again (:meth:`TimeBudget.calibrate`), and the guess of a later
+phase's epoch follows it; each validation pass measured while training resizes the reserve
+for the final evaluation when dearer (:meth:`TimeBudget.observe_validation`: kinds whose
+features are not cached measure no forward pass before training).
 
 While a phase trains, :class:`BudgetCallback` measures the cost of a step on its first batches
-and plans the phase's epochs to fit the time left: it cuts the epochs (and stretches the
-learning-rate schedule onto the shorter run, so it still decays to its end), stops at the end of
-an epoch when the next one would overrun, and abandons a later phase whose first epoch cannot
-end in time (:class:`OutOfTime`: the phase runner then keeps the weights it had). The first
-phase always trains at least one epoch, so a fit with a limit always ends with a model. A phase
-followed by others may use its share of the time left (the time left over the phases still to
-run), so a cheap head phase cannot starve the fine-tuning that follows.
+(weighed by their share of the epoch's work when texts of alike length are batched together:
+:func:`probe_shares`) and plans the phase's epochs to fit the time left: it cuts the epochs
+(and stretches the learning-rate schedule onto the shorter run, so it still decays to its end),
+stops at the end of an epoch when the next one would overrun, and abandons a later phase whose
+first epoch cannot end in time (:class:`OutOfTime`: the phase runner then keeps the weights it
+had). The first phase always trains at least one epoch, so a fit with a limit always ends with
+a model. A phase followed by others leaves them the guess of one epoch each (all the time left
+when even that does not fit), or, unguessed, its share of the time left (the time left over
+the phases still to run), so a cheap head phase cannot starve the fine-tuning that follows.
 
 What was cut (phases skipped, epochs cut, the time used) is logged and recorded
 (:meth:`TimeBudget.record`, ``summary.json``'s ``time_limit``).
@@ -26,10 +34,12 @@ import logging
 import math
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import lightning as L
+import numpy as np
 
 from graft.errors import ConfigError
 
@@ -44,6 +54,8 @@ END_SECONDS = 3.0
 PROBE_STEPS = 3
 #: Predictions of an epoch's cost are multiplied by this before they are trusted.
 MARGIN = 1.1
+#: Features computed at once that measure a forward pass better than the first batch did.
+AT_SCALE = 64
 #: A training step costs about this many forward passes (forward, then backward at about two).
 STEP_PER_FORWARD = 3.0
 
@@ -102,6 +114,13 @@ class PhaseBudget:
     later_seconds: float = 0.0
     ran: int = 0
     cut: str | None = None
+    later_estimate: Callable[[], float] | None = None
+
+    def later_cost(self) -> float:
+        """The guessed seconds of an epoch of each later phase, guessed again now (a phase's
+        own features, once computed, measure the forward pass better than the guess it was
+        admitted with) where the runner can."""
+        return self.later_estimate() if self.later_estimate is not None else self.later_seconds
 
 
 @dataclass
@@ -116,6 +135,7 @@ class TimeBudget:
         end_seconds: what the end of the fit is expected to cost (evaluation, writing).
         phases: what the budget allowed each phase (``current``: the one training).
         evaluated: inputs the final evaluation passes through the backbone.
+        evaluation: measured seconds of one input's validation while training (0: none yet).
     """
 
     limit: float
@@ -126,6 +146,7 @@ class TimeBudget:
     phases: dict[str, PhaseBudget] = field(default_factory=dict)
     current: PhaseBudget | None = None
     evaluated: int = 0
+    evaluation: float = 0.0
 
     @classmethod
     def of(cls, time_limit: Any, started: float | None = None) -> TimeBudget | None:
@@ -151,8 +172,9 @@ class TimeBudget:
         phase, left = self.current, self.left()
         if phase is None or not phase.later:
             return left
-        if phase.later_seconds > 0:
-            spare = left - MARGIN * phase.later_seconds
+        later = phase.later_cost()
+        if later > 0:
+            spare = left - MARGIN * later
             return spare if spare > 0 else left
         return left / (1 + phase.later)
 
@@ -162,14 +184,27 @@ class TimeBudget:
         """Reserve, for the end of the fit, ``evaluated_inputs`` forward passes (the final
         evaluation through the backbone) besides the fixed :data:`END_SECONDS`."""
         self.evaluated = evaluated_inputs
-        passes = (self.forward or 0.0) * evaluated_inputs
+        passes = max(self.forward or 0.0, self.evaluation) * evaluated_inputs
         self.end_seconds = END_SECONDS + 0.02 * self.limit + MARGIN * passes
 
     def calibrate(self, seconds: float, inputs: int) -> None:
         """A forward pass measured at scale (``inputs`` features computed in ``seconds``):
-        it replaces the first guess when dearer, and the end's reserve follows."""
-        if inputs >= 16 and seconds / inputs > (self.forward or 0.0):
-            self.forward = seconds / inputs
+        it replaces the first guess (one batch's) when over :data:`AT_SCALE` inputs, or when
+        dearer from at least 16, and the end's reserve follows."""
+        if inputs < 16:
+            return
+        measured = seconds / inputs
+        if inputs >= AT_SCALE or measured > (self.forward or 0.0):
+            self.forward = measured
+            self.reserve_end(self.evaluated)
+
+    def observe_validation(self, seconds: float, inputs: int) -> None:
+        """A validation pass over ``inputs`` examples measured in ``seconds`` while training:
+        the final evaluation reads its data the same way, so its reserve follows when this is
+        dearer than the forward pass measured before (or when none was: kinds whose features
+        are not cached, whose evaluation was reserved nothing)."""
+        if inputs > 0 and seconds / inputs > self.evaluation:
+            self.evaluation = seconds / inputs
             self.reserve_end(self.evaluated)
 
     def refuse_if_short(self, first_phase_seconds: float) -> None:
@@ -223,7 +258,9 @@ class TimeBudget:
         a planned phase)."""
         if self.current is None:
             return None
-        return BudgetCallback(self, self.current, validation_share(train_loader, val_loader))
+        callback = BudgetCallback(self, self.current, validation_share(train_loader, val_loader))
+        callback.val_inputs = _length(val_loader)
+        return callback
 
     # What it did --------------------------------------------------------------------------------
 
@@ -251,6 +288,14 @@ class TimeBudget:
         return f"--time-limit {self.given}: {what} ({self.elapsed():.1f}s used so far)"
 
 
+def _length(loader: Any) -> int:
+    """The examples ``loader`` reads (0 when unknown or None)."""
+    try:
+        return len(loader.dataset)
+    except (TypeError, AttributeError):
+        return 0
+
+
 def validation_share(train_loader: Any, val_loader: Any) -> float:
     """The guessed cost of a validation pass as a share of a training epoch: a forward pass of
     each validation input against a forward and backward pass of each training one."""
@@ -270,11 +315,19 @@ class BudgetCallback(L.Callback):
     def __init__(self, budget: TimeBudget, phase: PhaseBudget, val_share: float):
         self.budget, self.phase, self.val_share = budget, phase, val_share
         self.planned = False
-        self._epoch_start = self._probe_start = time.monotonic()
+        self.val_inputs = 0
+        self._epoch_start = self._probe_start = self._validation_start = time.monotonic()
         self.epoch_seconds: float | None = None
 
     def on_train_epoch_start(self, trainer, module) -> None:
         self._epoch_start = time.monotonic()
+
+    def on_validation_start(self, trainer, module) -> None:
+        self._validation_start = time.monotonic()
+
+    def on_validation_end(self, trainer, module) -> None:
+        seconds = time.monotonic() - self._validation_start
+        self.budget.observe_validation(seconds, self.val_inputs)
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         if self.planned:
@@ -283,12 +336,13 @@ class BudgetCallback(L.Callback):
             self._probe_start = time.monotonic()
             return
         if batch_idx >= PROBE_STEPS:
-            step = (time.monotonic() - self._probe_start) / batch_idx
             steps = trainer.num_training_batches
             if not math.isfinite(steps):
                 return
-            epoch = steps * step * (1 + self.val_share)
-            rest_of_first = (steps - batch_idx - 1) * step + steps * step * self.val_share
+            done, timed = probe_shares(trainer, batch_idx, steps)
+            training = (time.monotonic() - self._probe_start) / timed  # an epoch's training
+            epoch = training * (1 + self.val_share)
+            rest_of_first = training * (1 - done + self.val_share)
             self._plan(trainer, module, epoch, rest_of_first)
 
     def on_train_epoch_end(self, trainer, module) -> None:
@@ -324,6 +378,22 @@ class BudgetCallback(L.Callback):
         log.warning("--time-limit %s: the %s phase %s", self.budget.given, self.phase.name, text)
 
 
+def probe_shares(trainer: Any, batch_idx: int, steps: int) -> tuple[float, float]:
+    """The shares of a training epoch's work held by its batches up to ``batch_idx`` (done)
+    and by those the probe timed (all but the first): by the work of each batch where the
+    sampler weighs them (:meth:`graft.training.sampling.LengthGroupedBatches.batch_work`:
+    texts of alike length, a batch of short ones far cheaper than one of long ones), else by
+    their count."""
+    loader = getattr(trainer, "train_dataloader", None)
+    work = getattr(getattr(loader, "batch_sampler", None), "batch_work", None)
+    if callable(work):
+        costs = work()
+        total = sum(costs)
+        if len(costs) == steps and total > 0:
+            return sum(costs[: batch_idx + 1]) / total, sum(costs[1 : batch_idx + 1]) / total
+    return (batch_idx + 1) / steps, batch_idx / steps
+
+
 def stretch_schedule(trainer: Any, planned_epochs: int, epochs: int) -> None:
     """Fit each per-step ``LambdaLR`` schedule of ``trainer`` (graft's warm-up and cosine
     decay) onto ``epochs`` instead of ``planned_epochs``: step ``s`` takes the factor of step
@@ -351,7 +421,33 @@ def forward_seconds(backbone: Any, data: Any, batch_size: int) -> float | None:
     extract_features(backbone, data.subset(list(range(2))), 2)
     start = time.perf_counter()
     extract_features(backbone, data.subset(list(range(size))), size)
-    return (time.perf_counter() - start) / size
+    return (time.perf_counter() - start) / size * padding_share(backbone, data, size)
+
+
+#: Texts whose sub-tokens are counted to tell their mean length (a seeded sample of a larger set).
+COUNTED_TEXTS = 2000
+
+
+def padding_share(backbone: Any, data: Any, size: int) -> float:
+    """What an input of ``data`` costs the encoder, as a share of one of its first ``size``
+    read as one batch: the mean of the texts' sub-tokens over the longest of those ``size``,
+    since the timed batch pads every text to its longest and graft reads texts in batches of
+    alike length (on 8,000 sst2 sentences the timed batch made a text 2.7x dearer than the
+    extraction of all of them measured). 1.0 for inputs other than plain texts."""
+    from graft.backbones.base import TextPreprocessing
+    from graft.data.transforms import longest_first, token_counts
+
+    items = list(data.items)
+    preprocessing = getattr(backbone, "preprocessing", None)
+    if not isinstance(preprocessing, TextPreprocessing) or longest_first(items) is None:
+        return 1.0
+    if len(items) > COUNTED_TEXTS:
+        chosen = np.random.default_rng(0).choice(len(items), COUNTED_TEXTS, replace=False)
+        counted = [items[i] for i in chosen]
+    else:
+        counted = items
+    longest = max(token_counts(items[:size], preprocessing))
+    return min(1.0, float(np.mean(token_counts(counted, preprocessing))) / max(1, longest))
 
 
 def uncached_share(cache: Any, backbone: Any, parts: list[Any]) -> float:

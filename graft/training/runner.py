@@ -146,6 +146,10 @@ class PhaseRunner:
                 position = (index, len(phases))
                 if not self.budget.admits(phase.name, phase.epochs, position, estimates):
                     continue
+                later = phases[index + 1 :]
+                self.budget.current.later_estimate = lambda later=later: sum(
+                    self.epoch_estimate(p) for p in later
+                )
             if phase.kind in self.trainers:
                 rows, keep = self.trainers[phase.kind].train_phase(self, phase)
             elif adaptation is not None and adaptation.applies(phase):

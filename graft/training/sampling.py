@@ -111,6 +111,13 @@ class LengthGroupedBatches(Sampler[list[int]]):
         shuffled = torch.randperm(len(batches), generator=generator).tolist()
         return [batches[i] for i in shuffled]
 
+    def batch_work(self) -> list[int]:
+        """What each batch of this epoch costs the encoder, in order: its texts times the
+        length they are padded to (its longest). A time limit's probe weighs its first steps
+        by it (:class:`graft.training.budget.BudgetCallback`): batches of alike length differ
+        in cost as much as their texts do."""
+        return [len(batch) * max(self.lengths[i] for i in batch) for batch in self.batches()]
+
     def __iter__(self) -> Iterator[list[int]]:
         return iter(self.batches())
 

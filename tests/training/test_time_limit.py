@@ -20,7 +20,9 @@ from graft.training.budget import (
     OutOfTime,
     TimeBudget,
     describe,
+    padding_share,
     parse_duration,
+    probe_shares,
 )
 from tests.conftest import SHARED
 
@@ -148,6 +150,84 @@ def test_training_stops_at_the_epoch_boundary_when_the_next_epoch_would_overrun(
     callback.on_train_epoch_end(trainer, None)
     assert trainer.should_stop
     assert budget.current.cut == "stopped after 1 of 10 epochs (out of time)"
+
+
+def test_the_probe_weighs_batches_of_alike_length_by_their_work():
+    """Texts train in batches of alike length: a batch of long texts costs many times one of
+    short texts, so the probe's first steps stand for their share of the epoch's work, not
+    for their count."""
+    from graft.training.sampling import LengthGroupedBatches
+
+    lengths = [4] * 60 + [64] * 4  # sixteen batches of short texts, one of long texts
+    sampler = LengthGroupedBatches(lengths, 4, seed=0)
+    trainer = SimpleNamespace(train_dataloader=SimpleNamespace(batch_sampler=sampler))
+    work = sampler.batch_work()
+    assert len(work) == 16 and sorted(work)[-1] == 4 * 64 and sorted(work)[0] == 4 * 4
+    done, timed = probe_shares(trainer, 3, len(work))
+    assert done == pytest.approx(sum(work[:4]) / sum(work))
+    assert timed == pytest.approx(sum(work[1:4]) / sum(work))
+    assert timed != pytest.approx(3 / 16)  # the long batch is a quarter of the work, not 1/16
+    images = SimpleNamespace(train_dataloader=SimpleNamespace(batch_sampler=None))
+    assert probe_shares(images, 3, 16) == (4 / 16, 3 / 16)  # batches of equal size: by count
+
+
+def test_a_forward_pass_is_guessed_at_the_texts_own_length(sst2):
+    """The timed batch pads every text to its longest; graft reads texts longest first, so
+    the guess is scaled to the texts' mean length (on sst2 a random draw of 32 pads to about
+    three times it)."""
+    from graft.backbones.base import TextPreprocessing
+    from graft.data import load_data
+    from graft.data.transforms import token_counts
+
+    data = load_data(sst2["train"])
+    from graft.backbones.catalogue import _minilm_path
+
+    preprocessing = TextPreprocessing(tokenizer=str(_minilm_path()), max_length=128)
+    backbone = SimpleNamespace(preprocessing=preprocessing)
+    share = padding_share(backbone, data, 32)
+    counts = token_counts(list(data.items), preprocessing)
+    assert share == pytest.approx(sum(counts) / len(counts) / max(counts[:32]), rel=0.05)
+    assert share < 0.6
+    assert padding_share(SimpleNamespace(preprocessing=None), data, 32) == 1.0
+
+
+def test_the_room_of_a_phase_follows_the_later_phases_guess_as_it_is_guessed_again():
+    """The head phase leaves an epoch of fine-tuning its time by a guess made before the
+    features were computed; once they are, the guess is made again, and when fine-tuning
+    no longer fits what is left, the head phase may use all of it."""
+    budget = TimeBudget.of(100.0)
+    guess = {"finetune": 30.0}
+    budget.admits("head", 30, (0, 2), [0.0, guess["finetune"]])
+    budget.current.later_estimate = lambda: guess["finetune"]
+    left = budget.left()
+    assert budget.room() == pytest.approx(left - 1.1 * 30.0, abs=0.5)
+    guess["finetune"] = 200.0  # measured dearer: fine-tuning cannot run after the head
+    assert budget.room() == pytest.approx(left, abs=0.5)
+
+
+def test_the_end_reserve_follows_the_validation_passes_measured_while_training():
+    """A kind whose features are not cached measures no forward pass before training (NER on
+    CoNLL overran a 174 s limit by 9 s evaluating 3,453 test sentences): each validation
+    pass measured sizes the reserve for the final evaluation."""
+    budget = TimeBudget.of(200.0)
+    budget.reserve_end(3653)  # 200 validation and 3,453 test sentences, no forward measured
+    before = budget.end_seconds
+    assert before == pytest.approx(3.0 + 0.02 * 200.0)
+    budget.observe_validation(seconds=1.0, inputs=200)  # 5 ms a sentence
+    assert budget.end_seconds == pytest.approx(before + 1.1 * 0.005 * 3653)
+    budget.observe_validation(seconds=0.5, inputs=200)  # cheaper: the reserve stays
+    assert budget.end_seconds == pytest.approx(before + 1.1 * 0.005 * 3653)
+
+
+def test_a_forward_pass_measured_at_scale_replaces_the_first_guess():
+    budget = TimeBudget.of(600)
+    budget.forward = 0.03
+    budget.calibrate(seconds=0.5, inputs=20)  # cheaper, from few inputs: the guess stays
+    assert budget.forward == 0.03
+    budget.calibrate(seconds=1.0, inputs=20)  # dearer: taken
+    assert budget.forward == pytest.approx(0.05)
+    budget.calibrate(seconds=1.0, inputs=100)  # at scale, cheaper: taken
+    assert budget.forward == pytest.approx(0.01)
 
 
 @pytest.mark.slow
