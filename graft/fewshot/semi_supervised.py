@@ -129,13 +129,16 @@ class SemiSupervised:
 
     # Training ----------------------------------------------------------------------------------
 
-    def train(self, runner: PhaseRunner, cache: FeatureCache) -> list[dict]:
+    def train(self, runner: PhaseRunner, cache: FeatureCache, val: Any = None) -> list[dict]:
         """Self-train the fitted head on the unlabelled data (the runner's backbone fixed);
-        the history of its rounds. Both heads are kept for :meth:`decide` and :meth:`use`."""
+        the history of its rounds. Both heads are kept for :meth:`decide` and :meth:`use`.
+        ``val``: the whole validation split, which the two heads are compared on (the
+        runner's loaders may validate each epoch on a sample of it,
+        :func:`graft.training.schedule.epoch_validation`); None: the runner's."""
         task, networks = runner.modules.task, runner.networks
         if not isinstance(task, CachesFeatures):
             raise ConfigError(f"--unlabeled self-trains a head on cached features; not {task.kind}")
-        features = self.features(runner, cache)
+        features = self.features(runner, cache, val)
         head = networks["head"]
         self._states[LABELLED_ONLY] = Snapshot(networks)
         if features["val"] is not None:
@@ -149,10 +152,10 @@ class SemiSupervised:
         self.trained = True
         return history
 
-    def features(self, runner: PhaseRunner, cache: FeatureCache) -> dict:
+    def features(self, runner: PhaseRunner, cache: FeatureCache, val: Any = None) -> dict:
         """The fitted backbone's cached features: labelled training examples (with their
         labels), the unlabelled data's weak and strong views (the same for texts), and the
-        validation data (None without)."""
+        validation data (``val``, else the runner's; None without)."""
         loaders = runner.loaders
         backbone, labelled, workers = loaders.backbone, loaders.splits.train, loaders.workers
         unlabelled = LabelledData(self.items, None, [], backbone.modality, self.source)
@@ -160,7 +163,7 @@ class SemiSupervised:
         strong = weak
         if backbone.modality == "image":
             strong = cache.features(backbone, unlabelled, self.batch_size, workers, 1, "strong")
-        val = loaders.splits.val
+        val = loaders.splits.val if val is None else val
         return {
             "train": cache.features(backbone, labelled, self.batch_size, workers),
             "labels": torch.as_tensor(labelled.labels),

@@ -196,7 +196,7 @@ def train_phases(model: Any, config: FitConfig, splits, cache, timings, run, sem
             row = {"phase": PRETRAINED, "epoch": 0, "val_score": guarded, "kept": kept}
             model.history_.insert(0, row)
         if semi is not None:  # self-training on the unlabelled data, the backbone fixed
-            model.history_ += semi.train(runner, cache)
+            model.history_ += semi.train(runner, cache, splits.val)
             model.semi_supervised_ = semi
     model.epoch_choice_ = runner.epoch_choice
 

@@ -123,3 +123,32 @@ def test_a_fit_with_validation_data_keeps_the_semi_supervised_head_only_if_no_wo
     restored = graft.load(run)
     texts = ["a gripping, beautifully acted story", "tedious and far too long"]
     np.testing.assert_allclose(restored.predict_proba(texts), model.predict_proba(texts))
+
+
+def test_the_two_heads_are_compared_on_the_whole_validation_split_when_epochs_read_a_sample(
+    tmp_path, monkeypatch
+):
+    """A large validation split is read as a sample after each epoch; the labelled-only and
+    the semi-supervised heads are still compared on all of it, the split the kept model is
+    scored on."""
+    from graft.training import schedule
+
+    monkeypatch.setattr(schedule, "EPOCH_VALIDATION", 30)
+    data = sst2()
+    train, val = rows(data, 10), rows(data, 40, offset=100)
+    model = graft.fit(
+        train,
+        val,
+        unlabeled=rows(data, 150, offset=200),
+        model="minilm",
+        strategy="feature-extract",
+        max_length=32,
+        out=tmp_path / "run",
+        progress=False,
+    )
+    assert model.epoch_validation_ == {"examples": 30, "of": 80}
+    record = model.metrics_["semi_supervised"]
+    assert model.metrics_["val"]["num_examples"] == 80
+    assert model.metrics_["val"]["accuracy"] == pytest.approx(
+        record["scores"][record["kept"]], abs=1e-6
+    )
