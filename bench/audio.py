@@ -62,6 +62,8 @@ CONTENDERS = ("graft", "plain", "graft-fe", "scratch", "graft-full", "graft-6")
 #: ``--image-size``: the side graft's contenders resize spectrograms to (None: graft's
 #: default, the spectrogram's own size).
 IMAGE_SIZE: int | None = None
+#: The graft row's --time-limit (None: none).
+TIME_LIMIT: str | None = None
 SCRATCH_EPOCHS = 15
 PLAIN_EPOCHS = 15
 
@@ -109,7 +111,7 @@ def graft_run(name: str, per_class: int | None, seed: int) -> dict:
 
     train, test = official_split(per_class, seed)
     settings = {
-        "graft": dict(image_size=IMAGE_SIZE),
+        "graft": dict(image_size=IMAGE_SIZE, time_limit=TIME_LIMIT),
         "graft-fe": dict(image_size=IMAGE_SIZE, strategy="feature-extract"),
         "graft-6": dict(image_size=IMAGE_SIZE, epochs=6),
         "scratch": dict(
@@ -128,7 +130,10 @@ def graft_run(name: str, per_class: int | None, seed: int) -> dict:
         model = graft.fit(train, seed=seed, progress=False, cache_dir=cache, **settings)
         predicted = np.asarray([int(label) for label in model.predict(test.items)])
     shown = ", ".join(f"{k}={v}" for k, v in settings.items())
-    return {**scores(predicted, test.labels), "settings": shown, "kept": model.kept_phase_}
+    cut = (model.summary_.get("time_limit") or {}).get("cut")
+    return {**scores(predicted, test.labels), "settings": shown, "kept": model.kept_phase_} | (
+        {"time_limit_cut": cut} if cut is not None else {}
+    )
 
 
 # --- the plain PyTorch loop -------------------------------------------------------------------
@@ -215,6 +220,8 @@ def run(contenders: list[str], per_class: int | None, seed: int, out: Path) -> l
             command += ["--per-class", str(per_class)]
         if IMAGE_SIZE is not None:
             command += ["--image-size", str(IMAGE_SIZE)]
+        if TIME_LIMIT is not None:
+            command += ["--time-limit", TIME_LIMIT]
         started, cpu = time.perf_counter(), children_cpu()
         finished = subprocess.run(command, capture_output=True, text=True, check=False)
         seconds, cpu = time.perf_counter() - started, children_cpu() - cpu
@@ -260,10 +267,11 @@ def main() -> None:
     parser.add_argument("--child", choices=CONTENDERS)
     parser.add_argument("--replay", type=Path)
     parser.add_argument("--image-size", type=int, help="resize graft's spectrograms to N x N")
+    parser.add_argument("--time-limit", help="the graft row's --time-limit (90s, 10m)")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
-    global IMAGE_SIZE
-    IMAGE_SIZE = args.image_size
+    global IMAGE_SIZE, TIME_LIMIT
+    IMAGE_SIZE, TIME_LIMIT = args.image_size, args.time_limit
     if args.child:
         child(args.child, args.per_class, args.seed)
         return

@@ -187,6 +187,7 @@ def run_graft(row: str, quick: bool, options: dict) -> dict:
         "seconds": round(seconds, 1),
         **{k: metrics.get(k) for k in ("map", "map_50", "map_75", "mask_map", "mask_map_50")},
         "epochs": len(model.history_),
+        "time_limit": (model.summary_.get("time_limit") or {}).get("cut"),
         "settings": {k: model.config_.to_dict()[k] for k in ("batch_size", "lr", "epochs")}
         | {
             "head_epochs": model.config_.head_epochs,
@@ -417,6 +418,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None, help="graft rows' backbone epochs")
     parser.add_argument("--plain-epochs", type=int, default=10, help="the plain loop's epochs")
     parser.add_argument("--unfreeze", type=int, default=None, help="the partial row's groups")
+    parser.add_argument("--time-limit", default=None, help="graft rows' --time-limit (90s, 10m)")
     parser.add_argument("--data", choices=("pennfudan", "fashion-scenes"), default="pennfudan")
     parser.add_argument("--out", default="bench/out/detection.json")
     parser.add_argument("--replay", default=None, help="print the table of a saved run")
@@ -427,6 +429,7 @@ def main() -> None:
         "head_epochs": args.head_epochs,
         "epochs": args.epochs,
         "unfreeze": args.unfreeze,
+        "time_limit": args.time_limit,
         "data": args.data,
     }
     options = {k: v for k, v in sizes.items() if v is not None}

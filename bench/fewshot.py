@@ -49,6 +49,7 @@ from pathlib import Path
 
 import numpy as np
 import subsets
+from children import children_cpu
 from compare import class_indices, scores
 
 from graft.data import LabelledData, load_data
@@ -218,8 +219,9 @@ def run_isolated(case: str, arm: str, per_class: int, seed: int, args) -> dict:
         environment = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
         if case in TEXT_CASES:
             environment["GRAFT_CACHE_DIR"] = str(Path(scratch) / "cache")
+        cpu = children_cpu()
         subprocess.run(command, check=True, env=environment)
-        return json.loads(result.read_text())
+        return {**json.loads(result.read_text()), "cpu_seconds": children_cpu() - cpu}
 
 
 def merge(path: Path, records: list[dict]) -> list[dict]:
@@ -238,8 +240,8 @@ def _spread(values: list[float]) -> str:
 def table(records: list[dict]) -> str:
     lines = [
         "| case | per class | arm | seeds | test accuracy | macro-F1 | CV estimate | wall s "
-        "| fit s (CV s) | time / peer | accuracy - peer | settings |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| CPU s | fit s (CV s) | time / peer | accuracy - peer | settings |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     groups: dict[tuple, list[dict]] = {}
     for record in records:
@@ -256,8 +258,12 @@ def table(records: list[dict]) -> str:
         fit = [r["fit_seconds"] for r in runs if "fit_seconds" in r]
         cv = statistics.mean(r.get("cv_seconds", 0.0) for r in runs)
         ratio, gain = "n/a", "n/a"  # no peer measured on the same seeds in these records
+        cpu = [r["cpu_seconds"] for r in runs if "cpu_seconds" in r]
         if theirs:
             ratio = f"{seconds / statistics.mean(r['seconds'] for r in theirs):.2f}x"
+            their_cpu = [r["cpu_seconds"] for r in theirs if "cpu_seconds" in r]
+            if len(cpu) == len(runs) and len(their_cpu) == len(theirs):
+                ratio += f" (CPU {statistics.mean(cpu) / statistics.mean(their_cpu):.2f}x)"
             mean = statistics.mean
             gain = f"{mean(r['accuracy'] for r in ours) - mean(r['accuracy'] for r in theirs):+.4f}"
         strategies = sorted({r["strategy"] for r in runs})
@@ -266,6 +272,7 @@ def table(records: list[dict]) -> str:
             f"| {_spread([r['accuracy'] for r in runs])} "
             f"| {statistics.mean(r['macro_f1'] for r in runs):.4f} "
             f"| {_spread(estimate) if estimate else 'n/a'} | {seconds:.0f} "
+            f"| {f'{statistics.mean(cpu):.0f}' if len(cpu) == len(runs) else 'n/a'} "
             f"| {f'{statistics.mean(fit):.0f} ({cv:.0f})' if fit else 'n/a'} "
             f"| {ratio} | {gain} | {', '.join(strategies)}, cv_folds {folds} |"
         )

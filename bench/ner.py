@@ -113,6 +113,7 @@ def run_graft(folder: Path, seed: int, options: dict) -> dict:
         f"encoder x{config.backbone_lr_mult:g}, batch {config.batch_size}"
         + "".join(f", {k}={v}" for k, v in options.items()),
         "seconds_by_part": model.summary_["seconds"],
+        "time_limit_cut": (model.summary_.get("time_limit") or {}).get("cut"),
     }
 
 
