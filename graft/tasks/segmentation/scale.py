@@ -2,17 +2,25 @@
 
 By default every image's shorter side is resized to the crop (``--image-size``): photos of
 people or objects keep their shapes at 256 px and train and predict fast. Two kinds of data
-keep each image's own resolution instead, segmented by tiles:
+keep each image's own resolution instead:
 
-- large images (slides, scenes): a median shorter side of :data:`NATIVE_RATIO` crops or more;
-- thin structures (membranes, vessels, cracks, roads): resizing would leave the thinnest
-  labelled class under :data:`LEAST_WIDTH` pixels wide, and a structure a pixel or two wide is
-  lost to interpolation. The width of a class is measured on a sample of the training masks
-  as twice its pixels over its boundary pixels: a band ``w`` pixels wide gives ``w``, a disc
-  its radius. The class that covers most pixels (the background, or cells between
-  membranes) is left out.
+- large images (slides, scenes: a median shorter side of :data:`NATIVE_RATIO` crops or more),
+  trained on crops and segmented by tiles;
+- thin structures (membranes, vessels, cracks): resizing would leave the thinnest labelled
+  class under :data:`LEAST_WIDTH` pixels wide. These train on crops as large as the images'
+  shorter side, up to :data:`THIN_CROP_RATIO` times ``--image-size`` (whole slices of 512 px
+  at the default 256), and predict by tiles twice that. Measured on slices of 512 px with cell
+  walls 2 and 3 px wide (``bench/thin_structures.py``, bench/RESULTS.md): whole slices at
+  their own resolution reached a mean IoU of 0.747 and 0.832 where slices resized to 256 px
+  reached 0.694 and 0.773 (and 0.703 at 2 px given four times the epochs, so resolution, not
+  the fourfold compute, is what counts), at about 4.3x the time; crops of 256 px at the
+  slices' own resolution, which see a quarter of a slice each, did worse than resizing
+  (0.480, 0.769).
 
-The choice and its reason are logged (:func:`working_scale`).
+The width of a class is measured on a sample of the training masks as twice its pixels over
+its boundary pixels: a band ``w`` pixels wide gives ``w``, a disc its radius. The class that
+covers most pixels (the background, or cells between membranes) is left out. The choice and its
+reason are logged (:func:`working_scale`).
 """
 
 from __future__ import annotations
@@ -36,6 +44,9 @@ TILE_RATIO = 2
 #: The fewest pixels the thinnest labelled structure may be wide after resizing; thinner, and
 #: the images keep their own resolution.
 LEAST_WIDTH = 3.0
+#: Thin structures at their own resolution train on crops of the images' shorter side, up to
+#: this many times ``--image-size``.
+THIN_CROP_RATIO = 2
 #: Training masks sampled to measure the classes' widths.
 WIDTH_SAMPLE = 32
 
@@ -74,12 +85,11 @@ def working_scale(train: SegmentationData, crop: int, ignore_index: int, seed: i
     shorter side resized to the crop, or each image's own resolution when the training images
     are large or their thinnest class would be under :data:`LEAST_WIDTH` pixels wide once
     resized (see the module docstring); tiles of :data:`TILE_RATIO` crops overlapping by a
-    quarter."""
+    quarter. The log says which, and why."""
     from graft.tasks.segmentation.batches import Scale
 
     shorter = float(np.median([min(size) for size in train.sizes] or [crop]))
     tile = TILE_RATIO * crop
-    native = Scale(crop, None, tile, tile // 4, ignore_index)
     if shorter >= NATIVE_RATIO * crop:
         log.info(
             "the training images are large (median shorter side %d px, crops of %d): they are "
@@ -87,23 +97,26 @@ def working_scale(train: SegmentationData, crop: int, ignore_index: int, seed: i
             int(shorter),
             crop,
         )
-        return native
+        return Scale(crop, None, tile, tile // 4, ignore_index)
     factor = crop / shorter
     widths = class_widths(train, seed) if factor < 1 else {}
     thinnest = min(widths.items(), key=lambda item: item[1]) if widths else None
     if thinnest is not None and thinnest[1] * factor < LEAST_WIDTH:
         name, width = thinnest
+        side = max(crop, min(int(shorter) // 32 * 32, THIN_CROP_RATIO * crop))
         log.info(
             "class %r is about %.1f px wide: resized to a shorter side of %d px it would be "
-            "%.1f px, so the images are segmented at their own resolution (median shorter "
-            "side %d px), by tiles",
+            "%.1f px, so the images keep their own resolution (median shorter side %d px), "
+            "in training crops of %d px and tiles of %d",
             name,
             width,
             crop,
             width * factor,
             int(shorter),
+            side,
+            TILE_RATIO * side,
         )
-        return native
+        return Scale(side, None, TILE_RATIO * side, TILE_RATIO * side // 4, ignore_index)
     kept = (
         ""
         if thinnest is None
