@@ -216,7 +216,7 @@ def _budget_callback(budget: TimeBudget | None, phase: Phase, train_loader, val_
         return []
     budget.reserve_end(0)
     budget.refuse_if_short(0.0)
-    budget.admits(phase.name, phase.epochs, (0, 1), [0.0])
+    budget.admits(phase.name, phase.epochs, (0, 1), 0.0)
     return [budget.callback(train_loader, val_loader)]
 
 

@@ -103,24 +103,19 @@ class OutOfTime(Exception):  # noqa: N818  (a signal between the callback and th
 @dataclass
 class PhaseBudget:
     """What the budget allows one phase: whether it is the fit's first (it always trains an
-    epoch), how many phases follow it and the guessed cost of an epoch of each (it leaves
-    them that, or a share of the time left when not guessed), the epochs planned and run, and
-    what was cut."""
+    epoch), how many phases follow it and ``later_cost``, the guessed cost of an epoch of each
+    of them, guessed afresh each time it is asked (a phase's own features, once computed,
+    measure the forward pass better than the guess it was admitted with; it leaves them that,
+    or a share of the time left when not guessed), the epochs planned and run, and what was
+    cut."""
 
     name: str
     first: bool
     later: int
     planned: int
-    later_seconds: float = 0.0
+    later_cost: Callable[[], float] = field(default=lambda: 0.0)
     ran: int = 0
     cut: str | None = None
-    later_estimate: Callable[[], float] | None = None
-
-    def later_cost(self) -> float:
-        """The guessed seconds of an epoch of each later phase, guessed again now (a phase's
-        own features, once computed, measure the forward pass better than the guess it was
-        admitted with) where the runner can."""
-        return self.later_estimate() if self.later_estimate is not None else self.later_seconds
 
 
 @dataclass
@@ -224,15 +219,19 @@ class TimeBudget:
     # Phases -------------------------------------------------------------------------------------
 
     def admits(
-        self, name: str, epochs: int, position: tuple[int, int], estimates: list[float]
+        self,
+        name: str,
+        epochs: int,
+        position: tuple[int, int],
+        estimate: float,
+        later_cost: Callable[[], float] = lambda: 0.0,
     ) -> bool:
-        """Whether phase ``position = (index, count)`` starts; ``estimates``: optimistic
-        guesses of one epoch's seconds of it and each later phase (0: unknown). The first
-        always starts; a later one is skipped (and recorded) when even its guess does not fit
-        the time it may use."""
+        """Whether phase ``position = (index, count)`` starts; ``estimate``: an optimistic
+        guess of one epoch's seconds of it, ``later_cost`` one of an epoch of each later phase
+        (0: unknown), asked again as the phase trains. The first always starts; a later one is
+        skipped (and recorded) when even its guess does not fit the time it may use."""
         index, count = position
-        estimate, later = estimates[0], sum(estimates[1:])
-        self.current = PhaseBudget(name, index == 0, count - index - 1, epochs, later)
+        self.current = PhaseBudget(name, index == 0, count - index - 1, epochs, later_cost)
         self.phases[name] = self.current
         if self.current.first or estimate < self.room():
             return True
@@ -258,9 +257,8 @@ class TimeBudget:
         a planned phase)."""
         if self.current is None:
             return None
-        callback = BudgetCallback(self, self.current, validation_share(train_loader, val_loader))
-        callback.val_inputs = _length(val_loader)
-        return callback
+        share = validation_share(train_loader, val_loader)
+        return BudgetCallback(self, self.current, share, _length(val_loader))
 
     # What it did --------------------------------------------------------------------------------
 
@@ -312,10 +310,12 @@ class BudgetCallback(L.Callback):
     end of an epoch when the next would overrun (see the module docstring). Built by
     :meth:`TimeBudget.callback`."""
 
-    def __init__(self, budget: TimeBudget, phase: PhaseBudget, val_share: float):
+    def __init__(
+        self, budget: TimeBudget, phase: PhaseBudget, val_share: float, val_inputs: int = 0
+    ):
         self.budget, self.phase, self.val_share = budget, phase, val_share
+        self.val_inputs = val_inputs  # the examples a validation pass reads
         self.planned = False
-        self.val_inputs = 0
         self._epoch_start = self._probe_start = self._validation_start = time.monotonic()
         self.epoch_seconds: float | None = None
 
@@ -446,8 +446,9 @@ def padding_share(backbone: Any, data: Any, size: int) -> float:
         counted = [items[i] for i in chosen]
     else:
         counted = items
-    longest = max(token_counts(items[:size], preprocessing))
-    return min(1.0, float(np.mean(token_counts(counted, preprocessing))) / max(1, longest))
+    counts = token_counts([*items[:size], *counted], preprocessing)  # one tokenizer load
+    longest, mean = max(counts[:size]), float(np.mean(counts[size:]))
+    return min(1.0, mean / max(1, longest))
 
 
 def uncached_share(cache: Any, backbone: Any, parts: list[Any]) -> float:

@@ -142,14 +142,16 @@ class PhaseRunner:
         for index, phase in enumerate(phases):
             start = time.perf_counter()
             if self.budget is not None:
-                estimates = [self.epoch_estimate(p) for p in phases[index:]]
-                position = (index, len(phases))
-                if not self.budget.admits(phase.name, phase.epochs, position, estimates):
-                    continue
                 later = phases[index + 1 :]
-                self.budget.current.later_estimate = lambda later=later: sum(
-                    self.epoch_estimate(p) for p in later
+                admitted = self.budget.admits(
+                    phase.name,
+                    phase.epochs,
+                    (index, len(phases)),
+                    self.epoch_estimate(phase),
+                    lambda later=later: sum(self.epoch_estimate(p) for p in later),
                 )
+                if not admitted:
+                    continue
             if phase.kind in self.trainers:
                 rows, keep = self.trainers[phase.kind].train_phase(self, phase)
             elif adaptation is not None and adaptation.applies(phase):

@@ -111,7 +111,7 @@ class FakeTrainer:
 
 def phase_callback(limit: float, first: bool) -> tuple[TimeBudget, BudgetCallback]:
     budget = TimeBudget.of(limit)
-    budget.admits("finetune", 10, (0 if first else 1, 2), [0.0, 0.0] if first else [0.0])
+    budget.admits("finetune", 10, (0 if first else 1, 2), 0.0)
     return budget, BudgetCallback(budget, budget.current, 0.0)
 
 
@@ -197,8 +197,7 @@ def test_the_room_of_a_phase_follows_the_later_phases_guess_as_it_is_guessed_aga
     no longer fits what is left, the head phase may use all of it."""
     budget = TimeBudget.of(100.0)
     guess = {"finetune": 30.0}
-    budget.admits("head", 30, (0, 2), [0.0, guess["finetune"]])
-    budget.current.later_estimate = lambda: guess["finetune"]
+    budget.admits("head", 30, (0, 2), 0.0, lambda: guess["finetune"])
     left = budget.left()
     assert budget.room() == pytest.approx(left - 1.1 * 30.0, abs=0.5)
     guess["finetune"] = 200.0  # measured dearer: fine-tuning cannot run after the head
