@@ -187,6 +187,10 @@ def run_graft(row: str, quick: bool, options: dict) -> dict:
         "seconds": round(seconds, 1),
         **{k: metrics.get(k) for k in ("map", "map_50", "map_75", "mask_map", "mask_map_50")},
         "epochs": len(model.history_),
+        "history": [
+            {k: r.get(k) for k in ("phase", "epoch", "val_score", "seconds")}
+            for r in model.history_
+        ],
         "time_limit": (model.summary_.get("time_limit") or {}).get("cut"),
         "settings": {k: model.config_.to_dict()[k] for k in ("batch_size", "lr", "epochs")}
         | {

@@ -17,12 +17,18 @@ While a phase trains, :class:`BudgetCallback` measures the cost of a step on its
 (weighed by their share of the epoch's work when texts of alike length are batched together:
 :func:`probe_shares`) and plans the phase's epochs to fit the time left: it cuts the epochs
 (and stretches the learning-rate schedule onto the shorter run, so it still decays to its end),
-stops at the end of an epoch when the next one would overrun, and abandons a later phase whose
-first epoch cannot end in time (:class:`OutOfTime`: the phase runner then keeps the weights it
-had). The first phase always trains at least one epoch, so a fit with a limit always ends with
-a model. A phase followed by others leaves them the guess of one epoch each (all the time left
-when even that does not fit), or, unguessed, its share of the time left (the time left over
-the phases still to run), so a cheap head phase cannot starve the fine-tuning that follows.
+plans again halfway through the first epoch from its first half and at the end of each
+epoch from the epoch measured, validation included (cutting again, or giving back epochs a
+moment's load had cut, never more than planned; the schedule goes on from where it was:
+:func:`stretch_schedule`), stops at the end of an epoch when the next one would overrun,
+and abandons a later phase whose first epoch cannot end in time (:class:`OutOfTime`: the
+phase runner then keeps the weights it had). The first phase always trains at least one
+epoch, so a fit with a limit always ends with a model.
+A phase followed by others leaves them the guess of one epoch each (all the time left when
+even that does not fit), so a cheap head phase cannot starve the fine-tuning that follows;
+where their epochs are not guessed (kinds whose inputs are not cached, as detection's), it
+keeps for them, once its own epoch is measured, their planned epochs' share of the time left
+(:meth:`TimeBudget.keep_for_later`), so a short limit cuts every phase alike.
 
 What was cut (phases skipped, epochs cut, the time used) is logged and recorded
 (:meth:`TimeBudget.record`, ``summary.json``'s ``time_limit``).
@@ -52,12 +58,19 @@ _PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(h|min|m|sec|s)?", re.IGNORECASE)
 END_SECONDS = 3.0
 #: Training steps of a phase timed (after a first, warm-up step) before its epochs are planned.
 PROBE_STEPS = 3
+#: Steps of a first epoch from which its first half is timed again, halfway, to plan once more.
+HALFWAY_STEPS = 4 * PROBE_STEPS
 #: Predictions of an epoch's cost are multiplied by this before they are trusted.
 MARGIN = 1.1
 #: Features computed at once that measure a forward pass better than the first batch did.
 AT_SCALE = 64
 #: A training step costs about this many forward passes (forward, then backward at about two).
 STEP_PER_FORWARD = 3.0
+#: An epoch of a later phase that trains the backbone, over one of a phase that runs it frozen
+#: on every batch (kinds whose inputs are not cached: detection, segmentation): the backbone's
+#: backward pass besides. The profiles of default fits measured 1.28 (detection) and 1.12
+#: (segmentation); used only while the later phase's epoch is not guessed.
+LATER_EPOCH_COST = 1.25
 
 
 def parse_duration(value: Any, option: str = "time-limit") -> float:
@@ -105,15 +118,18 @@ class PhaseBudget:
     """What the budget allows one phase: whether it is the fit's first (it always trains an
     epoch), how many phases follow it and ``later_cost``, the guessed cost of an epoch of each
     of them, guessed afresh each time it is asked (a phase's own features, once computed,
-    measure the forward pass better than the guess it was admitted with; it leaves them that,
-    or a share of the time left when not guessed), the epochs planned and run, and what was
-    cut."""
+    measure the forward pass better than the guess it was admitted with; it leaves them that),
+    the epochs the later phases plan (``later_epochs``) and, where their cost is not guessed,
+    the seconds kept for them once this phase's epoch is measured (``later_reserve``), the
+    epochs planned and run, and what was cut."""
 
     name: str
     first: bool
     later: int
     planned: int
     later_cost: Callable[[], float] = field(default=lambda: 0.0)
+    later_epochs: int = 0
+    later_reserve: float | None = None
     ran: int = 0
     cut: str | None = None
 
@@ -162,8 +178,9 @@ class TimeBudget:
 
     def room(self) -> float:
         """Seconds the current phase may still use: what is left less an epoch of each later
-        phase when their cost is guessed (all of it when even that leaves nothing), else its
-        share of what is left."""
+        phase when their cost is guessed (all of it when even that leaves nothing), else less
+        the reserve kept for them once this phase's epoch was measured
+        (:meth:`keep_for_later`), else its share of what is left."""
         phase, left = self.current, self.left()
         if phase is None or not phase.later:
             return left
@@ -171,7 +188,26 @@ class TimeBudget:
         if later > 0:
             spare = left - MARGIN * later
             return spare if spare > 0 else left
+        if phase.later_reserve is not None:
+            return left - phase.later_reserve
         return left / (1 + phase.later)
+
+    def keep_for_later(self, epoch: float) -> None:
+        """Where the later phases' epochs are not guessed (kinds whose inputs are not cached),
+        keep for them, from one epoch of the current phase measured at ``epoch`` seconds, the
+        time their planned epochs need at :data:`LATER_EPOCH_COST` times that, or, when the
+        plan does not fit what is left, their share of it by planned work: a short limit cuts
+        every phase alike instead of letting the first (a frozen backbone's warm-up) take half
+        of it before fine-tuning starts."""
+        phase = self.current
+        if phase is None or not phase.later_epochs or phase.later_reserve is not None:
+            return
+        if phase.later_cost() > 0:
+            return
+        own = phase.planned * epoch
+        later = phase.later_epochs * LATER_EPOCH_COST * epoch
+        left = self.left()
+        phase.later_reserve = later if own + later <= left else left * later / (own + later)
 
     # Before training ----------------------------------------------------------------------------
 
@@ -225,13 +261,17 @@ class TimeBudget:
         position: tuple[int, int],
         estimate: float,
         later_cost: Callable[[], float] = lambda: 0.0,
+        later_epochs: int = 0,
     ) -> bool:
         """Whether phase ``position = (index, count)`` starts; ``estimate``: an optimistic
         guess of one epoch's seconds of it, ``later_cost`` one of an epoch of each later phase
-        (0: unknown), asked again as the phase trains. The first always starts; a later one is
-        skipped (and recorded) when even its guess does not fit the time it may use."""
+        (0: unknown), asked again as the phase trains, ``later_epochs`` the epochs the later
+        phases plan. The first always starts; a later one is skipped (and recorded) when even
+        its guess does not fit the time it may use."""
         index, count = position
-        self.current = PhaseBudget(name, index == 0, count - index - 1, epochs, later_cost)
+        self.current = PhaseBudget(
+            name, index == 0, count - index - 1, epochs, later_cost, later_epochs
+        )
         self.phases[name] = self.current
         if self.current.first or estimate < self.room():
             return True
@@ -315,7 +355,7 @@ class BudgetCallback(L.Callback):
     ):
         self.budget, self.phase, self.val_share = budget, phase, val_share
         self.val_inputs = val_inputs  # the examples a validation pass reads
-        self.planned = False
+        self.planned = self.halfway_planned = False
         self._epoch_start = self._probe_start = self._validation_start = time.monotonic()
         self.epoch_seconds: float | None = None
 
@@ -330,34 +370,57 @@ class BudgetCallback(L.Callback):
         self.budget.observe_validation(seconds, self.val_inputs)
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        if self.planned:
+        steps = trainer.num_training_batches
+        if not math.isfinite(steps):
             return
-        if batch_idx == 0:  # the first step warms up (allocations, workers): not timed
-            self._probe_start = time.monotonic()
-            return
-        if batch_idx >= PROBE_STEPS:
-            steps = trainer.num_training_batches
-            if not math.isfinite(steps):
-                return
-            done, timed = probe_shares(trainer, batch_idx, steps)
-            training = (time.monotonic() - self._probe_start) / timed  # an epoch's training
-            epoch = training * (1 + self.val_share)
-            rest_of_first = training * (1 - done + self.val_share)
-            self._plan(trainer, module, epoch, rest_of_first)
+        if not self.planned:
+            if batch_idx == 0:  # the first step warms up (allocations, workers): not timed
+                self._probe_start = time.monotonic()
+            elif batch_idx >= PROBE_STEPS:
+                done, timed = probe_shares(trainer, batch_idx, steps)
+                self._plan_from(trainer, module, self._probe_start, done, timed)
+        elif (
+            trainer.current_epoch == 0
+            and not self.halfway_planned
+            and batch_idx + 1 == steps // 2
+            and steps >= HALFWAY_STEPS
+        ):
+            # half the first epoch measures it far better than the probe's few steps did
+            self.halfway_planned = True
+            done, _ = probe_shares(trainer, batch_idx, steps)
+            self._plan_from(trainer, module, self._epoch_start, done, done)
+
+    def _plan_from(self, trainer, module, since: float, done: float, timed: float) -> None:
+        """Plan from the steps timed since ``since``, ``timed`` of the epoch's training work,
+        ``done`` of it done so far."""
+        training = (time.monotonic() - since) / timed  # an epoch's training
+        epoch = training * (1 + self.val_share)
+        rest_of_first = training * (1 - done + self.val_share)
+        self._plan(trainer, module, epoch, rest_of_first)
 
     def on_train_epoch_end(self, trainer, module) -> None:
+        """Plan again from the epoch just measured (validation included, which the probe only
+        guessed; a probe of three steps also catches a moment's load): the phase runs the
+        epochs that fit, never more than planned, and the schedule is stretched again so it
+        still ends with the last; it stops when not even the next one fits."""
         self.epoch_seconds = time.monotonic() - self._epoch_start  # validation included
         done = trainer.current_epoch + 1
         if not self.planned:  # an epoch of fewer steps than the probe: plan from it
             self._plan(trainer, module, self.epoch_seconds, 0.0)
-        if done < trainer.max_epochs and self.budget.room() < MARGIN * self.epoch_seconds:
+        if done >= trainer.max_epochs:
+            return
+        fits = done + int(max(0.0, self.budget.room()) // (MARGIN * self.epoch_seconds))
+        if fits <= done:
             trainer.should_stop = True
             self._note(f"stopped after {done} of {self.phase.planned} epochs (out of time)")
+        else:
+            self._run_epochs(trainer, fits, f"{self.epoch_seconds:.1f}s each, measured")
 
     def _plan(self, trainer, module, epoch: float, rest_of_first: float) -> None:
-        """Cut the phase to the epochs that fit its room, from ``epoch``'s predicted seconds
-        and the ``rest_of_first`` epoch's; abandon a later phase whose first epoch cannot end."""
+        """Fit the phase to the epochs its room holds, from ``epoch``'s predicted seconds and
+        the ``rest_of_first`` epoch's; abandon a later phase whose first epoch cannot end."""
         self.planned = True
+        self.budget.keep_for_later(epoch)
         room = self.budget.room()
         if MARGIN * rest_of_first > room and trainer.current_epoch == 0:
             if not self.phase.first:
@@ -368,10 +431,20 @@ class BudgetCallback(L.Callback):
         else:
             after_this = max(0.0, room - MARGIN * rest_of_first)
             fits = trainer.current_epoch + 1 + int(after_this // (MARGIN * epoch))
-        if fits < trainer.max_epochs:
-            stretch_schedule(trainer, trainer.max_epochs, fits)
-            self._note(f"cut from {trainer.max_epochs} to {fits} epochs (about {epoch:.1f}s each)")
-            trainer.fit_loop.max_epochs = fits
+        self._run_epochs(trainer, fits, f"{epoch:.1f}s each")
+
+    def _run_epochs(self, trainer, fits: int, how: str) -> None:
+        """Run ``fits`` epochs (never more than planned), the schedule stretched onto them;
+        ``how`` says what an epoch was found to cost."""
+        fits = min(fits, self.phase.planned)
+        if fits == trainer.max_epochs:
+            return
+        stretch_schedule(trainer, trainer.max_epochs, fits)
+        trainer.fit_loop.max_epochs = fits
+        if fits < self.phase.planned:
+            self._note(f"cut from {self.phase.planned} to {fits} epochs (about {how})")
+        else:  # an earlier cut was a moment's load: all the planned epochs fit again
+            self.phase.cut = None
 
     def _note(self, text: str) -> None:
         self.phase.cut = text
@@ -395,18 +468,34 @@ def probe_shares(trainer: Any, batch_idx: int, steps: int) -> tuple[float, float
 
 
 def stretch_schedule(trainer: Any, planned_epochs: int, epochs: int) -> None:
-    """Fit each per-step ``LambdaLR`` schedule of ``trainer`` (graft's warm-up and cosine
-    decay) onto ``epochs`` instead of ``planned_epochs``: step ``s`` takes the factor of step
-    ``s * planned / epochs``, so the shortened phase still ends at the schedule's end."""
+    """Fit the rest of each per-step ``LambdaLR`` schedule of ``trainer`` (graft's warm-up and
+    cosine decay) onto the steps left until ``epochs`` instead of ``planned_epochs``: from the
+    step it has reached, ``now``, step ``s`` takes the factor of step
+    ``now + (s - now) * (planned - now) / (epochs - now)``, so the shortened phase goes on from
+    the factor it has and still ends at the schedule's end (stretched again when cut again)."""
     import torch
 
-    ratio = planned_epochs / max(1, epochs)
+    batches = trainer.num_training_batches
+    per_epoch = math.ceil(batches / getattr(trainer, "accumulate_grad_batches", 1))
+    end, new_end = planned_epochs * per_epoch, epochs * per_epoch
     for config in trainer.lr_scheduler_configs:
         scheduler = config.scheduler
-        if config.interval == "step" and isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR):
-            scheduler.lr_lambdas = [
-                (lambda step, f=f: f(step * ratio)) for f in scheduler.lr_lambdas
-            ]
+        if config.interval != "step" or not isinstance(
+            scheduler, torch.optim.lr_scheduler.LambdaLR
+        ):
+            continue
+        now = max(0, scheduler.last_epoch)
+        if new_end <= now:
+            continue
+        scheduler.lr_lambdas = [
+            _stretched(f, now, (end - now) / (new_end - now)) for f in scheduler.lr_lambdas
+        ]
+
+
+def _stretched(factor: Callable[[int], float], now: int, ratio: float) -> Callable[[int], float]:
+    """``factor`` as it is up to step ``now``, ``ratio`` times faster after it (a closure, not
+    an object: ``LambdaLR.state_dict`` would save an object's attributes into checkpoints)."""
+    return lambda step: factor(step if step <= now else now + (step - now) * ratio)
 
 
 def forward_seconds(backbone: Any, data: Any, batch_size: int) -> float | None:

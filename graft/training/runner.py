@@ -149,6 +149,7 @@ class PhaseRunner:
                     (index, len(phases)),
                     self.epoch_estimate(phase),
                     lambda later=later: sum(self.epoch_estimate(p) for p in later),
+                    sum(p.epochs for p in later),
                 )
                 if not admitted:
                     continue

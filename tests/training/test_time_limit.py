@@ -152,6 +152,99 @@ def test_training_stops_at_the_epoch_boundary_when_the_next_epoch_would_overrun(
     assert budget.current.cut == "stopped after 1 of 10 epochs (out of time)"
 
 
+def test_an_epoch_dearer_than_probed_cuts_the_phase_again_and_the_schedule_goes_on():
+    """The probe times training steps and guesses validation; a detector's validation (a
+    Faster R-CNN scoring its proposals, then mAP) costs more. Each epoch's end plans again from
+    the epoch measured: the phase is cut to what fits, and the learning rate goes on from the
+    factor it had to the schedule's end at the new last epoch (before: stopped with the decay
+    unfinished)."""
+    budget, callback = phase_callback(100.0, first=False)
+    trainer = FakeTrainer(max_epochs=10, batches=10)
+    callback._plan(trainer, None, epoch=5.0, rest_of_first=4.0)
+    assert trainer.max_epochs == 10  # the probe's guess: all ten fit
+    for _ in range(20):  # two epochs of steps
+        trainer.scheduler.optimizer.step()
+        trainer.scheduler.step()
+    factor = trainer.scheduler.lr_lambdas[0]
+    assert factor(20) == pytest.approx(0.8)
+    trainer.current_epoch = 1
+    budget.started -= 30.0  # about 67 s left: the next three epochs of 22 s with the margin
+    callback._epoch_start = time.monotonic() - 20.0  # the second epoch took 20 s
+    callback.on_train_epoch_end(trainer, None)
+    room = budget.room()
+    expected = 2 + int(room // (1.1 * 20.0))
+    assert trainer.max_epochs == expected == 5 and not trainer.should_stop
+    assert budget.current.cut.startswith("cut from 10 to 5 epochs (about 20.0s each, measured)")
+    factor = trainer.scheduler.lr_lambdas[0]
+    assert factor(20) == pytest.approx(0.8)  # goes on from where it was
+    assert factor(35) == pytest.approx(0.4)
+    assert factor(50) == pytest.approx(0.0)  # and ends with the new last epoch
+
+
+def test_half_the_first_epoch_plans_the_phase_again_before_its_end():
+    """A phase left one epoch by its time stops at that epoch's end with its learning rate
+    still high when only the epoch's end shows it (sst2, 500 sentences told 30 s: fine-tuning
+    "stopped after 1 of 3 epochs"); halfway through the first epoch, the half measured plans
+    again, so the schedule decays within the epoch that remains."""
+    budget, callback = phase_callback(100.0, first=True)
+    trainer = FakeTrainer(max_epochs=10, batches=20)
+    callback._plan(trainer, None, epoch=2.0, rest_of_first=1.8)  # the probe: all ten fit
+    assert trainer.max_epochs == 10
+    callback._epoch_start = time.monotonic() - 30.0  # half the epoch took 30 s
+    callback.on_train_batch_end(trainer, None, None, None, batch_idx=9)
+    assert trainer.max_epochs == 1
+    assert budget.current.cut == "cut from 10 to 1 epochs (about 60.0s each)"
+    assert trainer.scheduler.lr_lambdas[0](20) == pytest.approx(0.0)
+    callback._epoch_start = time.monotonic() - 60.0  # once only
+    callback.on_train_batch_end(trainer, None, None, None, batch_idx=9)
+    assert budget.current.cut == "cut from 10 to 1 epochs (about 60.0s each)"
+
+
+def test_a_cut_made_under_a_moments_load_is_taken_back_when_the_epoch_measures_cheaper():
+    """A probe of three steps can catch another process's burst (a detection fit told 549 s
+    cut fine-tuning from 8 epochs to 4 on a probe of 93 s an epoch while tests ran beside it,
+    and ended 229 s early): the epoch measured plans again, up to the epochs planned."""
+    budget, callback = phase_callback(100.0, first=False)
+    trainer = FakeTrainer(max_epochs=10, batches=10)
+    callback._plan(trainer, None, epoch=30.0, rest_of_first=27.0)
+    assert trainer.max_epochs == 3
+    for _ in range(10):  # the first epoch's steps
+        trainer.scheduler.optimizer.step()
+        trainer.scheduler.step()
+    before = trainer.scheduler.lr_lambdas[0](10)
+    callback._epoch_start = time.monotonic() - 5.0  # it took 5 s
+    callback.on_train_epoch_end(trainer, None)
+    assert trainer.max_epochs == 10 and budget.current.cut is None
+    factor = trainer.scheduler.lr_lambdas[0]
+    assert factor(10) == pytest.approx(before)
+    assert factor(100) == pytest.approx(0.0)
+
+
+def test_a_phase_whose_later_phases_are_not_guessed_keeps_their_share_of_a_short_limit():
+    """Detection caches no features, so fine-tuning's epoch is not guessed before it starts;
+    the head phase (the backbone frozen but run on every batch) took up to half of a short
+    limit for four warm-up epochs, leaving fine-tuning three of its eight (mAP 0.506 told
+    460 s, against 0.549 with two head epochs). Once the head's epoch is measured, the later
+    phases keep their planned work's share (at 1.25 times a head epoch), or all they plan
+    when the plan fits."""
+    budget = TimeBudget.of(200.0)
+    budget.admits("head", 4, (0, 2), 0.0, later_epochs=8)
+    callback = BudgetCallback(budget, budget.current, 0.0)
+    trainer = FakeTrainer(max_epochs=4, batches=10)
+    left = budget.left()
+    callback._plan(trainer, None, epoch=20.0, rest_of_first=15.0)
+    share = 8 * 1.25 / (4 + 8 * 1.25)  # the plan, 280 s of work, does not fit
+    assert budget.current.later_reserve == pytest.approx(left * share, abs=0.5)
+    assert budget.room() == pytest.approx(left * (1 - share), abs=0.5)
+    assert trainer.max_epochs == 1 + int((budget.room() - 1.1 * 15.0) // (1.1 * 20.0)) == 2
+    roomy = TimeBudget.of(1000.0)
+    roomy.admits("head", 4, (0, 2), 0.0, later_epochs=8)
+    trainer = FakeTrainer(max_epochs=4, batches=10)
+    BudgetCallback(roomy, roomy.current, 0.0)._plan(trainer, None, 20.0, 15.0)
+    assert roomy.current.later_reserve == pytest.approx(8 * 1.25 * 20.0)
+    assert trainer.max_epochs == 4  # everything fits: nothing is cut
+
+
 def test_the_probe_weighs_batches_of_alike_length_by_their_work():
     """Texts train in batches of alike length: a batch of long texts costs many times one of
     short texts, so the probe's first steps stand for their share of the epoch's work, not
