@@ -476,6 +476,8 @@ def stretch_schedule(trainer: Any, planned_epochs: int, epochs: int) -> None:
     import torch
 
     batches = trainer.num_training_batches
+    if not math.isfinite(batches):  # an iterable of unknown length: no step to map onto
+        return
     per_epoch = math.ceil(batches / getattr(trainer, "accumulate_grad_batches", 1))
     end, new_end = planned_epochs * per_epoch, epochs * per_epoch
     for config in trainer.lr_scheduler_configs:
