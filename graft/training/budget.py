@@ -202,7 +202,7 @@ class TimeBudget:
         phase = self.current
         if phase is None or not phase.later_epochs or phase.later_reserve is not None:
             return
-        if phase.later_cost() > 0:
+        if phase.later_cost() > 0:  # guessed: room() leaves them that
             return
         own = phase.planned * epoch
         later = phase.later_epochs * LATER_EPOCH_COST * epoch
@@ -409,7 +409,7 @@ class BudgetCallback(L.Callback):
             self._plan(trainer, module, self.epoch_seconds, 0.0)
         if done >= trainer.max_epochs:
             return
-        fits = done + int(max(0.0, self.budget.room()) // (MARGIN * self.epoch_seconds))
+        fits = self._epochs_that_fit(trainer, self.budget.room(), self.epoch_seconds, 0.0)
         if fits <= done:
             trainer.should_stop = True
             self._note(f"stopped after {done} of {self.phase.planned} epochs (out of time)")
@@ -429,9 +429,16 @@ class BudgetCallback(L.Callback):
                 )
             fits = 1
         else:
-            after_this = max(0.0, room - MARGIN * rest_of_first)
-            fits = trainer.current_epoch + 1 + int(after_this // (MARGIN * epoch))
+            fits = self._epochs_that_fit(trainer, room, epoch, rest_of_first)
         self._run_epochs(trainer, fits, f"{epoch:.1f}s each")
+
+    @staticmethod
+    def _epochs_that_fit(trainer, room: float, epoch: float, rest_of_current: float) -> int:
+        """Epochs of the phase, the current one included, that end within ``room`` seconds:
+        the ``rest_of_current`` epoch's seconds, then whole epochs of ``epoch``, each with the
+        margin."""
+        after_this = max(0.0, room - MARGIN * rest_of_current)
+        return trainer.current_epoch + 1 + int(after_this // (MARGIN * epoch))
 
     def _run_epochs(self, trainer, fits: int, how: str) -> None:
         """Run ``fits`` epochs (never more than planned), the schedule stretched onto them;
